@@ -1,0 +1,55 @@
+"""eventsched: a structured-concurrency event scheduler for asyncio and trio, via anyio.
+
+The library logs through loguru but never configures sinks, and is disabled until the
+application enables it (``logger.enable("eventsched")``, as ``python -m eventsched`` does).
+"""
+
+from __future__ import annotations
+
+from loguru import logger
+
+from ._events import (
+    DEFAULT_MAX_EVENT_BYTES,
+    Event,
+    EventType,
+    EventTypeLike,
+    FrozenDict,
+    current_event,
+)
+from ._exceptions import EventschedError, InvalidEventError, QueueFullError, SchedulerStateError
+from ._handlers import ALL_EVENTS, Handler, HandlerFunc
+from ._scheduler import EventScheduler, SchedulerState, Service
+from ._shutdown import EXIT_CONFIG, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
+from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
+from ._summary import format_summary
+
+__all__ = [
+    "ALL_EVENTS",
+    "DEFAULT_MAX_EVENT_BYTES",
+    "EXIT_CONFIG",
+    "EXIT_OK",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "EXIT_WATCHDOG",
+    "DropReason",
+    "Event",
+    "EventScheduler",
+    "EventType",
+    "EventTypeLike",
+    "EventschedError",
+    "FrozenDict",
+    "Handler",
+    "HandlerFunc",
+    "InvalidEventError",
+    "OverflowPolicy",
+    "QueueFullError",
+    "RejectReason",
+    "SchedulerState",
+    "SchedulerStateError",
+    "Service",
+    "Statistics",
+    "current_event",
+    "format_summary",
+]
+
+logger.disable("eventsched")

@@ -1,0 +1,541 @@
+"""The event pipeline: one bounded memory object stream, overflow at the send call, workers.
+
+Design (measured in ``../shared/NOTES.md`` and ``benchmarks/bench_pipeline.py``):
+
+* Emitting tries ``send_nowait`` first. anyio's ``send()`` always passes through the
+  scheduler, which costs more than the whole rest of the trip; ``WouldBlock`` is where
+  the overflow policy applies, so overflow is explicit at the send call and counted.
+* Workers drain with ``receive_nowait`` and only wait when the queue is empty. They
+  wait on their own wake-up event rather than in ``receive()``, so an accepted event
+  is always *in the stream's buffer* until a worker takes it: the queue length the
+  accounting reports is the stream's own figure, not a number derived from ours.
+* A worker checkpoints after at most :data:`CHECKPOINT_EVERY` events in a row, so a
+  stream of handlers that never yield cannot starve other tasks or delay cancellation
+  by more than that many handler calls.
+* Emitters that must wait for room (policy ``block``, and our own reports) queue up
+  here; a worker that frees a slot moves the first waiter's event into the buffer
+  itself, before any other task runs. So waiting emitters are served in order, cannot
+  be starved by ``send_nowait`` callers, and know for certain whether their event got in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from types import MappingProxyType
+from typing import Final
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+from anyio import EndOfStream, WouldBlock
+from loguru import logger
+
+from ._events import Event, EventType, _current_event
+from ._exceptions import InvalidEventError, QueueFullError
+from ._handlers import Handler, HandlerRegistry
+from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
+
+__all__ = ["CHECKPOINT_EVERY", "EventBus"]
+
+log = logger.bind(component="bus")
+
+#: A worker yields to the event loop after at most this many events in a row. 64
+#: keeps the cost of the checkpoint under ~3% of a trivial handler's trip while
+#: bounding the time other tasks wait to 64 handler calls (~0.1 ms with trivial
+#: handlers on this machine); see the benchmark's fairness figure.
+CHECKPOINT_EVERY: Final = 64
+
+# One emit in this many records its time for the latency percentiles: timing every
+# event would cost two clock reads per event on the hot path.
+_LATENCY_SAMPLE_MASK: Final = 15
+_LATENCY_WINDOW: Final = 8192
+
+# An event's outcome is the worst of its handlers': failed > timed out > handled.
+_HANDLED: Final = 0
+_TIMED_OUT: Final = 1
+_FAILED: Final = 2
+
+# Events the runtime emits about itself: never dropped by overflow (they wait for room
+# instead) and never evicted by ``drop_oldest``.
+_PROTECTED: Final = frozenset({EventType.EVENTS_DROPPED, EventType.SHUTDOWN_REQUESTED})
+
+
+class _Waiter:
+    """An emitter waiting for room; a worker places its event and wakes it."""
+
+    __slots__ = ("event", "placed", "wake")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.placed = False
+        self.wake = anyio.Event()
+
+
+class EventBus:
+    """The queue, its overflow policy, the workers and every counter of the accounting."""
+
+    __slots__ = (
+        "_accepting",
+        "_block_timeout",
+        "_capacity",
+        "_closed_refusals",
+        "_emits_since_checkpoint",
+        "_idle",
+        "_latency",
+        "_loop_thread",
+        "_marks",
+        "_max_bytes",
+        "_policy",
+        "_receive",
+        "_receive_nowait",
+        "_registry",
+        "_send",
+        "_send_nowait",
+        "_token",
+        "_waiters",
+        "aborted",
+        "accepted",
+        "drop_signal",
+        "dropped",
+        "dropped_unreported",
+        "emitted",
+        "failed",
+        "handled",
+        "handler_errors",
+        "handler_timeouts",
+        "high_water",
+        "in_flight",
+        "queued",
+        "rejected",
+        "timed_out",
+        "workers_running",
+    )
+
+    def __init__(
+        self,
+        registry: HandlerRegistry,
+        *,
+        queue_size: int,
+        overflow: OverflowPolicy,
+        block_timeout: float | None,
+        max_event_bytes: int,
+    ) -> None:
+        self._registry = registry
+        self._capacity = queue_size
+        self._policy = overflow
+        self._block_timeout = block_timeout
+        self._max_bytes = max_event_bytes
+        self._send, self._receive = anyio.create_memory_object_stream[Event](queue_size)
+        self._send_nowait = self._send.send_nowait
+        self._receive_nowait = self._receive.receive_nowait
+        self._accepting = False
+        self._closed_refusals = 0
+        self._emits_since_checkpoint = 0
+        self._idle: deque[anyio.Event] = deque()
+        self._waiters: deque[_Waiter] = deque()
+        self._marks: dict[int, float] = {}
+        self._latency: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        self._loop_thread: int | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self.emitted = 0
+        self.accepted = 0
+        self.dropped = dict.fromkeys(DropReason, 0)
+        self.dropped_unreported = dict.fromkeys(DropReason, 0)
+        self.rejected = dict.fromkeys(RejectReason, 0)
+        self.handled = 0
+        self.failed = 0
+        self.timed_out = 0
+        self.aborted = 0
+        self.in_flight = 0
+        self.handler_errors = 0
+        self.handler_timeouts = 0
+        self.queued = 0
+        self.high_water = 0
+        self.workers_running = 0
+        self.drop_signal: anyio.Event | None = None
+
+    # -- lifecycle (called by EventScheduler) ------------------------------------------
+
+    def open(self) -> None:
+        """Start accepting events; must be called on the event loop thread."""
+        self._loop_thread = threading.get_ident()
+        self._token = anyio.lowlevel.current_token()
+        self.drop_signal = anyio.Event()
+        self._accepting = True
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def close_intake(self) -> None:
+        """Refuse new events from now on; buffered ones stay for the workers to drain."""
+        self._accepting = False
+        # Blocked emitters learn that they will not get in; our own reports keep
+        # their place, since they were emitted before intake closed.
+        for waiter in [w for w in self._waiters if w.event.type not in _PROTECTED]:
+            self._waiters.remove(waiter)
+            waiter.wake.set()
+        self._send.close()
+        self._wake_all_idle()
+
+    def _wake_all_idle(self) -> None:
+        while self._idle:
+            self._idle.popleft().set()
+
+    def count_invalid(self, error: InvalidEventError) -> None:
+        if not error.counted:
+            error.counted = True
+            self.emitted += 1
+            self.rejected[RejectReason.INVALID] += 1
+
+    # -- emitting ----------------------------------------------------------------------
+
+    def emit_nowait(self, event: Event) -> bool:
+        """Offer an event without waiting; see :meth:`EventScheduler.emit_nowait`."""
+        if threading.get_ident() != self._loop_thread:
+            return self._emit_from_thread(event)
+        self.emitted += 1
+        if not self._accepting:
+            return self._refuse_closed()
+        if event.data_size > self._max_bytes:
+            self._refuse_oversized(event)
+        try:
+            self._send_nowait(event)
+        except WouldBlock:
+            outcome = self._overflow(event)
+            if outcome is None:  # policy block, but this caller cannot wait
+                self._drop(DropReason.QUEUE_FULL)
+                return False
+            return outcome
+        self._accepted(event)
+        return True
+
+    async def emit(self, event: Event) -> bool:
+        """Offer an event, waiting for room under ``block``; see :meth:`EventScheduler.emit`."""
+        # Accepted emits never yield (that is the speed of send_nowait), so a producer
+        # loop would starve everything else: yield every CHECKPOINT_EVERY emits.
+        self._emits_since_checkpoint += 1
+        if self._emits_since_checkpoint >= CHECKPOINT_EVERY:
+            self._emits_since_checkpoint = 0
+            await anyio.lowlevel.checkpoint()
+        self.emitted += 1
+        if not self._accepting:
+            return self._refuse_closed()
+        if event.data_size > self._max_bytes:
+            self._refuse_oversized(event)
+        try:
+            self._send_nowait(event)
+        except WouldBlock:
+            outcome = self._overflow(event)
+            if outcome is None:
+                return await self._wait_for_room(event, self._block_timeout)
+            return outcome
+        self._accepted(event)
+        return True
+
+    async def emit_protected(self, event: Event) -> bool:
+        """Emit one of the runtime's own events: never dropped, waits for room instead.
+
+        The caller bounds the wait (a report waits for a worker; shutdown for its grace).
+        """
+        self.emitted += 1
+        if not self._accepting:
+            return self._refuse_closed()
+        try:
+            self._send_nowait(event)
+        except WouldBlock:
+            return await self._wait_for_room(event, None)
+        self._accepted(event)
+        return True
+
+    def _accepted(self, event: Event) -> None:
+        accepted = self.accepted = self.accepted + 1
+        queued = self.queued = self.queued + 1
+        if queued > self.high_water:
+            self.high_water = queued
+        if self._idle:
+            self._idle.popleft().set()
+        if not accepted & _LATENCY_SAMPLE_MASK:
+            self._marks[id(event)] = time.perf_counter()
+
+    def _refuse_closed(self) -> bool:
+        self.rejected[RejectReason.SHUTTING_DOWN] += 1
+        self._closed_refusals += 1
+        if self._closed_refusals == 1:
+            log.info(
+                "Intake is closed: events emitted from now on are refused "
+                "(counted as rejected: shutting_down)"
+            )
+        return False
+
+    def _refuse_oversized(self, event: Event) -> None:
+        self.rejected[RejectReason.INVALID] += 1
+        error = InvalidEventError(
+            f"event {event.id} has {event.data_size} bytes of data, over this scheduler's "
+            f"limit of {self._max_bytes} bytes (max_event_bytes)"
+        )
+        error.counted = True
+        raise error
+
+    def _drop(self, reason: DropReason) -> None:
+        self.dropped[reason] += 1
+        self.dropped_unreported[reason] += 1
+        signal = self.drop_signal
+        if signal is not None and not signal.is_set():
+            signal.set()
+
+    def _overflow(self, event: Event) -> bool | None:
+        """Apply the policy to a refused ``send_nowait``; None means "wait for room"."""
+        policy = self._policy
+        if policy is OverflowPolicy.DROP_NEWEST:
+            self._drop(DropReason.QUEUE_FULL)
+            return False
+        if policy is OverflowPolicy.DROP_OLDEST:
+            return self._evict_oldest_for(event)
+        if policy is OverflowPolicy.REJECT:
+            self.rejected[RejectReason.QUEUE_FULL] += 1
+            raise QueueFullError(
+                f"event queue is full ({self._capacity} events) and the overflow policy is "
+                f"'reject': event {event.id} of type {event.type!s} was not accepted"
+            )
+        return None
+
+    def _evict_oldest_for(self, event: Event) -> bool:
+        kept: list[Event] = []
+        evicted: Event | None = None
+        while evicted is None:
+            try:
+                oldest = self._receive_nowait()
+            except (WouldBlock, EndOfStream):
+                break
+            if oldest.type in _PROTECTED:
+                kept.append(oldest)
+            else:
+                evicted = oldest
+        for protected in kept:  # back in, behind the rest: room was just made for them
+            self._send_nowait(protected)
+        if evicted is None:  # the buffer holds nothing but our own reports
+            self._drop(DropReason.QUEUE_FULL)
+            return False
+        self._marks.pop(id(evicted), None)
+        self.accepted -= 1
+        self.queued -= 1
+        self._drop(DropReason.EVICTED)
+        self._send_nowait(event)
+        self._accepted(event)
+        return True
+
+    async def _wait_for_room(self, event: Event, limit: float | None) -> bool:
+        waiter = _Waiter(event)
+        self._waiters.append(waiter)
+        try:
+            with anyio.move_on_after(limit if limit is not None else math.inf):
+                await waiter.wake.wait()
+        except BaseException:
+            # Cancelled while waiting: the event got in only if a worker placed it.
+            if not waiter.placed:
+                self._forget(waiter)
+                self.rejected[RejectReason.SHUTTING_DOWN] += 1
+            raise
+        if waiter.placed:
+            return True
+        self._forget(waiter)
+        if not self._accepting:
+            self.rejected[RejectReason.SHUTTING_DOWN] += 1
+        else:
+            self._drop(DropReason.BLOCK_TIMEOUT)
+        return False
+
+    def _forget(self, waiter: _Waiter) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+
+    def _place_waiter(self) -> None:
+        """Move the first waiting emitter's event into the slot a worker just freed."""
+        waiter = self._waiters.popleft()
+        self._send_nowait(waiter.event)
+        self._accepted(waiter.event)
+        waiter.placed = True
+        waiter.wake.set()
+
+    def _emit_from_thread(self, event: Event) -> bool:
+        # Memory object streams are not thread-safe: hand the event to the loop thread.
+        token = self._token
+        if token is None or not self._accepting:
+            self.emitted += 1
+            return self._refuse_closed()
+        try:
+            if self._policy is OverflowPolicy.BLOCK:
+                # A worker thread can wait, so under "block" it gets backpressure.
+                return anyio.from_thread.run(self.emit, event, token=token)
+            return anyio.from_thread.run_sync(self.emit_nowait, event, token=token)
+        except anyio.RunFinishedError:
+            self.emitted += 1
+            return self._refuse_closed()
+
+    # -- the workers -------------------------------------------------------------------
+
+    async def worker(self) -> None:
+        """Handle events until the stream is closed and empty (or until cancelled)."""
+        receive_nowait = self._receive_nowait
+        registry = self._registry
+        marks = self._marks
+        waiters = self._waiters
+        set_current = _current_event.set
+        reset_current = _current_event.reset
+        in_a_row = 0
+        self.workers_running += 1
+        try:
+            while True:
+                try:
+                    event = receive_nowait()
+                except WouldBlock:
+                    in_a_row = 0
+                    await self._wait_idle()
+                    continue
+                except EndOfStream:
+                    return
+                self.queued -= 1
+                if waiters:
+                    self._place_waiter()
+                if marks:
+                    emitted_at = marks.pop(id(event), None)
+                    if emitted_at is not None:
+                        self._latency.append(time.perf_counter() - emitted_at)
+                handlers = registry.routes.get(event.type, registry.wildcard)
+                self.in_flight += 1
+                token = set_current(event)
+                outcome = _HANDLED
+                try:
+                    for handler in handlers:
+                        if handler.fast:
+                            try:
+                                await handler.func(event)
+                            except Exception as exc:
+                                self._handler_failed(handler, event, exc)
+                                outcome = _FAILED
+                        else:
+                            result = await self._call_slow(handler, event)
+                            if result > outcome:
+                                outcome = result
+                except BaseException:
+                    # Cancelled (shutdown past its grace) with this event in hand.
+                    self.in_flight -= 1
+                    self.aborted += 1
+                    raise
+                finally:
+                    reset_current(token)
+                self.in_flight -= 1
+                if outcome == _HANDLED:
+                    self.handled += 1
+                elif outcome == _FAILED:
+                    self.failed += 1
+                else:
+                    self.timed_out += 1
+                in_a_row += 1
+                if in_a_row >= CHECKPOINT_EVERY:
+                    in_a_row = 0
+                    await anyio.lowlevel.checkpoint()
+        finally:
+            self.workers_running -= 1
+
+    async def _wait_idle(self) -> None:
+        wake = anyio.Event()
+        self._idle.append(wake)
+        try:
+            await wake.wait()
+        except BaseException:
+            try:
+                self._idle.remove(wake)
+            except ValueError:
+                # An emit chose us to handle its event; let another idle worker do it.
+                if self._idle:
+                    self._idle.popleft().set()
+            raise
+
+    async def _call_slow(self, handler: Handler, event: Event) -> int:
+        """Call a handler that needs a timeout scope or a worker thread."""
+        try:
+            if handler.timeout is None:
+                await self._invoke(handler, event)
+                return _HANDLED
+            with anyio.move_on_after(handler.timeout) as scope:
+                await self._invoke(handler, event)
+        except Exception as exc:
+            self._handler_failed(handler, event, exc)
+            return _FAILED
+        if scope.cancelled_caught:
+            self.handler_timeouts += 1
+            log.warning(
+                "Handler {} timed out after {}s on event {} (type {}, correlation {})",
+                handler.name,
+                handler.timeout,
+                event.id,
+                event.type,
+                event.correlation_id,
+            )
+            return _TIMED_OUT
+        return _HANDLED
+
+    @staticmethod
+    async def _invoke(handler: Handler, event: Event) -> None:
+        if handler.is_async:
+            await handler.func(event)
+        else:
+            # A thread cannot be interrupted: on cancellation (timeout, shutdown) the
+            # call is abandoned and left to finish; the shutdown watchdog bounds it.
+            await anyio.to_thread.run_sync(handler.func, event, abandon_on_cancel=True)
+
+    def _handler_failed(self, handler: Handler, event: Event, exc: Exception) -> None:
+        self.handler_errors += 1
+        log.opt(exception=exc).error(
+            "Handler {} failed on event {} (type {}, correlation {}): {!r}",
+            handler.name,
+            event.id,
+            event.type,
+            event.correlation_id,
+            exc,
+        )
+
+    # -- accounting --------------------------------------------------------------------
+
+    def take_unreported_drops(self) -> dict[str, int]:
+        taken = {reason.value: n for reason, n in self.dropped_unreported.items() if n}
+        for reason in self.dropped_unreported:
+            self.dropped_unreported[reason] = 0
+        return taken
+
+    def leftover(self) -> int:
+        """Events still in the buffer (after shutdown: never handled)."""
+        return self._receive.statistics().current_buffer_used
+
+    def statistics(self) -> Statistics:
+        latencies = sorted(self._latency)
+        p50 = p99 = None
+        if latencies:
+            p50 = latencies[len(latencies) // 2]
+            p99 = latencies[min(len(latencies) - 1, (len(latencies) * 99) // 100)]
+        return Statistics(
+            emitted=self.emitted,
+            accepted=self.accepted,
+            dropped=MappingProxyType({r.value: n for r, n in self.dropped.items() if n}),
+            rejected=MappingProxyType({r.value: n for r, n in self.rejected.items() if n}),
+            handled=self.handled,
+            failed=self.failed,
+            timed_out=self.timed_out,
+            aborted_in_flight=self.aborted,
+            in_flight=self.in_flight,
+            still_queued=self.leftover(),
+            handler_errors=self.handler_errors,
+            handler_timeouts=self.handler_timeouts,
+            queue_capacity=self._capacity,
+            queue_high_water=self.high_water,
+            latency_p50=p50,
+            latency_p99=p99,
+            latency_samples=len(latencies),
+        )

@@ -1,0 +1,99 @@
+"""Handler registrations and the routing table the workers read on every event."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from ._events import Event, EventTypeLike
+
+__all__ = ["ALL_EVENTS", "AsyncHandler", "Handler", "HandlerFunc", "SyncHandler"]
+
+#: Subscribe to this to receive every event.
+ALL_EVENTS = "*"
+
+AsyncHandler: TypeAlias = Callable[[Event], Awaitable[Any]]
+SyncHandler: TypeAlias = Callable[[Event], Any]
+HandlerFunc: TypeAlias = AsyncHandler | SyncHandler
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    target = func
+    while True:  # see through functools.partial and callable objects
+        if inspect.iscoroutinefunction(target):
+            return True
+        inner = getattr(target, "func", None)
+        if inner is not None and callable(inner):
+            target = inner
+            continue
+        # A callable object: look at its class's __call__ (ruff's B004 is about
+        # testing callability, which is not what this does).
+        call = getattr(type(target), "__call__", None)  # noqa: B004
+        return call is not None and inspect.iscoroutinefunction(call)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Handler:
+    """One subscription: a function, the event type it listens to, and its options."""
+
+    event_type: EventTypeLike
+    func: HandlerFunc
+    timeout: float | None
+    is_async: bool
+    name: str = field(default="")
+    fast: bool = field(default=False)
+    """Whether the worker may await it directly: async and no timeout scope to enter."""
+
+
+class HandlerRegistry:
+    """Handlers by event type, flattened into a routing table rebuilt on change.
+
+    Workers look up ``routes.get(event.type, wildcard)`` once per event; the table is
+    replaced (never mutated) on subscribe, so a worker holding the old tuple simply
+    finishes the event with the handlers that were subscribed when it started.
+    """
+
+    __slots__ = ("_by_type", "routes", "wildcard")
+
+    def __init__(self) -> None:
+        self._by_type: dict[EventTypeLike, list[Handler]] = {}
+        self.routes: dict[EventTypeLike, tuple[Handler, ...]] = {}
+        self.wildcard: tuple[Handler, ...] = ()
+
+    def add(self, event_type: EventTypeLike, func: HandlerFunc, timeout: float | None) -> Handler:
+        if not callable(func):
+            raise TypeError(f"handler for {event_type!r} must be callable, not {func!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(
+                f"handler timeout must be a positive number of seconds, not {timeout!r}"
+            )
+        name = getattr(func, "__qualname__", None) or repr(func)
+        is_async = _is_async(func)
+        handler = Handler(event_type, func, timeout, is_async, name, is_async and timeout is None)
+        self._by_type.setdefault(event_type, []).append(handler)
+        self._rebuild()
+        return handler
+
+    def remove(self, event_type: EventTypeLike, func: HandlerFunc) -> bool:
+        handlers = self._by_type.get(event_type, [])
+        for index, handler in enumerate(handlers):
+            if handler.func is func or handler.func == func:
+                del handlers[index]
+                self._rebuild()
+                return True
+        return False
+
+    def all(self) -> Iterable[Handler]:
+        for handlers in self._by_type.values():
+            yield from handlers
+
+    def _rebuild(self) -> None:
+        wildcard = tuple(self._by_type.get(ALL_EVENTS, ()))
+        self.routes = {
+            event_type: tuple(handlers) + wildcard
+            for event_type, handlers in self._by_type.items()
+            if event_type != ALL_EVENTS and handlers
+        }
+        self.wildcard = wildcard

@@ -1,0 +1,18 @@
+"""Every async test runs on asyncio and on trio (see the ``anyio_backend`` fixture)."""
+
+from __future__ import annotations
+
+import pytest
+
+# Explicit rather than anyio's default (every installed backend), so that the
+# parametrisation is visible and stays the same when uvloop is installed.
+BACKENDS = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("trio", {}), id="trio"),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    backend: tuple[str, dict[str, object]] = request.param
+    return backend
