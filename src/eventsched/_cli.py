@@ -1,0 +1,172 @@
+"""The command line: parse the settings, report bad ones, start the chosen command.
+
+Only parsing and reporting live here. A bad setting (from a flag, the environment or
+the ``.env`` file) becomes one line on stderr naming the setting, the value and what is
+allowed, and exit code 2, before anything is started.
+
+Commands: with no subcommand, the demo runs. A subcommand is a pydantic model with a
+``run(self, settings) -> int`` method, declared as a ``CliSubCommand[...]`` field of
+:class:`Cli` (``bench`` and ``lesson`` are planned); its own flags follow its name, the
+shared settings come before it: ``eventsched --backend trio bench ...``.
+
+Why pydantic-settings' own CLI support: flags, environment and ``.env`` then fill one
+model with one validation and one set of error messages, and ``--help`` is generated
+from the same fields. Two things are done by hand around it: ``--env-file`` is read
+before the model is built (the ``.env`` source must know its path), and parse errors
+are caught (``cli_exit_on_error=False``) to be reported as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from ._settings import DEFAULT_ENV_FILE, Settings, env_name
+from ._shutdown import EXIT_CONFIG, EXIT_OK
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from ._scheduler import EventScheduler
+
+__all__ = ["Cli", "ConfigError", "Subcommand", "load_settings", "main"]
+
+PROG = "eventsched"
+#: Exit code of an unexpected error (a bug, or a handler crashing the runtime).
+EXIT_ERROR = 1
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message is the one line shown to the user."""
+
+
+class Subcommand(Protocol):
+    """What a subcommand model provides (see the module docstring)."""
+
+    def run(self, settings: Settings) -> int:
+        """Do the command's work with the shared settings; return the exit code."""
+        ...
+
+
+def _env_file(argv: Sequence[str], environ: dict[str, str] | os._Environ[str]) -> Path | None:
+    """The ``.env`` file to read: ``--env-file``, else ``ENV_FILE``, else ``./.env`` if any."""
+    scan = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    scan.add_argument("--env-file")
+    try:
+        known, _ = scan.parse_known_args(list(argv))
+    except argparse.ArgumentError as error:
+        raise ConfigError(f"{PROG}: --env-file: {error.message}") from None
+    explicit = known.env_file
+    origin = "--env-file"
+    if explicit is None:
+        explicit = environ.get("ENV_FILE") or environ.get("env_file")
+        origin = "ENV_FILE"
+    if explicit is None:
+        default = Path(DEFAULT_ENV_FILE)
+        return default if default.is_file() else None
+    path = Path(explicit)
+    if not path.is_file():
+        raise ConfigError(
+            f"{PROG}: bad setting {origin}={explicit!r}: no such file; "
+            "name an existing settings file, or leave it out"
+        )
+    return path
+
+
+def _describe(error: dict[str, Any], env_file: Path | None) -> str:
+    loc = error.get("loc") or ("?",)
+    field = str(loc[0])
+    if error.get("type") == "extra_forbidden":
+        allowed = ", ".join(env_name(name) for name in Settings.model_fields)
+        where = f" in {env_file}" if env_file is not None else ""
+        return f"unknown setting {env_name(field)}{where}; allowed are: {allowed}"
+    flag = "--" + field.replace("_", "-")
+    message = str(error.get("msg", "invalid"))
+    message = message[:1].lower() + message[1:]
+    return f"bad setting {env_name(field)} ({flag}) = {error.get('input')!r}: {message}"
+
+
+def _one_line(error: ValidationError, env_file: Path | None) -> str:
+    parts = [_describe(dict(e), env_file) for e in error.errors(include_url=False)]
+    return f"{PROG}: " + "; ".join(parts)
+
+
+class Cli(Settings):
+    __doc__ = Settings.__doc__
+
+    # Subcommands are fields here, e.g. ``bench: CliSubCommand[Bench]`` (issues 5, 6).
+
+
+def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) -> Settings:
+    """Build the settings from ``argv``, the environment and the ``.env`` file.
+
+    :raises ConfigError: a setting is invalid, with the one-line message to show
+    :raises SystemExit: ``--help`` was asked for (after printing it)
+    """
+    from pydantic import ValidationError
+    from pydantic_settings import CliSettingsSource, SettingsError
+
+    model: type[Settings] = Cli if cli_model is None else cli_model
+    env_file = _env_file(argv, os.environ)
+    try:
+        source: CliSettingsSource[Settings] = CliSettingsSource(model)
+        # The underscore arguments are BaseSettings' documented per-call options;
+        # mypy sees only the fields (the pydantic plugin is not enabled here).
+        return model(
+            _env_file=env_file,  # type: ignore[call-arg]
+            _cli_settings_source=source(args=list(argv)),
+        )
+    except ValidationError as error:
+        raise ConfigError(_one_line(error, env_file)) from None
+    except SettingsError as error:
+        raise ConfigError(f"{PROG}: {error} (see {PROG} --help)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{PROG}: cannot read settings file {env_file}: {error}") from None
+
+
+def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | None) -> int:
+    import anyio
+
+    from ._demo import run_demo
+
+    stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
+    return EXIT_OK if stats.unaccounted == 0 else EXIT_ERROR
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    customize: Callable[[EventScheduler], None] | None = None,
+) -> int:
+    """Run ``eventsched`` with ``argv`` (default: the process's); return the exit code.
+
+    ``customize`` is called with the demo's scheduler before it starts (extra handlers
+    for experiments and tests).
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        settings = load_settings(args)
+    except ConfigError as error:
+        print(error, file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+
+    from loguru import logger
+    from pydantic_settings import get_subcommand
+
+    from ._logging import configure_logging
+
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
+    try:
+        command = get_subcommand(settings, is_required=False)
+        if command is not None:
+            return cast("Subcommand", command).run(settings)
+        return _run_demo(settings, customize)
+    except Exception:
+        logger.exception("eventsched stopped on an unexpected error")
+        return EXIT_ERROR
+    finally:
+        logger.complete()

@@ -1,0 +1,132 @@
+"""The application's settings: one pydantic-settings model for flags, environment and ``.env``.
+
+Precedence, highest first: command-line flags, environment variables, the ``.env`` file,
+then the defaults, some of which depend on ``APP_ENV`` (see :class:`Settings`).
+Environment variable names carry no prefix: ``APP_ENV`` and ``LOG_LEVEL`` are the
+original demo's, and the others follow them (``BACKEND``, ``QUEUE_SIZE``, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final, Literal, get_args
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_ENV_FILE", "Settings", "env_name"]
+
+#: Read when no ``--env-file`` (or ``ENV_FILE``) names another; a missing one is fine.
+DEFAULT_ENV_FILE: Final = ".env"
+
+AppEnv = Literal["local", "staging", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
+Backend = Literal["asyncio", "trio"]
+Overflow = Literal["drop_newest", "drop_oldest", "block", "reject"]
+
+
+def env_name(field: str) -> str:
+    """The environment variable (and ``.env`` key) of a setting."""
+    return field.upper()
+
+
+def _help(text: str, field: str) -> str:
+    return f"{text} [env: {env_name(field)}]"
+
+
+class Settings(BaseSettings):
+    """Run the eventsched demo: scheduled jobs, handlers, a bounded queue, graceful shutdown.
+
+    Every setting can be given as a flag, an environment variable or a line in the
+    .env file; flags beat the environment, which beats .env, which beats the defaults.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=DEFAULT_ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="forbid",
+        case_sensitive=False,
+        validate_default=True,
+        cli_kebab_case=True,
+        cli_prog_name="eventsched",
+        cli_exit_on_error=False,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+        cli_use_class_docs_for_groups=False,
+    )
+
+    app_env: AppEnv = Field(
+        "local",
+        description=_help("where this runs; chooses defaults (production: JSON logs)", "app_env"),
+    )
+    log_level: LogLevel = Field(
+        "INFO", description=_help("least severe level logged (any case)", "log_level")
+    )
+    log_format: LogFormat = Field(
+        "text",
+        description=_help(
+            "text: one readable line per record; json: one JSON object per line "
+            "(default json when APP_ENV=production)",
+            "log_format",
+        ),
+    )
+    backend: Backend = Field("asyncio", description=_help("event loop to run on", "backend"))
+    queue_size: int = Field(
+        1000, gt=0, le=10_000_000, description=_help("capacity of the event queue", "queue_size")
+    )
+    overflow: Overflow = Field(
+        "drop_newest",
+        description=_help("what an emit does when the queue is full", "overflow"),
+    )
+    workers: int = Field(
+        1, ge=1, le=1000, description=_help("handler tasks consuming the queue", "workers")
+    )
+    grace_period: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description=_help("seconds the queue may drain at shutdown", "grace_period"),
+    )
+    state_file: Path | None = Field(
+        None,
+        description=_help(
+            "file keeping the jobs' schedules across restarts (None: in memory)", "state_file"
+        ),
+    )
+    duration: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description=_help(
+            "stop by itself after this many seconds (None: run until stopped)", "duration"
+        ),
+    )
+    demo_message: str = Field(
+        "Hello World",
+        max_length=1000,
+        description=_help("text the demo's greeting event carries", "demo_message"),
+    )
+    env_file: Path = Field(
+        Path(DEFAULT_ENV_FILE),
+        description=_help("settings file to read; an explicitly named one must exist", "env_file"),
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        # "info" works as "INFO"; anything else is reported as given.
+        if isinstance(value, str) and value.strip().upper() in get_args(LogLevel):
+            return value.strip().upper()
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_env_defaults(cls, data: Any) -> Any:
+        # Sees only the values given explicitly (by any source): fill the defaults
+        # that APP_ENV chooses, leaving explicit values alone.
+        production = isinstance(data, dict) and data.get("app_env") == "production"
+        if production and data.get("log_format") is None:
+            data = {**data, "log_format": "json"}
+        return data
