@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from loguru import logger
 
+from ._clock import Clock, SystemClock
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
     Event,
@@ -18,6 +19,16 @@ from ._events import (
 )
 from ._exceptions import EventschedError, InvalidEventError, QueueFullError, SchedulerStateError
 from ._handlers import ALL_EVENTS, Handler, HandlerFunc
+from ._jobs import (
+    ConflictingIdError,
+    Job,
+    JobLookupError,
+    JobScheduler,
+    JobSchedulerState,
+    JobStatistics,
+    MissReason,
+)
+from ._jobstate import JobStateError
 from ._scheduler import EventScheduler, SchedulerState, Service
 from ._shutdown import EXIT_CONFIG, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
@@ -31,6 +42,8 @@ __all__ = [
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
     "EXIT_WATCHDOG",
+    "Clock",
+    "ConflictingIdError",
     "DropReason",
     "Event",
     "EventScheduler",
@@ -41,6 +54,13 @@ __all__ = [
     "Handler",
     "HandlerFunc",
     "InvalidEventError",
+    "Job",
+    "JobLookupError",
+    "JobScheduler",
+    "JobSchedulerState",
+    "JobStateError",
+    "JobStatistics",
+    "MissReason",
     "OverflowPolicy",
     "QueueFullError",
     "RejectReason",
@@ -48,6 +68,7 @@ __all__ = [
     "SchedulerStateError",
     "Service",
     "Statistics",
+    "SystemClock",
     "current_event",
     "format_summary",
 ]

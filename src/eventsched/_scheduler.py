@@ -18,6 +18,7 @@ from ._bus import EventBus
 from ._events import DEFAULT_MAX_EVENT_BYTES, Event, EventType, EventTypeLike, _invalid_hook
 from ._exceptions import InvalidEventError, SchedulerStateError
 from ._handlers import HandlerFunc, HandlerRegistry
+from ._jobs import JobScheduler, jobs_method
 from ._shutdown import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
@@ -157,6 +158,9 @@ class EventScheduler:
         self._watchdog: Watchdog | None = None
         self._watchdog_margin = watchdog_margin
         self._final: Statistics | None = None
+        # -- jobs -- (always there, so that jobs can be added before start or while running)
+        self._jobs = JobScheduler(self)
+        self._services.append(self._jobs)
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -281,6 +285,23 @@ class EventScheduler:
                 f"service {service.name!r} must be added before the scheduler starts"
             )
         self._services.append(service)
+
+    # -- jobs (see _jobs.py; these delegate to the JobScheduler service) -------------
+
+    @property
+    def jobs(self) -> JobScheduler:
+        """The job scheduler task: its clock, state file and statistics."""
+        return self._jobs
+
+    add_job = jobs_method(JobScheduler.add_job)
+    job = jobs_method(JobScheduler.job)
+    remove_job = jobs_method(JobScheduler.remove_job)
+    pause_job = jobs_method(JobScheduler.pause_job)
+    resume_job = jobs_method(JobScheduler.resume_job)
+    get_job = jobs_method(JobScheduler.get_job)
+    get_jobs = jobs_method(JobScheduler.get_jobs)
+    configure_jobs = jobs_method(JobScheduler.configure)
+    job_statistics = jobs_method(JobScheduler.statistics)
 
     # -- lifecycle ---------------------------------------------------------------------
 

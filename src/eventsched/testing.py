@@ -1,0 +1,68 @@
+"""Helpers for testing code that uses eventsched: virtual time for schedules.
+
+A job scheduler reads wall time from a :class:`~eventsched.Clock`. Give it a
+:class:`VirtualClock` and run under trio's ``MockClock(autojump_threshold=0)``: the
+loop clock jumps ahead whenever every task waits, so a simulated day passes in a
+fraction of a second, with every fire time exact.
+
+With pytest and anyio's plugin, in your ``conftest.py`` (or one test module)::
+
+    import pytest
+    from eventsched.testing import virtual_time_backend
+
+    @pytest.fixture
+    def anyio_backend():
+        return virtual_time_backend()
+
+and in a test::
+
+    import anyio
+    from eventsched import EventScheduler, EventType
+    from eventsched.testing import VirtualClock
+
+    @pytest.mark.anyio
+    async def test_report_runs_every_hour():
+        scheduler = EventScheduler()
+        scheduler.configure_jobs(clock=VirtualClock())
+        scheduler.add_job(make_report, "cron", minute=0, id="report")
+        async with scheduler:
+            await anyio.sleep(24 * 3600)  # instant
+        assert scheduler.job_statistics().runs_completed == 24
+
+Without pytest: ``run_in_virtual_time(main)``.
+
+Caveat: anything that runs in a worker thread (sync jobs and handlers, the state
+file) leaves every task waiting, so the mock clock may jump while the thread works:
+keep virtual-time tests to async jobs, and test persistence in real time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+import trio.testing
+
+from ._clock import DEFAULT_EPOCH, Clock, SystemClock, VirtualClock
+
+__all__ = [
+    "DEFAULT_EPOCH",
+    "Clock",
+    "SystemClock",
+    "VirtualClock",
+    "run_in_virtual_time",
+    "virtual_time_backend",
+]
+
+T = TypeVar("T")
+
+
+def virtual_time_backend() -> tuple[str, dict[str, Any]]:
+    """An ``anyio_backend`` value: trio with a fresh ``MockClock(autojump_threshold=0)``."""
+    return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+
+
+def run_in_virtual_time(func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``func(*args)`` under trio in virtual time and return its result."""
+    return trio.run(func, *args, clock=trio.testing.MockClock(autojump_threshold=0))
