@@ -7,6 +7,12 @@ import sys
 
 def main() -> int:
     """Entry point of ``python -m eventsched`` and of the ``eventsched`` script."""
+    if sys.argv[1:] in (["--help"], ["-h"]):
+        # Fast path: the text pydantic-settings renders, cached (see _help.py).
+        from ._help import HELP
+
+        sys.stdout.write(HELP)
+        return 0
     from ._cli import main as cli_main
 
     return cli_main()

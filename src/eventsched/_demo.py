@@ -2,28 +2,28 @@
 
 What it shows, on whichever backend the settings choose:
 
-* ``greeting`` at start-up: the original README's custom event (``DEMO_MESSAGE``);
-* ``report`` every 2 s: an interval job whose completion a handler turns into a
-  ``report_ready`` follow-up event (same correlation id, caused by the completion);
-* ``flaky`` every 3 s: fails on every third run (the 2nd, 5th, ...), and the failure is handled;
-* ``burst`` every 7 s: emits more events than the queue holds at once, so the overflow
-  policy acts and drops are reported and counted;
-* ``minutely``: a cron-style job at the start of every minute.
+* ``greeting`` (a date job, once, half a second after start-up): the original README's custom event,
+  carrying ``DEMO_MESSAGE``;
+* ``report`` (interval, every 2 s): a handler turns its completion into a
+  ``report_ready`` follow-up event with the same correlation id;
+* ``flaky`` (interval, every 3 s): fails on every third run (the 2nd, 5th, ...), and
+  a handler reacts to the failure;
+* ``burst`` (interval, every 7 s): emits more events than the queue holds at once, so
+  the overflow policy acts and the drops are reported and counted;
+* ``minutely`` (cron, ``* * * * *``): at the start of every minute.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 import anyio
-from anyio.abc import TaskStatus
 from loguru import logger
 
 from ._events import Event, EventType
@@ -48,88 +48,6 @@ class DemoEvent(StrEnum):
     BURST_ITEM = "burst_item"
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
-    id: str
-    func: Callable[[], Awaitable[object]]
-    trigger: str  # "interval" (every ``seconds``), "date" (once, after ``seconds``), "cron"
-    seconds: float = 0.0
-
-
-class DemoJobs:
-    """Runs the demo's jobs in the scheduler's task group (a :class:`Service`).
-
-    Each run starts a chain of events with its own correlation id: ``JOB_STARTED``,
-    then ``JOB_COMPLETED`` or ``JOB_FAILED``, and whatever handlers emit in response.
-    """
-
-    name = "demo-jobs"
-
-    def __init__(self, scheduler: EventScheduler, jobs: list[_Job]) -> None:
-        self._scheduler = scheduler
-        self._jobs = jobs
-        self._stopping = False
-        self._running = 0
-        self._idle: anyio.Event | None = None
-
-    async def run(self, *, task_status: TaskStatus[None]) -> None:
-        async with anyio.create_task_group() as tg:
-            for job in self._jobs:
-                tg.start_soon(self._loop, job)
-            task_status.started()
-
-    def begin_shutdown(self) -> None:
-        self._stopping = True
-
-    async def wait_idle(self) -> None:
-        while self._running:
-            self._idle = anyio.Event()
-            await self._idle.wait()
-
-    async def _loop(self, job: _Job) -> None:
-        deadline = anyio.current_time()
-        while not self._stopping:
-            if job.trigger == "cron":  # at the start of every minute
-                deadline = anyio.current_time() + 60.0 - math.fmod(time.time(), 60.0)
-            else:
-                deadline += job.seconds
-            await anyio.sleep_until(deadline)
-            if self._stopping:
-                return
-            await self._run_once(job)
-            if job.trigger == "date":
-                return
-
-    async def _run_once(self, job: _Job) -> None:
-        scheduler = self._scheduler
-        self._running += 1
-        try:
-            started = Event.create(EventType.JOB_STARTED, {"job_id": job.id})
-            chain = started.correlation_id
-            await scheduler.emit(started)
-            begun = time.perf_counter()
-            try:
-                await job.func()
-            except Exception as exc:
-                await scheduler.emit(
-                    EventType.JOB_FAILED,
-                    {"job_id": job.id, "error": type(exc).__name__, "message": str(exc)},
-                    correlation_id=chain,
-                    causation_id=started.id,
-                )
-            else:
-                await scheduler.emit(
-                    EventType.JOB_COMPLETED,
-                    {"job_id": job.id, "duration": round(time.perf_counter() - begun, 6)},
-                    correlation_id=chain,
-                    causation_id=started.id,
-                )
-        finally:
-            self._running -= 1
-            if not self._running and self._idle is not None:
-                self._idle.set()
-
-
 def build_scheduler(settings: Settings) -> EventScheduler:
     """An :class:`EventScheduler` with the demo's handlers and jobs, not yet started."""
     scheduler = EventScheduler(
@@ -149,12 +67,17 @@ def build_scheduler(settings: Settings) -> EventScheduler:
         log.info("Job {} completed in {:.3f} ms", job_id, event.data["duration"] * 1000)
         if job_id == "report":
             # Created inside a handler: inherits this event's correlation id.
-            await scheduler.emit(DemoEvent.REPORT_READY, {"job_id": job_id, "rows": 42})
+            rows = event.data.get("result")
+            await scheduler.emit(DemoEvent.REPORT_READY, {"job_id": job_id, "rows": rows})
 
     @scheduler.on(EventType.JOB_FAILED)
     async def job_failed(event: Event) -> None:
         data = event.data
-        log.warning("Job {} failed: {}: {}", data["job_id"], data["error"], data["message"])
+        log.warning(
+            "Handler reacting to the failure of job {} ({}): would page someone now",
+            data["job_id"],
+            data.get("error_type", data.get("reason")),
+        )
 
     @scheduler.on(DemoEvent.REPORT_READY)
     async def report_ready(event: Event) -> None:
@@ -170,8 +93,9 @@ def build_scheduler(settings: Settings) -> EventScheduler:
 
     runs = itertools.count(1)
 
-    async def report() -> None:
+    async def report() -> int:
         await anyio.sleep(0.01)  # pretend to query something
+        return 42
 
     async def flaky() -> None:
         run = next(runs)
@@ -195,18 +119,14 @@ def build_scheduler(settings: Settings) -> EventScheduler:
     async def minutely() -> None:
         log.info("Minutely job: it is {}", time.strftime("%H:%M"))
 
-    scheduler.add_service(
-        DemoJobs(
-            scheduler,
-            [
-                _Job("greeting", greeting, "date", 0.2),
-                _Job("report", report, "interval", 2.0),
-                _Job("flaky", flaky, "interval", 3.0),
-                _Job("burst", burst, "interval", 7.0),
-                _Job("minutely", minutely, "cron"),
-            ],
-        )
-    )
+    if settings.state_file is not None:
+        scheduler.configure_jobs(state_file=settings.state_file)
+    soon = datetime.now(UTC) + timedelta(seconds=0.5)
+    scheduler.add_job(greeting, "date", run_date=soon, id="greeting")
+    scheduler.add_job(report, "interval", seconds=2, id="report")
+    scheduler.add_job(flaky, "interval", seconds=3, id="flaky")
+    scheduler.add_job(burst, "interval", seconds=7, id="burst")
+    scheduler.add_job(minutely, "cron", crontab="* * * * *", id="minutely")
     return scheduler
 
 
@@ -228,4 +148,13 @@ async def run_demo(
             tg.start_soon(_stop_after, scheduler, settings.duration)
         stats = await scheduler.run()
         tg.cancel_scope.cancel()
+    jobs = scheduler.job_statistics()
+    log.bind(jobs=jobs.as_dict()).info(
+        "Jobs: {} run(s) started, {} completed, {} failed, {} aborted, {} missed",
+        jobs.runs_started,
+        jobs.runs_completed,
+        jobs.runs_failed,
+        jobs.runs_aborted,
+        jobs.missed_total,
+    )
     return stats
