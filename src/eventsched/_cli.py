@@ -160,12 +160,27 @@ def write_help() -> Path:
     return path
 
 
+def _first_leaf(group: BaseExceptionGroup[Any]) -> Any:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | None) -> int:
     import anyio
+    from loguru import logger
 
     from ._demo import run_demo
+    from ._jobstate import JobStateError
 
-    stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
+    bad_state: JobStateError | None = None
+    try:
+        stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
+    except* JobStateError as group:
+        bad_state = _first_leaf(group)
+    if bad_state is not None:
+        # A configuration problem found only when the file is opened: one line, no traceback.
+        logger.error("Bad setting STATE_FILE (--state-file): {}", bad_state)
+        return EXIT_CONFIG
     return EXIT_OK if stats.unaccounted == 0 else EXIT_ERROR
 
 
