@@ -1,0 +1,80 @@
+"""The settings model and its loader, in process (the subprocess tests are in test_cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eventsched._cli import ConfigError, load_settings
+from eventsched._settings import Settings, env_name
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test starts in an empty directory with no eventsched variable set."""
+    for field in Settings.model_fields:
+        monkeypatch.delenv(env_name(field), raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults() -> None:
+    """Without flags, environment or .env, the documented defaults apply."""
+    settings = load_settings([])
+    assert (settings.app_env, settings.log_level, settings.log_format) == ("local", "INFO", "text")
+    assert (settings.backend, settings.queue_size, settings.overflow) == (
+        "asyncio",
+        1000,
+        "drop_newest",
+    )
+    assert settings.duration is None
+    assert settings.state_file is None
+
+
+def test_precedence_flags_env_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A flag beats the environment, which beats .env, which beats the default."""
+    (tmp_path / ".env").write_text("QUEUE_SIZE=11\nWORKERS=3\nGRACE_PERIOD=7\n")
+    monkeypatch.setenv("WORKERS", "2")
+    monkeypatch.setenv("GRACE_PERIOD", "8")
+    settings = load_settings(["--grace-period", "9"])
+    assert (settings.queue_size, settings.workers, settings.grace_period) == (11, 2, 9.0)
+
+
+def test_production_chooses_json_but_explicit_text_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """APP_ENV=production defaults to JSON logs; an explicit LOG_FORMAT overrides it."""
+    monkeypatch.setenv("APP_ENV", "production")
+    assert load_settings([]).log_format == "json"
+    monkeypatch.setenv("LOG_FORMAT", "text")
+    assert load_settings([]).log_format == "text"
+    assert load_settings(["--log-format", "json"]).log_format == "json"
+
+
+def test_log_level_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOG_LEVEL=debug is accepted as DEBUG."""
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    assert load_settings([]).log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--duration", "inf"], "DURATION (--duration) = 'inf'"),
+        (["--grace-period", "-1"], "GRACE_PERIOD (--grace-period) = '-1'"),
+        (["--workers", "0"], "WORKERS (--workers) = '0'"),
+        (["--queue-size", "1", "--workers", "x"], "WORKERS (--workers) = 'x'"),
+    ],
+)
+def test_bad_values_name_setting_and_value(args: list[str], expected: str) -> None:
+    """Each invalid value becomes one line naming the setting and the value given."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(args)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_env_file_from_environment_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENV_FILE naming a missing file is an error, like --env-file."""
+    monkeypatch.setenv("ENV_FILE", "nowhere.env")
+    with pytest.raises(ConfigError, match=r"ENV_FILE='nowhere\.env': no such file"):
+        load_settings([])
