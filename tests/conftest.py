@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from trio.testing import MockClock
 
 # Explicit rather than anyio's default (every installed backend), so that the
 # parametrisation is visible and stays the same when uvloop is installed.
@@ -16,3 +17,12 @@ BACKENDS = [
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     backend: tuple[str, dict[str, object]] = request.param
     return backend
+
+
+# For time-based tests: asyncio in real time, trio in virtual time (a MockClock that
+# jumps ahead whenever every task waits). Use with
+# ``@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)``.
+VIRTUAL_TIME = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-virtual"),
+]

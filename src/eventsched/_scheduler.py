@@ -416,6 +416,9 @@ class EventScheduler:
                         workers.start_soon(self._bus.worker)
                     task_status.started()
         finally:
+            # The workers are gone: close both ends of the stream (else ResourceWarning).
+            self._bus.close_intake()
+            self._bus._receive.close()
             self._workers_done.set()
 
     async def _run_service(self, service: Service, *, task_status: TaskStatus[None]) -> None:
