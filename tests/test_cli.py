@@ -169,13 +169,18 @@ def summary_line(lines: list[str]) -> str:
     return found[-1]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_demo_starts_and_sigterm_exits_0_with_summary(run_child: type[Child], backend: str) -> None:
-    """The demo logs the three start-up lines; SIGTERM ends it with 0, a summary, none lost."""
+@pytest.mark.parametrize(
+    ("backend", "signum"),
+    [("asyncio", signal.SIGTERM), ("trio", signal.SIGTERM), ("trio", signal.SIGINT)],
+)
+def test_demo_starts_and_signal_exits_0_with_summary(
+    run_child: type[Child], backend: str, signum: int
+) -> None:
+    """The demo logs the three start-up lines; a signal ends it with 0, a summary, none lost."""
     child = run_child(["--backend", backend, "--grace-period", "1"])
     child.wait_for(STARTUP_LINES[-1])
     child.wait_for("Received: Hello World")
-    child.signal(signal.SIGTERM)
+    child.signal(signum)
     code, lines = child.finish()
     assert code == EXIT_OK
     startup = [line for line in lines if any(text in line for text in STARTUP_LINES)]
