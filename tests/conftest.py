@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from trio.testing import MockClock
 
+TRIO_VIRTUAL = "trio-virtual"
+
 # Explicit rather than anyio's default (every installed backend), so that the
 # parametrisation is visible and stays the same when uvloop is installed.
 BACKENDS = [
@@ -15,6 +17,9 @@ BACKENDS = [
 
 @pytest.fixture(params=BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    if request.param == TRIO_VIRTUAL:
+        # A fresh clock per test: a MockClock carries its virtual time from run to run.
+        return ("trio", {"clock": MockClock(autojump_threshold=0)})
     backend: tuple[str, dict[str, object]] = request.param
     return backend
 
@@ -24,5 +29,5 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
 # ``@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)``.
 VIRTUAL_TIME = [
     pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-virtual"),
+    pytest.param(TRIO_VIRTUAL, id="trio-virtual"),
 ]

@@ -157,7 +157,6 @@ class EventScheduler:
         self._hook_token: Any = None
         self._watchdog: Watchdog | None = None
         self._watchdog_margin = watchdog_margin
-        self._final: Statistics | None = None
         # -- jobs -- (always there, so that jobs can be added before start or while running)
         self._jobs = JobScheduler(self)
         self._services.append(self._jobs)
@@ -244,7 +243,9 @@ class EventScheduler:
         :raises InvalidEventError: the data is not acceptable (counted as rejected)
         :raises QueueFullError: the queue is full and the policy is ``reject``
         """
-        return await self._bus.emit(self._event(event, data, correlation_id, causation_id))
+        if type(event) is not Event or data or correlation_id or causation_id:
+            event = self._event(event, data, correlation_id, causation_id)
+        return await self._bus.emit(event)
 
     def emit_nowait(
         self,
@@ -261,7 +262,9 @@ class EventScheduler:
         handler, a sync job, a thread of your own) the event is handed to the loop
         thread, and under ``block`` that thread waits for room.
         """
-        return self._bus.emit_nowait(self._event(event, data, correlation_id, causation_id))
+        if type(event) is not Event or data or correlation_id or causation_id:
+            event = self._event(event, data, correlation_id, causation_id)
+        return self._bus.emit_nowait(event)
 
     # -- state and accounting ----------------------------------------------------------
 
@@ -271,7 +274,7 @@ class EventScheduler:
 
     def statistics(self) -> Statistics:
         """A consistent snapshot of the accounting (see :class:`Statistics`)."""
-        return self._final if self._final is not None else self._bus.statistics()
+        return self._bus.statistics()
 
     # -- services (the job scheduler task) --------------------------------------------
 
@@ -571,9 +574,7 @@ class EventScheduler:
         if self._hook_token is not None:
             _invalid_hook.reset(self._hook_token)
             self._hook_token = None
-        final = self._bus.statistics()
-        self._final = final
-        log_summary(final, forced=False)
+        log_summary(self._bus.statistics(), forced=False)
         if self._watchdog is not None:
             self._watchdog.disarm()
 
