@@ -9,6 +9,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
+from conftest import VIRTUAL_TIME
 from eventsched import (
     Event,
     EventScheduler,
@@ -18,8 +19,6 @@ from eventsched import (
     QueueFullError,
     Statistics,
 )
-
-from conftest import VIRTUAL_TIME
 
 pytestmark = pytest.mark.anyio
 
@@ -264,14 +263,19 @@ async def test_emit_from_a_sync_handler_thread_keeps_the_correlation() -> None:
         threads.append(threading.current_thread() is not threading.main_thread())
         assert scheduler.emit_nowait("child", {"n": 1})
 
+    got_child = anyio.Event()
+
+    async def on_child(event: Event) -> None:
+        children.append(event)
+        got_child.set()
+
     scheduler.on("parent", sync_handler)
-    scheduler.on("child", children.append)
+    scheduler.on("child", on_child)
     with anyio.fail_after(5):
         async with scheduler:
             parent = Event.create("parent", correlation_id="trace-7")
             await scheduler.emit(parent)
-            while not children:
-                await anyio.sleep(0.01)
+            await got_child.wait()
     assert threads == [True]
     assert children[0].correlation_id == "trace-7"
     assert children[0].causation_id == parent.id
