@@ -93,11 +93,11 @@ class EventBus:
         "_idle",
         "_latency",
         "_loop_thread",
-        "_received",
         "_max_bytes",
         "_policy",
         "_receive",
         "_receive_nowait",
+        "_received",
         "_registry",
         "_send",
         "_send_nowait",
@@ -173,16 +173,27 @@ class EventBus:
     def accepting(self) -> bool:
         return self._accepting
 
-    def close_intake(self) -> None:
-        """Refuse new events from now on; buffered ones stay for the workers to drain."""
+    def close_intake(self, *, force: bool = False) -> None:
+        """Refuse new events from now on; buffered ones stay for the workers to drain.
+
+        Our own reports already waiting for room keep their place: the stream closes
+        once a worker has placed the last of them (or at once with ``force``, when the
+        workers are gone).
+        """
         self._accepting = False
-        # Blocked emitters learn that they will not get in; our own reports keep
-        # their place, since they were emitted before intake closed.
-        for waiter in [w for w in self._waiters if w.event.type not in _PROTECTED]:
-            self._waiters.remove(waiter)
-            waiter.wake.set()
-        self._send.close()
-        self._wake_all_idle()
+        waiters = self._waiters
+        for waiter in list(waiters):
+            if force or waiter.event.type not in _PROTECTED:
+                # A blocked emitter learns it will not get in (counted shutting_down).
+                waiters.remove(waiter)
+                waiter.wake.set()
+        if not waiters:
+            self._send.close()
+            self._wake_all_idle()
+
+    def close_receive(self) -> None:
+        """The workers are gone: close the receiving end too (what is left stays counted)."""
+        self._receive.close()
 
     def _wake_all_idle(self) -> None:
         while self._idle:
@@ -374,6 +385,8 @@ class EventBus:
         self._accepted(waiter.event)
         waiter.placed = True
         waiter.wake.set()
+        if not self._accepting and not self._waiters:
+            self.close_intake()  # the last report is in: now the stream can close
 
     def _emit_from_thread(self, event: Event) -> bool:
         # Memory object streams are not thread-safe: hand the event to the loop thread.

@@ -149,7 +149,7 @@ class EventScheduler:
         self._state = SchedulerState.CREATED
         self._services: list[Service] = []
         self._task_group: TaskGroup | None = None
-        self._services_scope: anyio.CancelScope | None = None
+        self._service_scopes: list[anyio.CancelScope] = []
         self._workers_scope: anyio.CancelScope | None = None
         self._workers_done: anyio.Event | None = None
         self._stop_requested: anyio.Event | None = None
@@ -323,14 +323,19 @@ class EventScheduler:
             self._bus.open()
             await task_group.start(self._run_workers)
             task_group.start_soon(self._report_drops)
-            self._services_scope = anyio.CancelScope()
             for service in self._services:
                 await task_group.start(self._run_service, service)
             task_group.start_soon(self._lifecycle)
         except BaseException as exc:
+            # Could not start: undo everything, then let the error through.
+            self._bus.close_intake(force=True)
             task_group.cancel_scope.cancel()
-            if not await task_group.__aexit__(type(exc), exc, exc.__traceback__):
-                raise
+            try:
+                await task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            finally:
+                self._bus.close_receive()
+                self._finish()
+            raise
         self._state = SchedulerState.RUNNING
         log.info(
             "Event handler started ({} handler task(s), queue of {}, overflow {})",
@@ -420,13 +425,13 @@ class EventScheduler:
                     task_status.started()
         finally:
             # The workers are gone: close both ends of the stream (else ResourceWarning).
-            self._bus.close_intake()
-            self._bus._receive.close()
+            self._bus.close_intake(force=True)
+            self._bus.close_receive()
             self._workers_done.set()
 
     async def _run_service(self, service: Service, *, task_status: TaskStatus[None]) -> None:
-        assert self._services_scope is not None
-        with self._services_scope:
+        with anyio.CancelScope() as scope:
+            self._service_scopes.append(scope)
             await service.run(task_status=task_status)
         log.debug("Service {} stopped", service.name)
 
@@ -510,8 +515,8 @@ class EventScheduler:
             )
             assert self._workers_scope is not None
             self._workers_scope.cancel()
-        if self._services_scope is not None:
-            self._services_scope.cancel()
+        for scope in self._service_scopes:
+            scope.cancel()
         await self._workers_done.wait()
 
     async def _watch_signals(self, guard: SignalGuard, *, task_status: TaskStatus[None]) -> None:
