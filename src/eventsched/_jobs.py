@@ -367,7 +367,11 @@ class JobScheduler:
     ) -> None:
         """Change the clock, the state file or the default timezone before start.
 
-        Arguments left as None keep their current value.
+        Arguments left as None keep their current value. As
+        ``scheduler.configure_jobs(state_file="/var/lib/myapp/jobs.sqlite")`` this turns
+        on persistence: the file lives wherever you point it (created with mode 0600,
+        its directory must exist), and holds each job's last and next fire time as
+        JSON, keyed by job id. Without it (the default) schedules live in memory only.
         """
         if getattr(self, "_state", JobSchedulerState.CREATED) is not JobSchedulerState.CREATED:
             raise SchedulerStateError("configure the job scheduler before it starts")
