@@ -133,9 +133,6 @@ class EventBus:
         self._policy = overflow
         self._block_timeout = block_timeout
         self._max_bytes = max_event_bytes
-        self._send, self._receive = anyio.create_memory_object_stream[Event](queue_size)
-        self._send_nowait = self._send.send_nowait
-        self._receive_nowait = self._receive.receive_nowait
         self._accepting = False
         self._closed_refusals = 0
         self._emits_since_checkpoint = 0
@@ -164,6 +161,11 @@ class EventBus:
 
     def open(self) -> None:
         """Start accepting events; must be called on the event loop thread."""
+        # Created here, not in __init__: a scheduler that never starts leaves no
+        # unclosed stream behind (anyio warns about those).
+        self._send, self._receive = anyio.create_memory_object_stream[Event](self._capacity)
+        self._send_nowait = self._send.send_nowait
+        self._receive_nowait = self._receive.receive_nowait
         self._loop_thread = threading.get_ident()
         self._token = anyio.lowlevel.current_token()
         self.drop_signal = anyio.Event()
@@ -181,6 +183,8 @@ class EventBus:
         workers are gone).
         """
         self._accepting = False
+        if self._token is None:
+            return
         waiters = self._waiters
         for waiter in list(waiters):
             if force or waiter.event.type not in _PROTECTED:
@@ -193,7 +197,8 @@ class EventBus:
 
     def close_receive(self) -> None:
         """The workers are gone: close the receiving end too (what is left stays counted)."""
-        self._receive.close()
+        if self._token is not None:
+            self._receive.close()
 
     def _wake_all_idle(self) -> None:
         while self._idle:
@@ -542,6 +547,8 @@ class EventBus:
 
     def leftover(self) -> int:
         """Events still in the buffer (after shutdown: never handled)."""
+        if self._token is None:  # never opened: no stream yet
+            return 0
         return self._receive.statistics().current_buffer_used
 
     def statistics(self) -> Statistics:

@@ -332,6 +332,8 @@ class EventScheduler:
             task_group.cancel_scope.cancel()
             try:
                 await task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseExceptionGroup as group:
+                raise _single(group) from None
             finally:
                 self._bus.close_receive()
                 self._finish()
@@ -363,6 +365,8 @@ class EventScheduler:
             task_group.cancel_scope.cancel()
         try:
             return bool(await task_group.__aexit__(exc_type, exc, tb))
+        except BaseExceptionGroup as group:
+            raise _single(group) from None
         finally:
             self._finish()
 
@@ -582,6 +586,23 @@ class EventScheduler:
         log_summary(self._bus.statistics(), forced=False)
         if self._watchdog is not None:
             self._watchdog.disarm()
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a task group wrapped, so users see it as raised; else the group.
+
+    The task group wraps even a lone exception from the ``async with`` body; a user of
+    ``async with EventScheduler()`` expects the body's own exception back.
+    """
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        else:
+            leaves.append(current)
+    return leaves[0] if len(leaves) == 1 else group
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

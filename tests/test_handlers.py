@@ -1,0 +1,219 @@
+"""Handlers: subscription forms, sync and async, isolation of failures, timeouts, lineage."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import anyio
+import pytest
+
+from conftest import VIRTUAL_TIME
+from eventsched import ALL_EVENTS, Event, EventScheduler, EventType, Statistics, current_event
+
+pytestmark = pytest.mark.anyio
+
+
+def assert_accounted(stats: Statistics) -> None:
+    """Both identities of the accounting hold."""
+    assert stats.emitted == stats.accepted + stats.dropped_total + stats.rejected_total, stats
+    assert stats.accepted == stats.finished + stats.in_flight + stats.still_queued, stats
+
+
+async def test_subscribe_by_type_to_all_and_without_decorator() -> None:
+    """Handlers get their type's events; "*" gets every event; both forms subscribe."""
+    scheduler = EventScheduler()
+    by_type: list[str] = []
+    everything: list[str] = []
+
+    @scheduler.on(EventType.JOB_FAILED)
+    async def on_failed(event: Event) -> None:
+        by_type.append(event.data["job_id"])
+
+    async def on_any(event: Event) -> None:
+        everything.append(str(event.type))
+
+    assert scheduler.on(ALL_EVENTS, on_any) is on_any
+    with anyio.fail_after(5):
+        async with scheduler:
+            await scheduler.emit(EventType.JOB_FAILED, {"job_id": "a"})
+            await scheduler.emit("job_failed", {"job_id": "b"})  # a StrEnum equals its value
+            await scheduler.emit("other")
+    assert by_type == ["a", "b"]
+    assert everything == ["job_failed", "job_failed", "other", "shutdown_requested"]
+
+
+async def test_off_unsubscribes() -> None:
+    """After off(), a handler receives nothing more."""
+    scheduler = EventScheduler()
+    seen: list[int] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event.data["i"])
+        if event.data["i"] == 0:
+            assert scheduler.off("n", handler)
+
+    scheduler.on("n", handler)
+    with anyio.fail_after(5):
+        async with scheduler:
+            for i in range(3):
+                await scheduler.emit("n", {"i": i})
+    assert seen == [0]
+    assert not scheduler.off("n", handler)
+
+
+async def test_sync_handlers_run_in_a_worker_thread() -> None:
+    """A plain function handler runs off the event loop thread, with the event in context."""
+    scheduler = EventScheduler()
+    calls: list[tuple[bool, str | None]] = []
+    loop_thread = threading.get_ident()
+
+    def sync_handler(event: Event) -> None:
+        current = current_event()
+        calls.append((threading.get_ident() != loop_thread, current and current.id))
+
+    scheduler.on("n", sync_handler)
+    with anyio.fail_after(5):
+        async with scheduler:
+            event = Event.create("n")
+            await scheduler.emit(event)
+    assert calls == [(True, event.id)]
+
+
+async def test_partials_and_callable_objects_of_async_functions_are_async() -> None:
+    """functools.partial of a coroutine function and objects with async __call__ are awaited."""
+    scheduler = EventScheduler()
+    seen: list[str] = []
+
+    async def tagged(tag: str, event: Event) -> None:
+        seen.append(tag)
+
+    class Handler:
+        async def __call__(self, event: Event) -> None:
+            seen.append("object")
+
+    scheduler.on("n", functools.partial(tagged, "partial"))
+    scheduler.on("n", Handler())
+    with anyio.fail_after(5):
+        async with scheduler:
+            await scheduler.emit("n")
+    assert seen == ["partial", "object"]
+
+
+async def test_failing_handlers_are_isolated() -> None:
+    """With 1% of events failing a handler, every other event is handled and nothing stops."""
+    scheduler = EventScheduler(queue_size=100, overflow="block", workers=2)
+    handled: list[int] = []
+    also_ran: list[int] = []
+
+    async def sometimes_fails(event: Event) -> None:
+        if event.data["i"] % 100 == 7:
+            raise RuntimeError(f"boom {event.data['i']}")
+        handled.append(event.data["i"])
+
+    async def second(event: Event) -> None:
+        also_ran.append(event.data["i"])
+
+    scheduler.on("n", sometimes_fails)
+    scheduler.on("n", second)
+    with anyio.fail_after(10):
+        async with scheduler:
+            for i in range(1000):
+                await scheduler.emit("n", {"i": i})
+    stats = scheduler.statistics()
+    assert sorted(handled) == [i for i in range(1000) if i % 100 != 7]
+    assert sorted(also_ran) == list(range(1000))  # a failure does not skip the next handler
+    assert stats.failed == 10
+    assert stats.handler_errors == 10
+    assert stats.handled == 990 + 1  # and SHUTDOWN_REQUESTED
+    assert_accounted(stats)
+
+
+async def test_failing_sync_handler_is_counted() -> None:
+    """An exception in a sync handler's thread is counted like an async one."""
+    scheduler = EventScheduler()
+
+    def fails(event: Event) -> None:
+        raise ValueError("sync boom")
+
+    scheduler.on("n", fails)
+    with anyio.fail_after(5):
+        async with scheduler:
+            await scheduler.emit("n")
+    assert scheduler.statistics().failed == 1
+    assert_accounted(scheduler.statistics())
+
+
+@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+async def test_handler_timeout_counts_as_timed_out() -> None:
+    """A handler past its timeout is cancelled; the event counts as timed out, not failed."""
+    scheduler = EventScheduler(handler_timeout=0.05)
+    finished: list[int] = []
+
+    async def slow_on_odd(event: Event) -> None:
+        if event.data["i"] % 2:
+            await anyio.sleep_forever()
+        finished.append(event.data["i"])
+
+    scheduler.on("n", slow_on_odd)
+    scheduler.on("fast", slow_on_odd, timeout=10)  # per-handler override
+    with anyio.fail_after(10):
+        async with scheduler:
+            for i in range(6):
+                await scheduler.emit("n", {"i": i})
+    stats = scheduler.statistics()
+    assert finished == [0, 2, 4]
+    assert stats.timed_out == 3
+    assert stats.handler_timeouts == 3
+    assert stats.failed == 0
+    assert_accounted(stats)
+
+
+async def test_follow_up_events_carry_the_correlation_id() -> None:
+    """Events a handler emits carry the handled event's correlation id and name it as cause."""
+    scheduler = EventScheduler()
+    chain: list[Event] = []
+    done = anyio.Event()
+
+    async def first(event: Event) -> None:
+        chain.append(event)
+        await scheduler.emit("second")
+
+    async def second(event: Event) -> None:
+        chain.append(event)
+        scheduler.emit_nowait("third")
+
+    async def third(event: Event) -> None:
+        chain.append(event)
+        done.set()
+
+    scheduler.on("first", first)
+    scheduler.on("second", second)
+    scheduler.on("third", third)
+    with anyio.fail_after(5):
+        async with scheduler:
+            await scheduler.emit("first", correlation_id="order-42")
+            await done.wait()
+    assert [e.correlation_id for e in chain] == ["order-42"] * 3
+    assert chain[1].causation_id == chain[0].id
+    assert chain[2].causation_id == chain[1].id
+
+
+async def test_accounting_adds_up_while_handlers_run() -> None:
+    """A snapshot taken inside a handler (one event in flight) already adds up."""
+    scheduler = EventScheduler()
+    snapshots: list[Statistics] = []
+
+    async def look(event: Event) -> None:
+        snapshots.append(scheduler.statistics())
+
+    scheduler.on("n", look)
+    with anyio.fail_after(5):
+        async with scheduler:
+            for _ in range(3):
+                scheduler.emit_nowait("n")
+    assert [s.in_flight for s in snapshots] == [1, 1, 1]
+    assert [s.still_queued for s in snapshots] == [2, 1, 0]
+    for snapshot in snapshots:
+        assert_accounted(snapshot)
+        assert snapshot.unaccounted == 0

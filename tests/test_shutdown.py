@@ -1,0 +1,175 @@
+"""Structured shutdown in-process: drain within the grace period, then cancel, all counted."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from conftest import VIRTUAL_TIME
+from eventsched import (
+    Event,
+    EventScheduler,
+    EventType,
+    SchedulerState,
+    SchedulerStateError,
+    Statistics,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def assert_accounted(stats: Statistics) -> None:
+    """Both identities of the accounting hold."""
+    assert stats.emitted == stats.accepted + stats.dropped_total + stats.rejected_total, stats
+    assert stats.accepted == stats.finished + stats.in_flight + stats.still_queued, stats
+
+
+@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+async def test_graceful_shutdown_delivers_every_buffered_event() -> None:
+    """Events buffered when shutdown starts all reach their handler before the grace ends."""
+    scheduler = EventScheduler(queue_size=500, grace_period=5)
+    seen: list[int] = []
+
+    async def slowish(event: Event) -> None:
+        await anyio.sleep(0.001)
+        seen.append(event.data["i"])
+
+    scheduler.on("n", slowish)
+    with anyio.fail_after(10):
+        async with scheduler:
+            for i in range(300):
+                scheduler.emit_nowait("n", {"i": i})
+            started = anyio.current_time()
+        elapsed = anyio.current_time() - started
+    assert seen == list(range(300))
+    assert elapsed < 5
+    stats = scheduler.statistics()
+    assert stats.aborted_in_flight == 0
+    assert stats.still_queued == 0
+    assert_accounted(stats)
+
+
+@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+async def test_a_hung_handler_is_cancelled_when_the_grace_period_ends() -> None:
+    """A handler awaiting forever is cancelled at the end of the grace period and counted."""
+    grace = 0.3
+    scheduler = EventScheduler(grace_period=grace)
+    cleaned_up: list[bool] = []
+
+    async def hangs(event: Event) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned_up.append(True)
+
+    scheduler.on("hang", hangs)
+    with anyio.fail_after(10):
+        async with scheduler:
+            await scheduler.emit("hang")
+            for i in range(5):
+                scheduler.emit_nowait("queued", {"i": i})
+            await anyio.wait_all_tasks_blocked()
+            started = anyio.current_time()
+        elapsed = anyio.current_time() - started
+    stats = scheduler.statistics()
+    assert grace <= elapsed < grace + 1.0
+    assert cleaned_up == [True]
+    assert stats.aborted_in_flight == 1
+    # Never handled: the five queued events and SHUTDOWN_REQUESTED stay counted in the queue.
+    assert stats.still_queued == 6
+    assert stats.in_flight == 0
+    assert_accounted(stats)
+    assert scheduler.state is SchedulerState.STOPPED
+
+
+@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+async def test_stop_from_a_handler_ends_run() -> None:
+    """run() returns the final statistics after a handler calls stop()."""
+    scheduler = EventScheduler()
+    reasons: list[str] = []
+
+    @scheduler.on("quit")
+    async def quit_(event: Event) -> None:
+        scheduler.stop(reason="asked to")
+
+    @scheduler.on(EventType.SHUTDOWN_REQUESTED)
+    async def on_shutdown(event: Event) -> None:
+        reasons.append(event.data["reason"])
+
+    async def ask_to_quit() -> None:
+        while scheduler.state is not SchedulerState.RUNNING:
+            await anyio.sleep(0.01)
+        await scheduler.emit("quit")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask_to_quit)
+            stats = await scheduler.run(handle_signals=False, watchdog=False)
+    assert reasons == ["asked to"]
+    assert stats.handled == 2
+    assert scheduler.state is SchedulerState.STOPPED
+    assert_accounted(stats)
+
+
+async def test_an_error_in_the_block_cancels_at_once_and_propagates() -> None:
+    """If the body of ``async with`` raises, handlers are cancelled without grace; all counted."""
+    scheduler = EventScheduler(grace_period=60)
+    started = anyio.Event()
+
+    async def hangs(event: Event) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    scheduler.on("hang", hangs)
+    with anyio.fail_after(5), pytest.raises(ZeroDivisionError):
+        async with scheduler:
+            await scheduler.emit("hang")
+            scheduler.emit_nowait("queued")
+            await started.wait()
+            1 / 0  # noqa: B018
+    stats = scheduler.statistics()
+    assert stats.aborted_in_flight == 1
+    assert stats.still_queued == 1
+    assert_accounted(stats)
+
+
+async def test_outer_cancellation_aborts_and_accounts() -> None:
+    """Cancelled from outside (a timeout around the block), the scheduler still accounts."""
+    scheduler = EventScheduler(grace_period=60)
+
+    async def hangs(event: Event) -> None:
+        await anyio.sleep_forever()
+
+    scheduler.on("hang", hangs)
+    with anyio.move_on_after(0.1) as scope:
+        async with scheduler:
+            await scheduler.emit("hang")
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    stats = scheduler.statistics()
+    assert stats.aborted_in_flight == 1
+    assert_accounted(stats)
+
+
+async def test_state_moves_forward_and_a_scheduler_runs_once() -> None:
+    """CREATED -> RUNNING -> STOPPED; entering a stopped scheduler again is refused."""
+    scheduler = EventScheduler()
+    states = [scheduler.state]
+    with anyio.fail_after(5):
+        async with scheduler:
+            states.append(scheduler.state)
+    states.append(scheduler.state)
+    assert states == [SchedulerState.CREATED, SchedulerState.RUNNING, SchedulerState.STOPPED]
+    with pytest.raises(SchedulerStateError, match="stopped; create a new one"):
+        async with scheduler:
+            pass
+
+
+async def test_bad_settings_are_refused_with_their_name() -> None:
+    """Invalid constructor values raise ValueError naming the setting and what is allowed."""
+    with pytest.raises(ValueError, match="overflow='sometimes' is not one of: drop_newest"):
+        EventScheduler(overflow="sometimes")
+    with pytest.raises(ValueError, match="queue_size=0 must be an integer >= 1"):
+        EventScheduler(queue_size=0)
+    with pytest.raises(ValueError, match="grace_period=-1 must be a finite number"):
+        EventScheduler(grace_period=-1)
