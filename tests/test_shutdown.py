@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 import pytest
 
@@ -96,15 +98,12 @@ async def test_stop_from_a_handler_ends_run() -> None:
     async def on_shutdown(event: Event) -> None:
         reasons.append(event.data["reason"])
 
-    async def ask_to_quit() -> None:
-        while scheduler.state is not SchedulerState.RUNNING:
-            await anyio.sleep(0.01)
-        await scheduler.emit("quit")
-
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(ask_to_quit)
-            stats = await scheduler.run(handle_signals=False, watchdog=False)
+            await tg.start(functools.partial(scheduler.run, handle_signals=False, watchdog=False))
+            assert scheduler.state is SchedulerState.RUNNING
+            await scheduler.emit("quit")
+    stats = scheduler.statistics()
     assert reasons == ["asked to"]
     assert stats.handled == 2
     assert scheduler.state is SchedulerState.STOPPED
@@ -121,12 +120,16 @@ async def test_an_error_in_the_block_cancels_at_once_and_propagates() -> None:
         await anyio.sleep_forever()
 
     scheduler.on("hang", hangs)
-    with anyio.fail_after(5), pytest.raises(ZeroDivisionError):
+
+    async def fail_inside() -> None:
         async with scheduler:
             await scheduler.emit("hang")
             scheduler.emit_nowait("queued")
             await started.wait()
-            1 / 0  # noqa: B018
+            raise ZeroDivisionError("in the body")
+
+    with anyio.fail_after(5), pytest.raises(ZeroDivisionError, match="in the body"):
+        await fail_inside()
     stats = scheduler.statistics()
     assert stats.aborted_in_flight == 1
     assert stats.still_queued == 1

@@ -385,7 +385,13 @@ class EventScheduler:
             self._watchdog.arm(self.grace_period)
         self._stop_requested.set()
 
-    async def run(self, *, handle_signals: bool = True, watchdog: bool = True) -> Statistics:
+    async def run(
+        self,
+        *,
+        handle_signals: bool = True,
+        watchdog: bool = True,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> Statistics:
         """Run until SIGINT/SIGTERM or :meth:`stop`, shut down gracefully, return the stats.
 
         With ``handle_signals``: the first SIGINT or SIGTERM starts a graceful shutdown;
@@ -394,6 +400,8 @@ class EventScheduler:
         returns, until the process ends. With ``watchdog``: if shutdown has not finished
         ``grace_period + watchdog_margin`` seconds after it began (a handler blocking the
         loop, or shielded from cancellation), the process ends with exit code 124.
+        Started with ``await task_group.start(scheduler.run)``, it reports ready once
+        the scheduler is running.
         """
         guard: SignalGuard | None = None
         if handle_signals:
@@ -407,6 +415,7 @@ class EventScheduler:
             if guard is not None:
                 await self._task_group_start(self._watch_signals, guard)
             log.info("Application is running. Press Ctrl+C to stop.")
+            task_status.started()
             await anyio.sleep_forever()
         return self.statistics()
 
