@@ -56,7 +56,8 @@ class Runtime:
                 lambda: any(fragment in line for line in self.lines) or "<EOF>" in self.lines,
                 timeout,
             )
-        assert found and any(fragment in line for line in self.lines), self.stderr()
+        assert found, self.stderr()
+        assert any(fragment in line for line in self.lines), self.stderr()
 
     def send(self, signum: int) -> None:
         os.kill(self.proc.pid, signum)
