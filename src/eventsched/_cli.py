@@ -25,6 +25,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from pydantic import Field
+from pydantic_settings import CliSubCommand
+
+from ._bench._command import Bench  # issue 5: `eventsched bench`
 from ._settings import DEFAULT_ENV_FILE, Settings, env_name
 from ._shutdown import EXIT_CONFIG, EXIT_OK
 
@@ -101,6 +105,9 @@ class Cli(Settings):
     __doc__ = Settings.__doc__
 
     # Subcommands are fields here, e.g. ``bench: CliSubCommand[Bench]`` (issues 5, 6).
+    # -- issue 5: bench (src/eventsched/_bench/) --
+    bench: CliSubCommand[Bench] = Field(description="compare the backends: eventsched bench --help")
+    # -- end bench --
 
 
 def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) -> Settings:

@@ -12,6 +12,7 @@ HELP = (
     "                  [--overflow {drop_newest,drop_oldest,block,reject}]\n"
     "                  [--workers int] [--grace-period float] [--state-file Path]\n"
     "                  [--duration float] [--demo-message str] [--env-file Path]\n"
+    "                  {bench} ...\n"
     "\n"
     "Run the eventsched demo: scheduled jobs, handlers, a bounded queue, graceful shutdown.\n"
     "\n"
@@ -49,4 +50,8 @@ HELP = (
     "                        DEMO_MESSAGE] (default: Hello World)\n"
     "  --env-file Path       settings file to read; an explicitly named one must\n"
     "                        exist [env: ENV_FILE] (default: .env)\n"
+    "\n"
+    "subcommands:\n"
+    "  {bench}\n"
+    "    bench               compare the backends: eventsched bench --help\n"
 )

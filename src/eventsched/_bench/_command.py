@@ -1,0 +1,143 @@
+"""The ``bench`` subcommand's flags: a pydantic model that pydantic-settings parses.
+
+Only parsing, checks and reporting live here; the work is in :mod:`._runner`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field, PrivateAttr
+from pydantic_settings import CliImplicitFlag
+
+from ._config import BACKENDS, QUICK, WORKLOADS, BenchConfig
+
+if TYPE_CHECKING:
+    from .._settings import Settings
+
+__all__ = ["Bench"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class Bench(BaseModel):
+    """Compare asyncio, uvloop and trio on the same workloads, beside reference pipelines."""
+
+    quick: CliImplicitFlag[bool] = Field(
+        False, description="a short run (under 30 s): 1 repetition, small sizes"
+    )
+    backends: str = Field(
+        ",".join(BACKENDS), description="backends to compare, comma-separated, asyncio first"
+    )
+    workloads: str = Field(",".join(WORKLOADS), description="workloads to run, comma-separated")
+    reps: int | None = Field(
+        None, gt=0, le=100, description="repetitions per backend [5; quick: 1]"
+    )
+    events: int | None = Field(
+        None, gt=0, description="throughput: events per row [200000; quick: 20000]"
+    )
+    queue_size: int | None = Field(
+        None, gt=0, description="throughput and latency: queue capacity [1000]"
+    )
+    latency_events: int | None = Field(
+        None, gt=0, description="latency: events per row [5000; quick: 1000]"
+    )
+    rate: float | None = Field(None, gt=0, description="latency: events emitted per second [10000]")
+    overflow_events: int | None = Field(
+        None, gt=0, description="overflow: emits per policy [50000; quick: 5000]"
+    )
+    timer_runs: int | None = Field(
+        None, gt=0, description="timers: fire times per row [200; quick: 30]"
+    )
+    timer_interval: float | None = Field(
+        None, gt=0, description="timers: seconds between fire times [0.005]"
+    )
+    shutdown_events: int | None = Field(
+        None, gt=0, description="shutdown: events queued at SIGTERM [1000; quick: 200]"
+    )
+    memory_events: int | None = Field(
+        None, gt=0, description="memory: events buffered [100000; quick: 20000]"
+    )
+    json_file: Path | None = Field(
+        None, alias="json", description="write every sample and the machine description here"
+    )
+    plot: Path | None = Field(
+        None, description="draw the comparison into this PNG (needs eventsched[plot])"
+    )
+    compare: Path | None = Field(
+        None, description="a --json file of an earlier run: show which ratios moved over 15%"
+    )
+
+    _earlier: dict[str, Any] | None = PrivateAttr(None)
+
+    def config(self) -> BenchConfig:
+        """The run's sizes: ``--quick`` or the defaults, with the flags given on top."""
+        base = QUICK if self.quick else BenchConfig()
+        given: dict[str, Any] = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(BenchConfig)
+            if field.name in type(self).model_fields
+            and field.name != "workloads"
+            and getattr(self, field.name) is not None
+        }
+        workloads = tuple(w.strip() for w in self.workloads.split(",") if w.strip())
+        return dataclasses.replace(base, **given, workloads=workloads)
+
+    def _usage_error(self) -> str | None:
+        backends = [b.strip() for b in self.backends.split(",") if b.strip()]
+        unknown = [b for b in backends if b not in BACKENDS]
+        if unknown or not backends:
+            return f"bad --backends {self.backends!r}: choose from {', '.join(BACKENDS)}"
+        workloads = [w.strip() for w in self.workloads.split(",") if w.strip()]
+        unknown = [w for w in workloads if w not in WORKLOADS]
+        if unknown or not workloads:
+            return f"bad --workloads {self.workloads!r}: choose from {', '.join(WORKLOADS)}"
+        if self.plot is not None:
+            from ._plot import plot_available
+
+            if not plot_available():
+                return (
+                    "--plot needs matplotlib, which is not installed: "
+                    "pip install 'eventsched[plot]' (or uv sync --extra plot)"
+                )
+        if self.compare is not None:
+            try:
+                self._earlier = json.loads(self.compare.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                return f"bad --compare {str(self.compare)!r}: {error}"
+        return None
+
+    def run(self, settings: Settings) -> int:
+        """Run the benchmark and report; the exit code (2: bad flags, 1: a run failed)."""
+        error = self._usage_error()
+        if error is not None:
+            print(f"eventsched bench: {error}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
+        from ._report import compare, format_report
+        from ._runner import BenchError, run_bench
+
+        backends = [b.strip() for b in self.backends.split(",") if b.strip()]
+        try:
+            document = run_bench(self.config(), backends)
+        except BenchError as failure:
+            print(f"eventsched bench: {failure}", file=sys.stderr, flush=True)
+            return EXIT_FAILED
+        print(format_report(document), flush=True)
+        if self.json_file is not None:
+            self.json_file.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+            print(f"samples written to {self.json_file}", flush=True)
+        if self.plot is not None:
+            from ._plot import plot
+
+            plot(document, self.plot)
+            print(f"chart written to {self.plot}", flush=True)
+        if self._earlier is not None:
+            text, _, _ = compare(document, self._earlier)
+            print(text, flush=True)
+        return EXIT_OK

@@ -1,0 +1,178 @@
+"""What a bench run measures: its sizes (:class:`BenchConfig`) and its metrics (:data:`METRICS`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+__all__ = [
+    "BACKENDS",
+    "METRICS",
+    "POLICIES",
+    "QUICK",
+    "WORKLOADS",
+    "BenchConfig",
+    "Metric",
+    "metric",
+]
+
+#: The backends compared, in column order; the first is the one ratios are taken to.
+BACKENDS: Final = ("asyncio", "uvloop", "trio")
+
+#: Overflow policies the overflow workload runs, in row order.
+POLICIES: Final = ("drop_newest", "drop_oldest", "reject", "block")
+
+WORKLOADS: Final = ("throughput", "latency", "overflow", "timers", "shutdown", "memory")
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """The sizes of one run. Every field is a flag of ``eventsched bench``."""
+
+    reps: int = 5
+    """Repetitions per backend, interleaved (asyncio, uvloop, trio, asyncio, ...)."""
+    events: int = 200_000
+    """Events per throughput row."""
+    queue_size: int = 1000
+    """Queue capacity in the throughput and latency workloads (and the references)."""
+    latency_events: int = 5000
+    """Events per latency row, emitted at :attr:`rate`."""
+    rate: float = 10_000.0
+    """Events per second the latency producer is paced at."""
+    overflow_events: int = 50_000
+    """Events the fast producer emits per overflow policy."""
+    overflow_queue: int = 100
+    """Queue capacity in the overflow workload."""
+    slow_handler_us: float = 20.0
+    """CPU time (busy loop, microseconds) the overflow workload's slow handler takes."""
+    timer_runs: int = 200
+    """Fire times per timer row."""
+    timer_interval: float = 0.005
+    """Seconds between fire times."""
+    shutdown_events: int = 1000
+    """Events buffered (a full queue) when SIGTERM arrives."""
+    shutdown_handler_us: float = 200.0
+    """CPU time per event of the handler that drains them."""
+    memory_events: int = 100_000
+    """Events buffered to measure the peak RSS per event."""
+    workloads: tuple[str, ...] = WORKLOADS
+    """The workloads to run, a subset of :data:`WORKLOADS`."""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["workloads"] = list(self.workloads)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
+        return cls(**{**data, "workloads": tuple(data.get("workloads", WORKLOADS))})
+
+
+#: ``--quick``: the smoke test's run, well under 30 s on two busy cores.
+QUICK: Final = BenchConfig(
+    reps=1,
+    events=20_000,
+    latency_events=1000,
+    overflow_events=5000,
+    timer_runs=30,
+    shutdown_events=200,
+    memory_events=20_000,
+)
+
+Better = Literal["higher", "lower"]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One row of the report: a figure every backend measures once per repetition."""
+
+    id: str
+    """Key in the JSON output: ``<workload>.<what>``."""
+    workload: str
+    label: str
+    unit: str
+    """``events/s``, ``us``, ``ms``, ``ns``, ``B``, ``fraction`` or ``count``."""
+    better: Better
+    asyncio_only: bool = False
+    """A reference that exists on asyncio only (the ``asyncio.Queue`` pipeline)."""
+
+
+def _throughput() -> list[Metric]:
+    rows = [
+        ("ceiling", "ceiling: bare send/receive_nowait", False),
+        ("create", "ref: Event.create alone, no queue", False),
+        ("anyio", "ref: anyio idiomatic", False),
+        ("asyncio_queue", "ref: asyncio.Queue (demo shape)", True),
+        ("eventsched_1", "eventsched, 1 handler task", False),
+        ("eventsched_4", "eventsched, 4 handler tasks", False),
+    ]
+    return [Metric(f"throughput.{k}", "throughput", v, "events/s", "higher", a) for k, v, a in rows]
+
+
+def _latency() -> list[Metric]:
+    rows = [
+        ("anyio", "ref: anyio idiomatic", False),
+        ("asyncio_queue", "ref: asyncio.Queue", True),
+        ("eventsched", "eventsched", False),
+    ]
+    return [
+        Metric(f"latency.{k}_{p}", "latency", f"{v} {p}", "us", "lower", a)
+        for k, v, a in rows
+        for p in ("p50", "p99")
+    ]
+
+
+def _overflow() -> list[Metric]:
+    metrics = [
+        Metric("overflow.accepted_ns", "overflow", "cost per accepted emit_nowait", "ns", "lower")
+    ]
+    for policy in POLICIES:
+        metrics.append(
+            Metric(f"overflow.{policy}.dropped", "overflow", f"{policy}: lost", "fraction", "lower")
+        )
+        metrics.append(
+            Metric(
+                f"overflow.{policy}.emit_rate",
+                "overflow",
+                f"{policy}: producer emit rate",
+                "events/s",
+                "higher",
+            )
+        )
+        if policy != "block":
+            metrics.append(
+                Metric(
+                    f"overflow.{policy}.drop_ns",
+                    "overflow",
+                    f"{policy}: cost per drop",
+                    "ns",
+                    "lower",
+                )
+            )
+    return metrics
+
+
+METRICS: Final[tuple[Metric, ...]] = (
+    *_throughput(),
+    *_latency(),
+    *_overflow(),
+    Metric("timers.bare_p50", "timers", "ref: bare sleep_until p50", "ms", "lower"),
+    Metric("timers.bare_p99", "timers", "ref: bare sleep_until p99", "ms", "lower"),
+    Metric("timers.jobs_p50", "timers", "eventsched job p50", "ms", "lower"),
+    Metric("timers.jobs_p99", "timers", "eventsched job p99", "ms", "lower"),
+    Metric("shutdown.exit_ms", "shutdown", "SIGTERM to exit, queue full", "ms", "lower"),
+    Metric("shutdown.drain_ms", "shutdown", "begin shutdown to drained", "ms", "lower"),
+    Metric("shutdown.handled", "shutdown", "buffered events handled", "fraction", "higher"),
+    Metric("shutdown.unaccounted", "shutdown", "events unaccounted", "count", "lower"),
+    Metric("memory.anyio", "memory", "ref: anyio stream", "B", "lower"),
+    Metric("memory.asyncio_queue", "memory", "ref: asyncio.Queue", "B", "lower", True),
+    Metric("memory.eventsched", "memory", "eventsched", "B", "lower"),
+)
+
+_BY_ID: Final = {m.id: m for m in METRICS}
+
+
+def metric(metric_id: str) -> Metric:
+    """The metric with this id."""
+    return _BY_ID[metric_id]

@@ -1,0 +1,338 @@
+"""The workloads, as run inside one backend's subprocess (see :mod:`._child`).
+
+Every pipeline row builds each event with ``Event.create`` (the same type and data)
+and calls the same kind of handler, so rows differ only in the queue and dispatch
+around them. Each workload gets a fresh event loop (its own ``anyio.run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any, Final
+
+import anyio
+import anyio.lowlevel
+
+from .._events import Event, EventType, current_event
+from .._exceptions import QueueFullError
+from .._scheduler import EventScheduler
+from ._config import POLICIES, BenchConfig
+
+__all__ = ["DATA", "KIND", "Runner", "latency", "overflow", "spin", "throughput", "timers"]
+
+KIND: Final = EventType.JOB_STARTED
+DATA: Final = {"n": 1}
+
+_perf = time.perf_counter
+_wall = time.time
+
+#: Runs a coroutine function on the backend under test, in a fresh event loop.
+Runner = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]
+
+
+def spin(seconds: float) -> None:
+    """Keep the CPU busy for ``seconds``: handler work that takes the same on every loop."""
+    end = _perf() + seconds
+    while _perf() < end:
+        pass
+
+
+def _quantile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+# -- throughput ------------------------------------------------------------------------
+
+
+def throughput(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, float]:
+    """Events per second through each pipeline (handled events only)."""
+    n, size = config.events, config.queue_size
+    handled = 0
+
+    async def handler(event: Event) -> None:
+        nonlocal handled
+        handled += 1
+
+    async def ceiling() -> float:
+        send, receive = anyio.create_memory_object_stream[int](size)
+        with send, receive:
+            start = _perf()
+            for i in range(n):
+                send.send_nowait(i)
+                receive.receive_nowait()
+            return n / (_perf() - start)
+
+    async def create() -> float:
+        # What building the events costs every row below, without any queue.
+        create = Event.create
+        start = _perf()
+        for _ in range(n):
+            create(KIND, DATA)
+        return n / (_perf() - start)
+
+    async def idiomatic() -> float:
+        send, receive = anyio.create_memory_object_stream[Event](size)
+
+        async def consume() -> None:
+            async with receive:
+                async for event in receive:
+                    await handler(event)
+
+        start = _perf()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            async with send:
+                for _ in range(n):
+                    await send.send(Event.create(KIND, DATA))
+        return n / (_perf() - start)
+
+    async def asyncio_queue() -> float:
+        # The original demo's structure: await put / await get, one consumer task.
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=size)
+
+        async def consume() -> None:
+            while (event := await queue.get()) is not None:
+                await handler(event)
+
+        start = _perf()
+        consumer = asyncio.ensure_future(consume())
+        for _ in range(n):
+            await queue.put(Event.create(KIND, DATA))
+        await queue.put(None)
+        await consumer
+        return n / (_perf() - start)
+
+    def eventsched(workers: int) -> Callable[[], Coroutine[Any, Any, float]]:
+        async def main() -> float:
+            # block: every event is handled, as in the references (none of them drops).
+            scheduler = EventScheduler(queue_size=size, overflow="block", workers=workers)
+            scheduler.on(KIND, handler)
+            start = _perf()
+            async with scheduler:
+                for _ in range(n):
+                    await scheduler.emit(KIND, DATA)
+            elapsed = _perf() - start
+            stats = scheduler.statistics()
+            if stats.unaccounted or stats.handled < n:
+                raise RuntimeError(f"throughput run lost events: {stats}")
+            return n / elapsed
+
+        return main
+
+    rows: dict[str, Callable[[], Coroutine[Any, Any, float]]] = {
+        "ceiling": ceiling,
+        "create": create,
+        "anyio": idiomatic,
+        "eventsched_1": eventsched(1),
+        "eventsched_4": eventsched(4),
+    }
+    if on_asyncio:
+        rows["asyncio_queue"] = asyncio_queue
+    results: dict[str, float] = {}
+    for key, main in rows.items():
+        handled = 0
+        results[f"throughput.{key}"] = float(run(main))
+        if key not in ("ceiling", "create") and handled != n:
+            raise RuntimeError(f"throughput.{key}: {handled} of {n} events handled")
+    return results
+
+
+# -- latency ---------------------------------------------------------------------------
+
+
+async def _paced(emit: Callable[[Event], Awaitable[Any]], n: int, rate: float) -> None:
+    """Emit ``n`` events at ``rate`` per second; a busy producer that yields while early."""
+    checkpoint = anyio.lowlevel.checkpoint
+    start = _perf()
+    for i in range(n):
+        due = start + i / rate
+        while _perf() < due:
+            await checkpoint()
+        await emit(Event.create(KIND, DATA))
+
+
+def latency(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, float]:
+    """Creation-to-handler-start latency at a paced rate, p50 and p99 in microseconds."""
+    n, rate, size = config.latency_events, config.rate, config.queue_size
+    samples: list[float] = []
+
+    async def handler(event: Event) -> None:
+        samples.append(_wall() - event.created_at)
+
+    async def idiomatic() -> None:
+        send, receive = anyio.create_memory_object_stream[Event](size)
+
+        async def consume() -> None:
+            async with receive:
+                async for event in receive:
+                    await handler(event)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            async with send:
+                await _paced(send.send, n, rate)
+
+    async def asyncio_queue() -> None:
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=size)
+
+        async def consume() -> None:
+            while (event := await queue.get()) is not None:
+                await handler(event)
+
+        consumer = asyncio.ensure_future(consume())
+        await _paced(queue.put, n, rate)
+        await queue.put(None)
+        await consumer
+
+    async def eventsched() -> None:
+        scheduler = EventScheduler(queue_size=size, overflow="block")
+        scheduler.on(KIND, handler)
+        async with scheduler:
+            await _paced(scheduler.emit, n, rate)
+
+    rows: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        "anyio": idiomatic,
+        "eventsched": eventsched,
+    }
+    if on_asyncio:
+        rows["asyncio_queue"] = asyncio_queue
+    results: dict[str, float] = {}
+    for key, main in rows.items():
+        samples.clear()
+        run(main)
+        if len(samples) != n:
+            raise RuntimeError(f"latency.{key}: {len(samples)} of {n} events handled")
+        results[f"latency.{key}_p50"] = _quantile(samples, 0.50) * 1e6
+        results[f"latency.{key}_p99"] = _quantile(samples, 0.99) * 1e6
+    return results
+
+
+# -- overflow --------------------------------------------------------------------------
+
+
+def overflow(run: Runner, config: BenchConfig) -> dict[str, float]:
+    """Per policy: share of a fast producer's emits lost, its emit rate, cost per drop."""
+    n, size, work = config.overflow_events, config.overflow_queue, config.slow_handler_us / 1e6
+
+    async def slow(event: Event) -> None:
+        spin(work)
+        await anyio.lowlevel.checkpoint()  # a handler that awaits something, once
+
+    def against_slow_handler(policy: str) -> Callable[[], Coroutine[Any, Any, tuple[float, float]]]:
+        async def main() -> tuple[float, float]:
+            scheduler = EventScheduler(queue_size=size, overflow=policy, grace_period=600)
+            scheduler.on(KIND, slow)
+            async with scheduler:
+                start = _perf()
+                for _ in range(n):
+                    try:  # noqa: SIM105 - cheaper than contextlib.suppress in a timed loop
+                        await scheduler.emit(KIND, DATA)
+                    except QueueFullError:
+                        pass
+                elapsed = _perf() - start
+            stats = scheduler.statistics()
+            if stats.unaccounted:
+                raise RuntimeError(f"overflow {policy}: events unaccounted: {stats}")
+            lost = stats.dropped_total + stats.rejected.get("queue_full", 0)
+            return lost / n, n / elapsed
+
+        return main
+
+    def cost(policy: str) -> Callable[[], Coroutine[Any, Any, tuple[float, float]]]:
+        async def main() -> tuple[float, float]:
+            # The handler holds the first event, so the queue fills and stays full:
+            # time emit_nowait of prebuilt events, accepted ones then refused ones.
+            gate, holding = anyio.Event(), anyio.Event()
+
+            async def held(event: Event) -> None:
+                holding.set()
+                await gate.wait()
+
+            events = [Event.create(KIND, DATA) for _ in range(1 + size + n)]
+            scheduler = EventScheduler(queue_size=size, overflow=policy, grace_period=600)
+            scheduler.on(KIND, held)
+            emit = scheduler.emit_nowait
+            async with scheduler:
+                emit(events[0])
+                await holding.wait()
+                t0 = time.perf_counter_ns()
+                for event in events[1 : size + 1]:
+                    emit(event)
+                t1 = time.perf_counter_ns()
+                for event in events[size + 1 :]:
+                    try:  # noqa: SIM105 - cheaper than contextlib.suppress in a timed loop
+                        emit(event)
+                    except QueueFullError:
+                        pass
+                t2 = time.perf_counter_ns()
+                gate.set()
+            return (t1 - t0) / size, (t2 - t1) / n
+
+        return main
+
+    results: dict[str, float] = {}
+    accepted: list[float] = []
+    for policy in POLICIES:
+        lost, rate = run(against_slow_handler(policy))
+        results[f"overflow.{policy}.dropped"] = lost
+        results[f"overflow.{policy}.emit_rate"] = rate
+        if policy != "block":
+            accepted_ns, drop_ns = run(cost(policy))
+            accepted.append(accepted_ns)
+            results[f"overflow.{policy}.drop_ns"] = drop_ns
+    results["overflow.accepted_ns"] = statistics.median(accepted)
+    return results
+
+
+# -- timers ----------------------------------------------------------------------------
+
+
+def timers(run: Runner, config: BenchConfig) -> dict[str, float]:
+    """Lateness of fire times, p50/p99 in ms: a bare sleep_until loop, then an interval job.
+
+    Both on the wall clock (as the job's fire times are): the bare loop converts each
+    wall-clock deadline to the loop's clock and sleeps until it.
+    """
+    runs, interval = config.timer_runs, config.timer_interval
+
+    async def bare() -> list[float]:
+        lateness = []
+        first = _wall() + interval
+        for k in range(runs):
+            target = first + k * interval
+            await anyio.sleep_until(anyio.current_time() + (target - _wall()))
+            lateness.append(_wall() - target)
+        return lateness
+
+    async def scheduled() -> list[float]:
+        lateness: list[float] = []
+        done = anyio.Event()
+
+        async def job() -> None:
+            now = _wall()
+            event = current_event()
+            assert event is not None
+            lateness.append(now - datetime.fromisoformat(event.data["fire_time"]).timestamp())
+            if len(lateness) >= runs:
+                done.set()
+
+        scheduler = EventScheduler()
+        scheduler.add_job(job, "interval", seconds=interval, id="bench", max_instances=10)
+        async with scheduler:
+            with anyio.fail_after(runs * interval * 5 + 10):
+                await done.wait()
+        return lateness[:runs]
+
+    bare_samples: list[float] = run(bare)
+    job_samples: list[float] = run(scheduled)
+    return {
+        "timers.bare_p50": _quantile(bare_samples, 0.50) * 1e3,
+        "timers.bare_p99": _quantile(bare_samples, 0.99) * 1e3,
+        "timers.jobs_p50": _quantile(job_samples, 0.50) * 1e3,
+        "timers.jobs_p99": _quantile(job_samples, 0.99) * 1e3,
+    }

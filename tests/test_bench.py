@@ -1,0 +1,122 @@
+"""``eventsched bench``: the quick run's JSON and table, and its one-line usage errors.
+
+No figure is asserted on: the machine is shared and timings move. The structure is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventsched._bench._config import BACKENDS, METRICS, WORKLOADS
+from eventsched._bench._report import compare, format_report
+
+pytestmark = pytest.mark.slow
+
+
+def _bench(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eventsched", "bench", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    """One ``bench --quick --json`` run shared by the tests below: (document, stdout)."""
+    where = tmp_path_factory.mktemp("bench")
+    result = _bench(["--quick", "--json", "out.json"], where)
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads((where / "out.json").read_text(encoding="utf-8"))
+    return document, result.stdout
+
+
+def test_quick_json_describes_the_machine(quick: tuple[dict[str, Any], str]) -> None:
+    """The JSON names the Python, the package versions, the CPU count and the sizes used."""
+    document, _ = quick
+    assert document["schema"] == "eventsched-bench/1"
+    machine = document["machine"]
+    assert machine["python"].startswith("3.")
+    assert machine["cpu_count"] >= 1
+    for package in ("eventsched", "anyio", "trio"):
+        assert machine["packages"][package]
+    assert document["config"]["reps"] == 1
+    assert document["config"]["workloads"] == list(WORKLOADS)
+
+
+def test_quick_json_has_every_backend_and_workload(quick: tuple[dict[str, Any], str]) -> None:
+    """Every backend is listed (uvloop with a note when missing) and every metric sampled."""
+    document, _ = quick
+    assert list(document["backends"]) == list(BACKENDS)
+    available = [b for b, s in document["backends"].items() if s["available"]]
+    assert {"asyncio", "trio"} <= set(available)
+    for name, status in document["backends"].items():
+        assert status["available"] or "not installed" in status["note"], name
+    assert document["order"] == available  # one repetition, in column order
+    assert {m["workload"] for m in document["metrics"].values()} == set(WORKLOADS)
+    for m in METRICS:
+        samples = document["metrics"][m.id]["samples"]
+        expected = [b for b in available if not (m.asyncio_only and b == "trio")]
+        assert sorted(samples) == sorted(expected), m.id
+        assert all(len(values) == 1 for values in samples.values()), m.id
+        assert document["summary"][m.id]["asyncio"]["ratio"] in (1.0, None), m.id
+
+
+def test_quick_run_accounts_for_every_event_at_shutdown(quick: tuple[dict[str, Any], str]) -> None:
+    """The SIGTERM workload drains the full queue and loses nothing, on every backend."""
+    document, _ = quick
+    for values in document["metrics"]["shutdown.unaccounted"]["samples"].values():
+        assert values == [0.0]
+    for values in document["metrics"]["shutdown.handled"]["samples"].values():
+        assert values == [1.0]
+
+
+def test_quick_table_shows_every_workload_and_reference(quick: tuple[dict[str, Any], str]) -> None:
+    """The terminal table has a section per workload and reads eventsched against references."""
+    document, stdout = quick
+    for workload in WORKLOADS:
+        assert workload.upper() in stdout
+    assert "x asyncio.Queue" in stdout
+    assert "the ceiling" in stdout
+    assert format_report(document) in stdout
+
+
+def test_a_run_agrees_with_itself(quick: tuple[dict[str, Any], str]) -> None:
+    """Comparing a run with itself finds every ratio within the tolerance."""
+    document, _ = quick
+    _, agree, total = compare(document, document)
+    assert total > 0
+    assert agree == total
+
+
+def test_unknown_backend_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A misspelt backend stops before any run, with one line naming the choices."""
+    result = _bench(["--backends", "asyncio,curio"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "eventsched bench: bad --backends 'asyncio,curio': choose from asyncio, uvloop, trio"
+    ]
+
+
+def test_plot_without_matplotlib_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """--plot without matplotlib says what to install, before the long run starts."""
+    shadow = tmp_path / "shadow" / "matplotlib"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('hidden for the test')\n")
+    result = _bench(["--plot", "chart.png"], tmp_path, PYTHONPATH=str(shadow.parent))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "--plot needs matplotlib" in lines[0]
+    assert "eventsched[plot]" in lines[0]
