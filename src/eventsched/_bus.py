@@ -35,7 +35,7 @@ import anyio.to_thread
 from anyio import EndOfStream, WouldBlock
 from loguru import logger
 
-from ._events import Event, EventType, _current_event
+from ._events import Event, EventType, HandlingSlot, _current_event, _handling
 from ._exceptions import InvalidEventError, QueueFullError
 from ._handlers import Handler, HandlerRegistry
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
@@ -89,10 +89,8 @@ class EventBus:
         "_block_timeout",
         "_capacity",
         "_closed_refusals",
-        "_emits_since_checkpoint",
         "_idle",
         "_latency",
-        "_loop_thread",
         "_max_bytes",
         "_policy",
         "_receive",
@@ -114,6 +112,7 @@ class EventBus:
         "handler_errors",
         "handler_timeouts",
         "high_water",
+        "loop_thread",
         "rejected",
         "timed_out",
         "workers_running",
@@ -135,12 +134,11 @@ class EventBus:
         self._max_bytes = max_event_bytes
         self._accepting = False
         self._closed_refusals = 0
-        self._emits_since_checkpoint = 0
         self._idle: deque[anyio.Event] = deque()
         self._waiters: deque[_Waiter] = deque()
         self._received = 0
         self._latency: deque[float] = deque(maxlen=_LATENCY_WINDOW)
-        self._loop_thread: int | None = None
+        self.loop_thread: int | None = None
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self.emitted = 0
         self.accepted = 0
@@ -166,7 +164,7 @@ class EventBus:
         self._send, self._receive = anyio.create_memory_object_stream[Event](self._capacity)
         self._send_nowait = self._send.send_nowait
         self._receive_nowait = self._receive.receive_nowait
-        self._loop_thread = threading.get_ident()
+        self.loop_thread = threading.get_ident()
         self._token = anyio.lowlevel.current_token()
         self.drop_signal = anyio.Event()
         self._accepting = True
@@ -214,8 +212,20 @@ class EventBus:
 
     def emit_nowait(self, event: Event) -> bool:
         """Offer an event without waiting; see :meth:`EventScheduler.emit_nowait`."""
-        if _get_ident() != self._loop_thread:
+        if _get_ident() != self.loop_thread:
             return self._emit_from_thread(event)
+        accepted = self.offer(event)
+        if accepted is None:  # policy block, but this caller cannot wait
+            self._drop(DropReason.QUEUE_FULL)
+            return False
+        return accepted
+
+    def offer(self, event: Event) -> bool | None:
+        """Count the emit and try ``send_nowait``; None means "the policy says wait".
+
+        Loop thread only. This is the hot path: everything the common case needs is
+        inline, everything else is a call away.
+        """
         self.emitted += 1
         if not self._accepting:
             return self._refuse_closed()
@@ -224,12 +234,7 @@ class EventBus:
         try:
             self._send_nowait(event)
         except WouldBlock:
-            outcome = self._overflow(event)
-            if outcome is None:  # policy block, but this caller cannot wait
-                self._drop(DropReason.QUEUE_FULL)
-                return False
-            return outcome
-        # _accepted(), inlined: this is the hot path.
+            return self._overflow(event)
         self.accepted += 1
         # Evictions take back their acceptance, so this is exactly the buffer's length.
         queued = self.accepted - self._received
@@ -241,33 +246,14 @@ class EventBus:
 
     async def emit(self, event: Event) -> bool:
         """Offer an event, waiting for room under ``block``; see :meth:`EventScheduler.emit`."""
-        # Accepted emits never yield (that is the speed of send_nowait), so a producer
-        # loop would starve everything else: yield every CHECKPOINT_EVERY emits.
-        self._emits_since_checkpoint += 1
-        if self._emits_since_checkpoint >= CHECKPOINT_EVERY:
-            self._emits_since_checkpoint = 0
-            await anyio.lowlevel.checkpoint()
-        self.emitted += 1
-        if not self._accepting:
-            return self._refuse_closed()
-        if event.data_size > self._max_bytes:
-            self._refuse_oversized(event)
-        try:
-            self._send_nowait(event)
-        except WouldBlock:
-            outcome = self._overflow(event)
-            if outcome is None:
-                return await self._wait_for_room(event, self._block_timeout)
-            return outcome
-        # _accepted(), inlined: this is the hot path.
-        self.accepted += 1
-        # Evictions take back their acceptance, so this is exactly the buffer's length.
-        queued = self.accepted - self._received
-        if queued > self.high_water:
-            self.high_water = queued
-        if self._idle:
-            self._idle.popleft().set()
-        return True
+        accepted = self.offer(event)
+        if accepted is None:
+            return await self.wait_for_room(event)
+        return accepted
+
+    async def wait_for_room(self, event: Event) -> bool:
+        """Under ``block``: wait (up to ``block_timeout``) for a worker to place the event."""
+        return await self._wait_for_room(event, self._block_timeout)
 
     async def emit_protected(self, event: Event) -> bool:
         """Emit one of the runtime's own events: never dropped, waits for room instead.
@@ -416,8 +402,14 @@ class EventBus:
         registry = self._registry
         latency = self._latency
         waiters = self._waiters
-        set_current = _current_event.set
-        reset_current = _current_event.reset
+        # This task's own context: no inherited "current event", and one slot that
+        # says which event is being handled (see HandlingSlot for why not a ContextVar).
+        _current_event.set(None)
+        slot = HandlingSlot()
+        _handling.set(slot)
+        # Module constants as locals: a global lookup per use adds up at this rate.
+        handled_, failed_ = _HANDLED, _FAILED
+        batch, sample_mask = CHECKPOINT_EVERY, _LATENCY_SAMPLE_MASK
         in_a_row = 0
         self.workers_running += 1
         try:
@@ -433,11 +425,11 @@ class EventBus:
                 received = self._received = self._received + 1
                 if waiters:
                     self._place_waiter()
-                if not received & _LATENCY_SAMPLE_MASK:
+                if not received & sample_mask:
                     latency.append(max(0.0, _time() - event.created_at))
                 handlers = registry.routes.get(event.type, registry.wildcard)
-                token = set_current(event)
-                outcome = _HANDLED
+                slot.event = event
+                outcome = handled_
                 try:
                     for handler in handlers:
                         if handler.fast:
@@ -445,7 +437,7 @@ class EventBus:
                                 await handler.func(event)
                             except Exception as exc:
                                 self._handler_failed(handler, event, exc)
-                                outcome = _FAILED
+                                outcome = failed_
                         else:
                             result = await self._call_slow(handler, event)
                             if result > outcome:
@@ -455,15 +447,15 @@ class EventBus:
                     self.aborted += 1
                     raise
                 finally:
-                    reset_current(token)
-                if outcome == _HANDLED:
+                    slot.event = None
+                if outcome == handled_:
                     self.handled += 1
-                elif outcome == _FAILED:
+                elif outcome == failed_:
                     self.failed += 1
                 else:
                     self.timed_out += 1
                 in_a_row += 1
-                if in_a_row >= CHECKPOINT_EVERY:
+                if in_a_row >= batch:
                     in_a_row = 0
                     await anyio.lowlevel.checkpoint()
         finally:
