@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from loguru import logger
 
+from ._bus import CHECKPOINT_EVERY
 from ._clock import Clock, SystemClock
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -36,6 +37,7 @@ from ._summary import format_summary
 
 __all__ = [
     "ALL_EVENTS",
+    "CHECKPOINT_EVERY",
     "DEFAULT_MAX_EVENT_BYTES",
     "EXIT_CONFIG",
     "EXIT_OK",

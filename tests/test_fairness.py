@@ -1,0 +1,75 @@
+"""Fairness: neither a busy handler task nor a busy emitter can starve other tasks."""
+
+from __future__ import annotations
+
+import itertools
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from eventsched import CHECKPOINT_EVERY, Event, EventScheduler
+
+pytestmark = pytest.mark.anyio
+
+BATCHES = 10
+# Each checkpoint lets every other ready task run once before this one runs again on
+# asyncio (FIFO ready queue). trio runs ready tasks in batches in random order, so two
+# runs of CHECKPOINT_EVERY can meet across a batch boundary with no probe between them.
+WORST_CASE_RUN = 2 * CHECKPOINT_EVERY
+
+
+async def test_a_worker_yields_at_least_every_checkpoint_every_events() -> None:
+    """Handlers that never yield still let another task run once per CHECKPOINT_EVERY events."""
+    scheduler = EventScheduler(queue_size=BATCHES * CHECKPOINT_EVERY)
+    turns_seen: list[int] = []
+    turns = 0
+    all_handled = anyio.Event()
+
+    async def never_yields(event: Event) -> None:
+        turns_seen.append(turns)
+        if len(turns_seen) == BATCHES * CHECKPOINT_EVERY:
+            all_handled.set()
+
+    scheduler.on("n", never_yields)
+    with anyio.fail_after(10):
+        async with scheduler, anyio.create_task_group() as tg:
+
+            async def probe() -> None:
+                nonlocal turns
+                while True:
+                    turns += 1
+                    await anyio.lowlevel.checkpoint()
+
+            tg.start_soon(probe)
+            for _ in range(BATCHES * CHECKPOINT_EVERY):
+                assert scheduler.emit_nowait("n")
+            await all_handled.wait()
+            tg.cancel_scope.cancel()
+    longest_run = max(sum(1 for _ in group) for _, group in itertools.groupby(turns_seen))
+    assert len(turns_seen) == BATCHES * CHECKPOINT_EVERY
+    assert longest_run <= WORST_CASE_RUN
+
+
+async def test_an_emitting_loop_yields_every_checkpoint_every_emits() -> None:
+    """A producer awaiting emit() in a tight loop yields once per CHECKPOINT_EVERY emits."""
+    scheduler = EventScheduler(queue_size=BATCHES * CHECKPOINT_EVERY + 1)
+    turns = 0
+    seen_by_emit: list[int] = []
+
+    async def probe() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10):
+        async with scheduler, anyio.create_task_group() as tg:
+            tg.start_soon(probe)
+            for _ in range(BATCHES * CHECKPOINT_EVERY):
+                seen_by_emit.append(turns)
+                await scheduler.emit("n")
+            tg.cancel_scope.cancel()
+    runs = [sum(1 for _ in group) for _, group in itertools.groupby(seen_by_emit)]
+    assert max(runs) <= WORST_CASE_RUN
+    assert len(runs) >= BATCHES * CHECKPOINT_EVERY // WORST_CASE_RUN
