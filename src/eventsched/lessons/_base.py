@@ -1,4 +1,4 @@
-"""What a lesson is: the :class:`Lesson` record and the :class:`Outcome` every demonstration returns.
+"""What a lesson is: a :class:`Lesson` record, and the :class:`Outcome` of its demonstration.
 
 A lesson is a module in this package with three parts, read top to bottom:
 

@@ -1,7 +1,8 @@
 """The lesson registry and runner: what a lesson is, the list of them, how one is shown.
 
-Each lesson module ends with a ``LESSON`` record (see ``_base.py``). The command line (``python -m eventsched lesson NAME``) and the tests use the same
-``demonstrate()``: the tests assert the claim the command line prints.
+Each lesson module ends with a ``LESSON`` record (see ``_base.py``). The command line
+(``python -m eventsched lesson NAME``) and the tests call the same ``demonstrate()``:
+the tests assert the claim the command line prints.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def list_lessons(out: TextIO) -> None:
     out.write("\nEach runs on asyncio by default; add --backend trio to compare.\n")
 
 
-def _paragraph(text: str, indent: str = "  ") -> str:
+def _paragraph(text: str, first: str = "  ", rest: str = "  ") -> str:
     return textwrap.fill(
-        " ".join(text.split()), width=88, initial_indent=indent, subsequent_indent=indent
+        " ".join(text.split()), width=88, initial_indent=first, subsequent_indent=rest
     )
 
 
@@ -76,7 +77,7 @@ def run_lesson(lesson: Lesson, backend: str, out: TextIO) -> Outcome:
     took = time.perf_counter() - started
     out.write(f"\nWhat was measured (in {took:.2f} s)\n")
     for line in outcome.figures():
-        out.write(f"  - {line}\n")
+        out.write(_paragraph(line, "  - ", "    ") + "\n")
     verdict = "HELD" if outcome.held else "DID NOT HOLD"
     out.write(f"\nThe claim ({verdict} on {backend})\n" + _paragraph(outcome.claim) + "\n\n")
     out.write("asyncio and trio\n" + _paragraph(lesson.differences) + "\n\n")

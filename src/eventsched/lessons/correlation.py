@@ -23,6 +23,7 @@ task that receives work over a stream must be handed the correlation id explicit
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -145,9 +146,7 @@ async def demonstrate() -> CorrelationOutcome:
                 # Without the id: this event starts a chain of its own.
                 await scheduler.emit("shipped_without_id", {"order": order})
                 # With the id, passed along explicitly: it joins the order's chain.
-                await scheduler.emit(
-                    "shipped", {"order": order}, correlation_id=correlation_id
-                )
+                await scheduler.emit("shipped", {"order": order}, correlation_id=correlation_id)
 
     with anyio.fail_after(WAIT_LIMIT):
         async with scheduler, anyio.create_task_group() as tg:
@@ -172,8 +171,7 @@ def _analyse(backend: str, events: list[Event]) -> CorrelationOutcome:
     )
     chain_of = {e.id: e.correlation_id for e in chained}
     causes_ok = all(
-        e.causation_id is None or chain_of.get(e.causation_id) == e.correlation_id
-        for e in chained
+        e.causation_id is None or chain_of.get(e.causation_id) == e.correlation_id for e in chained
     )
     lost = sum(
         e.correlation_id == e.id and e.correlation_id not in by_chain
@@ -181,7 +179,7 @@ def _analyse(backend: str, events: list[Event]) -> CorrelationOutcome:
         if e.type == "shipped_without_id"
     )
     orders = [e.data["order"] for e in chained]
-    switches = sum(a != b for a, b in zip(orders, orders[1:], strict=False))
+    switches = sum(a != b for a, b in itertools.pairwise(orders))
     return CorrelationOutcome(
         backend=backend,
         chains=len(by_chain),

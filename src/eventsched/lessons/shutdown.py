@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
@@ -212,25 +211,29 @@ async def _drain_stuck() -> tuple[int, int, int, float]:
 # -- 3 and 4. Signals, in child processes ------------------------------------------------
 
 
-async def _lines(process: anyio.abc.Process) -> AsyncIterator[str]:
-    """The child's stdout, line by line."""
-    assert process.stdout is not None
-    buffer = ""
-    async for chunk in process.stdout:
-        buffer += chunk.decode()
-        while "\n" in buffer:
-            line, buffer = buffer.split("\n", 1)
-            yield line
+class LineReader:
+    """Reads a child process's stdout one line at a time."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        assert process.stdout is not None
+        self._stdout = process.stdout
+        self._buffer = b""
+
+    async def readline(self) -> str:
+        while b"\n" not in self._buffer:
+            self._buffer += await self._stdout.receive()  # EndOfStream if the child died
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
 
 
 async def _ctrl_c_without_receiver(backend: str) -> CtrlC:
     command = [sys.executable, "-c", NO_RECEIVER_CHILD, backend]
     with anyio.fail_after(CHILD_WAIT):
         async with await anyio.open_process(command, stderr=None) as process:
-            lines = _lines(process)
-            assert await anext(lines) == "ready"
+            stdout = LineReader(process)
+            assert await stdout.readline() == "ready"
             process.send_signal(signal.SIGINT)  # what Ctrl+C does
-            report = await anext(lines)
+            report = await stdout.readline()
             await process.wait()
     _, caught, inside, plain = report.split()
     return CtrlC(backend, caught, inside, plain == "True")
@@ -240,10 +243,10 @@ async def _second_signal(backend: str) -> tuple[int | None, float]:
     command = [sys.executable, "-c", SECOND_SIGNAL_CHILD, backend]
     with anyio.fail_after(CHILD_WAIT):
         async with await anyio.open_process(command, stderr=None) as process:
-            lines = _lines(process)
-            assert await anext(lines) == "ready"
+            stdout = LineReader(process)
+            assert await stdout.readline() == "ready"
             process.send_signal(signal.SIGINT)  # first: start the graceful shutdown
-            assert await anext(lines) == "draining"
+            assert await stdout.readline() == "draining"
             process.send_signal(signal.SIGINT)  # second: stop waiting
             sent = anyio.current_time()
             code = await process.wait()

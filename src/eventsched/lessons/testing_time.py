@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -34,7 +35,7 @@ from ._base import Lesson
 
 DAY = 24 * 3600
 #: The schedules of our pretend application: (job id, cron fields, runs in one day).
-SCHEDULES: tuple[tuple[str, dict[str, object], int], ...] = (
+SCHEDULES: tuple[tuple[str, dict[str, Any], int], ...] = (
     ("hourly-report", {"minute": 0}, 24),
     ("quarter-hour-sync", {"crontab": "*/15 * * * *"}, 96),
     ("weekday-digest", {"day_of_week": "mon-fri", "hour": 9, "minute": 30}, 1),
@@ -54,7 +55,7 @@ class JobDay:
 
 
 @dataclass(frozen=True, slots=True)
-class TestingTimeOutcome:
+class VirtualDayOutcome:
     """What the demonstration measured."""
 
     backend: str
@@ -131,7 +132,7 @@ def _run_the_day() -> tuple[dict[str, list[datetime]], float, float, float]:
     return fired, latest, virtual, time.perf_counter() - started
 
 
-async def demonstrate() -> TestingTimeOutcome:
+async def demonstrate() -> VirtualDayOutcome:
     """Run a virtual day of schedules (under trio's MockClock, in a worker thread)."""
     # Virtual time needs trio's MockClock, and trio.run cannot start inside a running
     # loop: so the day runs in a thread of its own, whichever backend this is.
@@ -146,7 +147,7 @@ async def demonstrate() -> TestingTimeOutcome:
         )
         for job_id, _, expected in SCHEDULES
     )
-    return TestingTimeOutcome(
+    return VirtualDayOutcome(
         backend=sniffio.current_async_library(),
         jobs=jobs,
         latest_start_s=latest,

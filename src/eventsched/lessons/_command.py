@@ -1,0 +1,54 @@
+"""The ``lesson`` subcommand's arguments: a pydantic model that pydantic-settings parses.
+
+Only parsing and reporting live here; the lessons are the modules of this package and
+:mod:`._registry` runs them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import CliPositionalArg
+
+if TYPE_CHECKING:
+    from .._settings import Settings
+
+__all__ = ["LessonCommand"]
+
+EXIT_OK = 0
+#: The lesson ran but its claim did not hold on this machine (this run).
+EXIT_CLAIM_FAILED = 1
+EXIT_USAGE = 2
+
+
+class LessonCommand(BaseModel):
+    """List the concurrency lessons, or run one: eventsched lesson NAME [--backend trio]."""
+
+    name: CliPositionalArg[str | None] = Field(
+        None, description="the lesson to run (leave out to list them)"
+    )
+    backend: Literal["asyncio", "trio"] | None = Field(
+        None, description="event loop to run the lesson on (default: the shared --backend)"
+    )
+
+    def run(self, settings: Settings) -> int:
+        """List the lessons, or run one; exit 1 if its claim did not hold, 2 if unknown."""
+        from loguru import logger
+
+        from ._registry import find_lesson, list_lessons, run_lesson
+
+        if self.name is None:
+            list_lessons(sys.stdout)
+            return EXIT_OK
+        try:
+            lesson = find_lesson(self.name)
+        except LookupError as error:
+            print(f"eventsched lesson: {error}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
+        if settings.log_level != "DEBUG":
+            # The lesson prints what matters; the library's own records would drown it.
+            logger.disable("eventsched")
+        outcome = run_lesson(lesson, self.backend or settings.backend, sys.stdout)
+        return EXIT_OK if outcome.held else EXIT_CLAIM_FAILED
