@@ -31,6 +31,7 @@ from pydantic_settings import CliSubCommand
 from ._bench._command import Bench  # issue 5: `eventsched bench`
 from ._settings import DEFAULT_ENV_FILE, Settings, env_name
 from ._shutdown import EXIT_CONFIG, EXIT_OK
+from .lessons._command import LessonCommand  # issue 6: `eventsched lesson`
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -108,6 +109,11 @@ class Cli(Settings):
     # -- issue 5: bench (src/eventsched/_bench/) --
     bench: CliSubCommand[Bench] = Field(description="compare the backends: eventsched bench --help")
     # -- end bench --
+    # -- issue 6: lesson (src/eventsched/lessons/) --
+    lesson: CliSubCommand[LessonCommand] = Field(
+        description="learn concurrency: list the lessons, or run one: eventsched lesson NAME"
+    )
+    # -- end lesson --
 
 
 def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) -> Settings:

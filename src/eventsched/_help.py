@@ -12,7 +12,7 @@ HELP = (
     "                  [--overflow {drop_newest,drop_oldest,block,reject}]\n"
     "                  [--workers int] [--grace-period float] [--state-file Path]\n"
     "                  [--duration float] [--demo-message str] [--env-file Path]\n"
-    "                  {bench} ...\n"
+    "                  {bench,lesson} ...\n"
     "\n"
     "Run the eventsched demo: scheduled jobs, handlers, a bounded queue, graceful shutdown.\n"
     "\n"
@@ -52,6 +52,8 @@ HELP = (
     "                        exist [env: ENV_FILE] (default: .env)\n"
     "\n"
     "subcommands:\n"
-    "  {bench}\n"
+    "  {bench,lesson}\n"
     "    bench               compare the backends: eventsched bench --help\n"
+    "    lesson              learn concurrency: list the lessons, or run one:\n"
+    "                        eventsched lesson NAME\n"
 )
