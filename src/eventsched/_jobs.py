@@ -51,6 +51,7 @@ from ._clock import Clock, SystemClock
 from ._events import Event, EventType, _current_event
 from ._exceptions import EventschedError, SchedulerStateError
 from ._jobstate import JobStateStore, SavedJob
+from ._validate import check_int, check_seconds
 
 __all__ = [
     "ConflictingIdError",
@@ -475,12 +476,12 @@ class JobScheduler:
             id = f"{getattr(func, '__module__', None) or '?'}.{qualname}"
         if not isinstance(id, str) or not id:
             raise ValueError(f"job id={id!r} must be a non-empty string")
-        _check_int("max_instances", max_instances, 1)
+        check_int("max_instances", max_instances, minimum=1)
         for option, value in (("misfire_grace_time", misfire_grace_time), ("timeout", timeout)):
             if value is not None:
-                _check_seconds(option, value, allow_zero=False)
+                check_seconds(option, value, allow_zero=False)
         if jitter is not None:
-            _check_seconds("jitter", jitter, allow_zero=True)
+            check_seconds("jitter", jitter, allow_zero=True)
         existing = self._jobs.get(id)
         if existing is not None and not replace_existing:
             raise ConflictingIdError(
@@ -1042,19 +1043,6 @@ def _from_crontab(crontab: str, fields: dict[str, Any], tz: tzinfo) -> Any:
     if fields:
         raise ValueError(f"crontab= cannot be combined with cron fields {sorted(fields)}")
     return CronTrigger.from_crontab(crontab, timezone=tz)
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if type(value) is not int or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-
-
-def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and (value > 0 or (allow_zero and value == 0)):  # type: ignore[operator]
-        return
-    bound = ">= 0" if allow_zero else "> 0"
-    raise ValueError(f"{name}={value!r} must be a finite number of seconds {bound}")
 
 
 # -- delegation from EventScheduler ----------------------------------------------------

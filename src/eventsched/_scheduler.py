@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Mapping
@@ -32,6 +31,8 @@ from ._shutdown import (
 )
 from ._stats import OverflowPolicy, Statistics
 from ._summary import log_summary
+from ._validate import check_int as _check_int
+from ._validate import check_seconds as _check_seconds
 
 __all__ = ["EventScheduler", "SchedulerState"]
 
@@ -248,21 +249,8 @@ class EventScheduler:
         :raises InvalidEventError: the data is not acceptable (counted as rejected)
         :raises QueueFullError: the queue is full and the policy is ``reject``
         """
-        # This is the hot path: the common case is inline, a call layer costs ~100 ns.
-        if type(event) is not Event:
-            try:
-                event = Event.create(
-                    event,  # type: ignore[arg-type]  # not an Event: checked just above
-                    data,
-                    correlation_id=correlation_id,
-                    causation_id=causation_id,
-                    max_bytes=self.max_event_bytes,
-                )
-            except InvalidEventError as error:
-                self._bus.count_invalid(error)
-                raise
-        elif data or correlation_id or causation_id:
-            raise TypeError("pass either an Event or a type with data, not both")
+        if type(event) is not Event or data or correlation_id or causation_id:
+            event = self._event(event, data, correlation_id, causation_id)
         bus = self._bus
         if _get_ident() != bus.loop_thread:
             return bus.emit_nowait(event)  # another loop's thread: hand it to ours
@@ -642,16 +630,3 @@ def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
         else:
             leaves.append(current)
     return leaves[0] if len(leaves) == 1 else group
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if type(value) is not int or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-
-
-def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and (value > 0 or (allow_zero and value == 0)):  # type: ignore[operator]
-        return
-    bound = ">= 0" if allow_zero else "> 0"
-    raise ValueError(f"{name}={value!r} must be a finite number of seconds {bound}")
