@@ -10,14 +10,9 @@ import pytest
 
 from conftest import VIRTUAL_TIME
 from eventsched import ALL_EVENTS, Event, EventScheduler, EventType, Statistics, current_event
+from eventsched.testing import assert_accounted
 
 pytestmark = pytest.mark.anyio
-
-
-def assert_accounted(stats: Statistics) -> None:
-    """Both identities of the accounting hold."""
-    assert stats.emitted == stats.accepted + stats.dropped_total + stats.rejected_total, stats
-    assert stats.accepted == stats.finished + stats.in_flight + stats.still_queued, stats
 
 
 async def test_subscribe_by_type_to_all_and_without_decorator() -> None:

@@ -17,24 +17,10 @@ from eventsched import (
     InvalidEventError,
     OverflowPolicy,
     QueueFullError,
-    Statistics,
 )
+from eventsched.testing import assert_accounted
 
 pytestmark = pytest.mark.anyio
-
-
-def assert_accounted(stats: Statistics) -> None:
-    """Both identities of the accounting hold."""
-    assert stats.emitted == stats.accepted + stats.dropped_total + stats.rejected_total, stats
-    assert stats.accepted == (
-        stats.handled
-        + stats.failed
-        + stats.timed_out
-        + stats.aborted_in_flight
-        + stats.in_flight
-        + stats.still_queued
-    ), stats
-    assert stats.unaccounted == 0
 
 
 async def test_drop_newest_counts_every_refused_event() -> None:

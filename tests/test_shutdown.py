@@ -14,16 +14,10 @@ from eventsched import (
     EventType,
     SchedulerState,
     SchedulerStateError,
-    Statistics,
 )
+from eventsched.testing import assert_accounted
 
 pytestmark = pytest.mark.anyio
-
-
-def assert_accounted(stats: Statistics) -> None:
-    """Both identities of the accounting hold."""
-    assert stats.emitted == stats.accepted + stats.dropped_total + stats.rejected_total, stats
-    assert stats.accepted == stats.finished + stats.in_flight + stats.still_queued, stats
 
 
 @pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)

@@ -1,4 +1,8 @@
-"""Helpers for testing code that uses eventsched: virtual time for schedules.
+"""Helpers for testing code that uses eventsched: virtual time, and the accounting check.
+
+:func:`assert_accounted` checks the two identities of a :class:`~eventsched.Statistics`
+snapshot (every accepted event handled, failed, timed out, aborted or still queued),
+naming the figures when they do not add up.
 
 A job scheduler reads wall time from a :class:`~eventsched.Clock`. Give it a
 :class:`VirtualClock` and run under trio's ``MockClock(autojump_threshold=0)``: the
@@ -45,12 +49,14 @@ import trio
 import trio.testing
 
 from ._clock import DEFAULT_EPOCH, Clock, SystemClock, VirtualClock
+from ._stats import Statistics
 
 __all__ = [
     "DEFAULT_EPOCH",
     "Clock",
     "SystemClock",
     "VirtualClock",
+    "assert_accounted",
     "run_in_virtual_time",
     "virtual_time_backend",
 ]
@@ -66,3 +72,15 @@ def virtual_time_backend() -> tuple[str, dict[str, Any]]:
 def run_in_virtual_time(func: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``func(*args)`` under trio in virtual time and return its result."""
     return trio.run(func, *args, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def assert_accounted(stats: Statistics) -> None:
+    """Assert that both identities of the accounting hold for this snapshot.
+
+    ``emitted = accepted + dropped + rejected`` and
+    ``accepted = handled + failed + timed_out + aborted_in_flight + in_flight + still_queued``.
+    """
+    outcomes = stats.finished + stats.in_flight + stats.still_queued
+    intake = stats.accepted + stats.dropped_total + stats.rejected_total
+    assert stats.emitted == intake, f"emitted {stats.emitted} != {intake} ({stats})"
+    assert stats.accepted == outcomes, f"accepted {stats.accepted} != {outcomes} ({stats})"
