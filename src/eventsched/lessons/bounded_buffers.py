@@ -131,7 +131,7 @@ class BoundedBuffersOutcome:
         for run in self.runs:
             counted = {**run.dropped, **{f"rejected {k}": n for k, n in run.rejected.items()}}
             lines.append(
-                f"{run.policy:<11}: producer {run.feels()}; handled {len(run.handled)} "
+                f"{run.policy}: producer {run.feels()}; handled {len(run.handled)} "
                 f"({_ranges(run.handled)}), lost {len(run.lost)} ({_ranges(run.lost)}); "
                 f"counted {counted or 'nothing'}, reported in EVENTS_DROPPED "
                 f"{run.reported_drops}; unaccounted {run.unaccounted}"
