@@ -146,15 +146,6 @@ async def run_demo(
     async with anyio.create_task_group() as tg:
         if settings.duration is not None:
             tg.start_soon(_stop_after, scheduler, settings.duration)
-        stats = await scheduler.run()
+        stats = await scheduler.run()  # its summary includes the job runs
         tg.cancel_scope.cancel()
-    jobs = scheduler.job_statistics()
-    log.bind(jobs=jobs.as_dict()).info(
-        "Jobs: {} run(s) started, {} completed, {} failed, {} aborted, {} missed",
-        jobs.runs_started,
-        jobs.runs_completed,
-        jobs.runs_failed,
-        jobs.runs_aborted,
-        jobs.missed_total,
-    )
     return stats

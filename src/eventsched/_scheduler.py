@@ -603,14 +603,14 @@ class EventScheduler:
         )
 
     def _log_final_summary(self) -> None:
-        log_summary(self._bus.statistics(), forced=True)
+        log_summary(self._bus.statistics(), self._jobs.statistics(), forced=True)
 
     def _finish(self) -> None:
         self._state = SchedulerState.STOPPED
         if self._hook_token is not None:
             _invalid_hook.reset(self._hook_token)
             self._hook_token = None
-        log_summary(self._bus.statistics(), forced=False)
+        log_summary(self._bus.statistics(), self._jobs.statistics(), forced=False)
         if self._watchdog is not None:
             self._watchdog.disarm()
 

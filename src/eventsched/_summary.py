@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from loguru import logger
 
 from ._stats import Statistics
+
+if TYPE_CHECKING:
+    from ._jobs import JobStatistics
 
 __all__ = ["format_summary", "log_summary"]
 
@@ -20,8 +25,11 @@ def _by_reason(counts: dict[str, int]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in sorted(items)) or "none"
 
 
-def format_summary(stats: Statistics) -> list[str]:
-    """Rows of the summary table, one string each (no newlines inside)."""
+def format_summary(stats: Statistics, jobs: JobStatistics | None = None) -> list[str]:
+    """Rows of the summary table, one string each (no newlines inside).
+
+    With ``jobs`` (and any job scheduled or run), the job runs get rows too.
+    """
     dropped = dict(stats.dropped)
     rejected = dict(stats.rejected)
     rows = [
@@ -44,13 +52,25 @@ def format_summary(stats: Statistics) -> list[str]:
         ),
         ("unaccounted", f"{stats.unaccounted}"),
     ]
+    if jobs is not None and (jobs.jobs or jobs.runs_started or jobs.missed_total):
+        missed = ", ".join(f"{reason} {n}" for reason, n in sorted(jobs.missed.items()) if n)
+        rows += [
+            ("job runs started", f"{jobs.runs_started}"),
+            ("  completed", f"{jobs.runs_completed}"),
+            ("  failed", f"{jobs.runs_failed} ({jobs.runs_timed_out} timed out)"),
+            ("  aborted", f"{jobs.runs_aborted}"),
+            ("  running", f"{jobs.running}"),
+            ("job fire times missed", f"{jobs.missed_total} ({missed or 'none'})"),
+        ]
     width = max(len(name) for name, _ in rows)
     return [f"{name.ljust(width)}  {value}".rstrip() for name, value in rows]
 
 
-def log_summary(stats: Statistics, *, forced: bool) -> None:
+def log_summary(stats: Statistics, jobs: JobStatistics | None = None, *, forced: bool) -> None:
     """Log the summary: a headline, then one line per row (so JSON logs stay one line each)."""
     figures = stats.as_dict()
+    if jobs is not None:
+        figures["jobs"] = jobs.as_dict()
     title = "Summary (forced exit)" if forced else "Summary"
     log.bind(summary=figures).info(
         "{}: {} emitted, {} handled, {} failed, {} timed out, {} aborted, {} dropped, "
@@ -66,5 +86,5 @@ def log_summary(stats: Statistics, *, forced: bool) -> None:
         stats.still_queued,
         stats.unaccounted,
     )
-    for row in format_summary(stats):
+    for row in format_summary(stats, jobs):
         log.info("  {}", row)
