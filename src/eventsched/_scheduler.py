@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 from collections.abc import Callable, Coroutine, Mapping
 from enum import StrEnum
 from types import TracebackType
@@ -38,7 +37,6 @@ __all__ = ["EventScheduler", "SchedulerState"]
 
 log = logger.bind(component="scheduler")
 
-_get_ident = threading.get_ident
 
 F = TypeVar("F", bound=HandlerFunc)
 
@@ -251,9 +249,10 @@ class EventScheduler:
         """
         if type(event) is not Event or data or correlation_id or causation_id:
             event = self._event(event, data, correlation_id, causation_id)
+        # No thread check here (emit_nowait has one): a coroutine runs on an event loop,
+        # and awaiting ours from another loop's thread is as unsupported as it is for
+        # every anyio object. Other threads use emit_nowait().
         bus = self._bus
-        if _get_ident() != bus.loop_thread:
-            return bus.emit_nowait(event)  # another loop's thread: hand it to ours
         accepted = bus.offer(event)
         if accepted is None:
             return await bus.wait_for_room(event)
