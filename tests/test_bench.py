@@ -120,3 +120,12 @@ def test_plot_without_matplotlib_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert "--plot needs matplotlib" in lines[0]
     assert "eventsched[plot]" in lines[0]
+
+
+def test_bad_size_flag_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A bad value for a bench flag names the subcommand, the flag and the value."""
+    result = _bench(["--reps", "0"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "eventsched: bad flag bench --reps = '0': input should be greater than 0"
+    ]

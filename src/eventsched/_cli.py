@@ -87,6 +87,10 @@ def _env_file(argv: Sequence[str], environ: dict[str, str] | os._Environ[str]) -
 def _describe(error: dict[str, Any], env_file: Path | None) -> str:
     loc = error.get("loc") or ("?",)
     field = str(loc[0])
+    if len(loc) > 1 and field in Cli.model_fields:  # a subcommand's flag: name both
+        flag = f"{field} --" + str(loc[-1]).replace("_", "-")
+        message = str(error.get("msg", "invalid"))
+        return f"bad flag {flag} = {error.get('input')!r}: {message[:1].lower()}{message[1:]}"
     if error.get("type") == "extra_forbidden":
         allowed = ", ".join(env_name(name) for name in Settings.model_fields)
         where = f" in {env_file}" if env_file is not None else ""
