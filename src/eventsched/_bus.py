@@ -399,7 +399,7 @@ class EventBus:
     async def worker(self) -> None:
         """Handle events until the stream is closed and empty (or until cancelled)."""
         receive_nowait = self._receive_nowait
-        registry = self._registry
+        routes = self._registry.routes
         latency = self._latency
         waiters = self._waiters
         # This task's own context: no inherited "current event", and one slot that
@@ -432,7 +432,7 @@ class EventBus:
                 if sample_next or not received & sample_mask:
                     sample_next = False
                     latency.append(max(0.0, _time() - event.created_at))
-                handlers = registry.routes.get(event.type, registry.wildcard)
+                handlers = routes[event.type]
                 slot.event = event
                 outcome = handled_
                 try:

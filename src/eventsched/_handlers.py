@@ -47,20 +47,34 @@ class Handler:
     """Whether the worker may await it directly: async and no timeout scope to enter."""
 
 
+class Routes(dict[EventTypeLike, tuple[Handler, ...]]):
+    """Event type -> the handlers to call, in order; a type nobody subscribed to gets
+    the ``"*"`` handlers. One lookup (``routes[event.type]``) per event."""
+
+    __slots__ = ("wildcard",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wildcard: tuple[Handler, ...] = ()
+
+    def __missing__(self, event_type: EventTypeLike) -> tuple[Handler, ...]:
+        # Not cached: event types can be any strings, so the table could grow forever.
+        return self.wildcard
+
+
 class HandlerRegistry:
     """Handlers by event type, flattened into a routing table rebuilt on change.
 
-    Workers look up ``routes.get(event.type, wildcard)`` once per event; the table is
-    replaced (never mutated) on subscribe, so a worker holding the old tuple simply
-    finishes the event with the handlers that were subscribed when it started.
+    The table is one object for the registry's whole life, updated in place, so that
+    workers can hold it in a local variable; the tuples in it are replaced, never
+    mutated, so a worker finishes an event with the handlers it started with.
     """
 
-    __slots__ = ("_by_type", "routes", "wildcard")
+    __slots__ = ("_by_type", "routes")
 
     def __init__(self) -> None:
         self._by_type: dict[EventTypeLike, list[Handler]] = {}
-        self.routes: dict[EventTypeLike, tuple[Handler, ...]] = {}
-        self.wildcard: tuple[Handler, ...] = ()
+        self.routes = Routes()
 
     def add(self, event_type: EventTypeLike, func: HandlerFunc, timeout: float | None) -> Handler:
         if not callable(func):
@@ -91,9 +105,12 @@ class HandlerRegistry:
 
     def _rebuild(self) -> None:
         wildcard = tuple(self._by_type.get(ALL_EVENTS, ()))
-        self.routes = {
+        table = {
             event_type: tuple(handlers) + wildcard
             for event_type, handlers in self._by_type.items()
             if event_type != ALL_EVENTS and handlers
         }
-        self.wildcard = wildcard
+        # No await here, so no worker sees the table half updated.
+        self.routes.clear()
+        self.routes.update(table)
+        self.routes.wildcard = wildcard

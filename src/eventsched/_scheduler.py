@@ -217,6 +217,8 @@ class EventScheduler:
                 raise TypeError("pass either an Event or a type with data, not both")
             return event
         try:
+            if correlation_id is None and causation_id is None:  # fewer keywords: faster
+                return Event.create(event, data, max_bytes=self.max_event_bytes)  # type: ignore[arg-type]
             return Event.create(
                 event,  # type: ignore[arg-type]
                 data,
