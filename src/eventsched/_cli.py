@@ -6,7 +6,7 @@ allowed, and exit code 2, before anything is started.
 
 Commands: with no subcommand, the demo runs. A subcommand is a pydantic model with a
 ``run(self, settings) -> int`` method, declared as a ``CliSubCommand[...]`` field of
-:class:`Cli` (``bench`` and ``lesson`` are planned); its own flags follow its name, the
+:class:`Cli` (``bench`` and ``lesson``); its own flags follow its name, the
 shared settings come before it: ``eventsched --backend trio bench ...``.
 
 Why pydantic-settings' own CLI support: flags, environment and ``.env`` then fill one
@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from pydantic import Field
 from pydantic_settings import CliSubCommand
 
-from ._bench._command import Bench  # issue 5: `eventsched bench`
+from ._bench._command import Bench  # `eventsched bench`
 from ._settings import DEFAULT_ENV_FILE, Settings, env_name
 from ._shutdown import EXIT_CONFIG, EXIT_OK
-from .lessons._command import LessonCommand  # issue 6: `eventsched lesson`
+from .lessons._command import LessonCommand  # `eventsched lesson`
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -109,15 +109,11 @@ def _one_line(error: ValidationError, env_file: Path | None) -> str:
 class Cli(Settings):
     __doc__ = Settings.__doc__
 
-    # Subcommands are fields here, e.g. ``bench: CliSubCommand[Bench]`` (issues 5, 6).
-    # -- issue 5: bench (src/eventsched/_bench/) --
+    # Subcommands: the models live with their code (_bench/, lessons/).
     bench: CliSubCommand[Bench] = Field(description="compare the backends: eventsched bench --help")
-    # -- end bench --
-    # -- issue 6: lesson (src/eventsched/lessons/) --
     lesson: CliSubCommand[LessonCommand] = Field(
         description="learn concurrency: list the lessons, or run one: eventsched lesson NAME"
     )
-    # -- end lesson --
 
 
 def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) -> Settings:
