@@ -854,8 +854,13 @@ class JobScheduler:
 
     async def _run(self, job: _Job, fire_time: datetime) -> None:
         try:
-            ahead = (fire_time - self._clock.now()).total_seconds()
-            if ahead > 0:  # started up to RUN_LEAD early: wait for the moment itself
+            # Started up to RUN_LEAD early: wait for the moment itself. A loop, because
+            # a loop clock coarser than the wall clock (uvloop's counts whole
+            # milliseconds) can wake us a fraction of a millisecond early; the
+            # next sleep covers that remainder.
+            # (ruff's ASYNC110 is about polling for a condition another task sets;
+            # this waits for a time, for at most a tick of the loop clock more.)
+            while (ahead := (fire_time - self._clock.now()).total_seconds()) > 0:  # noqa: ASYNC110
                 await anyio.sleep(ahead)
         except BaseException:
             self._never_started(job)  # cancelled before its time: not a run at all
