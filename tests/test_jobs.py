@@ -550,3 +550,25 @@ def test_job_names_are_exported() -> None:
         assert hasattr(eventsched, name)
     for name in eventsched.testing.__all__:
         assert hasattr(eventsched.testing, name)
+
+
+async def test_a_job_never_starts_before_its_fire_time_in_real_time() -> None:
+    """On the real clocks (loop and wall), every run starts at or after its fire time."""
+    scheduler = EventScheduler()
+    starts: list[tuple[float, datetime]] = []
+    done = anyio.Event()
+
+    async def record() -> None:
+        event = eventsched.current_event()
+        assert event is not None
+        starts.append((time.time(), datetime.fromisoformat(event.data["fire_time"])))
+        if len(starts) == 5:
+            done.set()
+
+    scheduler.add_job(record, "interval", seconds=0.02, id="punctual")
+    with anyio.fail_after(10):
+        async with scheduler:
+            await done.wait()
+    for started, fire_time in starts:
+        # Microsecond datetimes against float seconds: allow one microsecond.
+        assert started >= fire_time.timestamp() - 1e-6, (started, fire_time)
