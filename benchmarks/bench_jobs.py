@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 
@@ -45,27 +44,10 @@ async def _bare(runs: int, interval: float) -> list[float]:
 
 
 async def _scheduled(runs: int, interval: float) -> list[float]:
-    import anyio
+    # The same measurement as the bench command's timers workload.
+    from eventsched._bench._workloads import job_lateness
 
-    from eventsched import EventScheduler, current_event
-
-    lateness: list[float] = []
-    done = anyio.Event()
-
-    async def job() -> None:
-        now = time.time()
-        event = current_event()
-        assert event is not None
-        lateness.append(now - datetime.fromisoformat(event.data["fire_time"]).timestamp())
-        if len(lateness) >= runs:
-            done.set()
-
-    scheduler = EventScheduler()
-    scheduler.add_job(job, "interval", seconds=interval, id="bench", max_instances=10)
-    async with scheduler:
-        with anyio.fail_after(runs * interval * 5 + 10):
-            await done.wait()
-    return lateness[:runs]
+    return await job_lateness(runs, interval)
 
 
 async def _idle_cpu(seconds: float, jobs: int) -> float:

@@ -22,7 +22,17 @@ from .._exceptions import QueueFullError
 from .._scheduler import EventScheduler
 from ._config import POLICIES, BenchConfig
 
-__all__ = ["DATA", "KIND", "Runner", "latency", "overflow", "spin", "throughput", "timers"]
+__all__ = [
+    "DATA",
+    "KIND",
+    "Runner",
+    "job_lateness",
+    "latency",
+    "overflow",
+    "spin",
+    "throughput",
+    "timers",
+]
 
 KIND: Final = EventType.JOB_STARTED
 DATA: Final = {"n": 1}
@@ -292,6 +302,31 @@ def overflow(run: Runner, config: BenchConfig) -> dict[str, float]:
 # -- timers ----------------------------------------------------------------------------
 
 
+async def job_lateness(runs: int, interval: float) -> list[float]:
+    """Seconds from each fire time of an interval job to the job's first line (wall clock).
+
+    So it includes the run's task and its ``JOB_STARTED``; also used by
+    ``benchmarks/bench_jobs.py``.
+    """
+    lateness: list[float] = []
+    done = anyio.Event()
+
+    async def job() -> None:
+        now = _wall()
+        event = current_event()
+        assert event is not None
+        lateness.append(now - datetime.fromisoformat(event.data["fire_time"]).timestamp())
+        if len(lateness) >= runs:
+            done.set()
+
+    scheduler = EventScheduler()
+    scheduler.add_job(job, "interval", seconds=interval, id="bench", max_instances=10)
+    async with scheduler:
+        with anyio.fail_after(runs * interval * 5 + 10):
+            await done.wait()
+    return lateness[:runs]
+
+
 def timers(run: Runner, config: BenchConfig) -> dict[str, float]:
     """Lateness of fire times, p50/p99 in ms: a bare sleep_until loop, then an interval job.
 
@@ -310,23 +345,7 @@ def timers(run: Runner, config: BenchConfig) -> dict[str, float]:
         return lateness
 
     async def scheduled() -> list[float]:
-        lateness: list[float] = []
-        done = anyio.Event()
-
-        async def job() -> None:
-            now = _wall()
-            event = current_event()
-            assert event is not None
-            lateness.append(now - datetime.fromisoformat(event.data["fire_time"]).timestamp())
-            if len(lateness) >= runs:
-                done.set()
-
-        scheduler = EventScheduler()
-        scheduler.add_job(job, "interval", seconds=interval, id="bench", max_instances=10)
-        async with scheduler:
-            with anyio.fail_after(runs * interval * 5 + 10):
-                await done.wait()
-        return lateness[:runs]
+        return await job_lateness(runs, interval)
 
     bare_samples: list[float] = run(bare)
     job_samples: list[float] = run(scheduled)
