@@ -115,7 +115,6 @@ class EventBus:
         "loop_thread",
         "rejected",
         "timed_out",
-        "workers_running",
     )
 
     def __init__(
@@ -152,7 +151,6 @@ class EventBus:
         self.handler_errors = 0
         self.handler_timeouts = 0
         self.high_water = 0
-        self.workers_running = 0
         self.drop_signal: anyio.Event | None = None
 
     # -- lifecycle (called by EventScheduler) ------------------------------------------
@@ -168,10 +166,6 @@ class EventBus:
         self._token = anyio.lowlevel.current_token()
         self.drop_signal = anyio.Event()
         self._accepting = True
-
-    @property
-    def accepting(self) -> bool:
-        return self._accepting
 
     def close_intake(self, *, force: bool = False) -> None:
         """Refuse new events from now on; buffered ones stay for the workers to drain.
@@ -415,57 +409,53 @@ class EventBus:
         # Besides one event in 16, time the first after an idle wait: at low rates
         # (the demo's) there would otherwise be no samples at all.
         sample_next = True
-        self.workers_running += 1
-        try:
-            while True:
-                try:
-                    event = receive_nowait()
-                except WouldBlock:
-                    in_a_row = 0
-                    await self._wait_idle()
-                    sample_next = True
-                    continue
-                except EndOfStream:
-                    return
-                received = self._received = self._received + 1
-                if waiters:
-                    self._place_waiter()
-                if sample_next or not received & sample_mask:
-                    sample_next = False
-                    latency.append(max(0.0, _time() - event.created_at))
-                handlers = routes[event.type]
-                slot.event = event
-                outcome = handled_
-                try:
-                    for handler in handlers:
-                        if handler.fast:
-                            try:
-                                await handler.func(event)
-                            except Exception as exc:
-                                self._handler_failed(handler, event, exc)
-                                outcome = failed_
-                        else:
-                            result = await self._call_slow(handler, event)
-                            if result > outcome:
-                                outcome = result
-                except BaseException:
-                    # Cancelled (shutdown past its grace) with this event in hand.
-                    self.aborted += 1
-                    raise
-                finally:
-                    slot.event = None
-                if outcome == handled_:
-                    self.handled += 1
-                elif outcome == failed_:
-                    self.failed += 1
-                else:
-                    self.timed_out += 1
-                in_a_row += 1
-                if in_a_row >= batch:
-                    in_a_row = 0
-                    await anyio.lowlevel.checkpoint()
-        finally:
-            self.workers_running -= 1
+        while True:
+            try:
+                event = receive_nowait()
+            except WouldBlock:
+                in_a_row = 0
+                await self._wait_idle()
+                sample_next = True
+                continue
+            except EndOfStream:
+                return
+            received = self._received = self._received + 1
+            if waiters:
+                self._place_waiter()
+            if sample_next or not received & sample_mask:
+                sample_next = False
+                latency.append(max(0.0, _time() - event.created_at))
+            handlers = routes[event.type]
+            slot.event = event
+            outcome = handled_
+            try:
+                for handler in handlers:
+                    if handler.fast:
+                        try:
+                            await handler.func(event)
+                        except Exception as exc:
+                            self._handler_failed(handler, event, exc)
+                            outcome = failed_
+                    else:
+                        result = await self._call_slow(handler, event)
+                        if result > outcome:
+                            outcome = result
+            except BaseException:
+                # Cancelled (shutdown past its grace) with this event in hand.
+                self.aborted += 1
+                raise
+            finally:
+                slot.event = None
+            if outcome == handled_:
+                self.handled += 1
+            elif outcome == failed_:
+                self.failed += 1
+            else:
+                self.timed_out += 1
+            in_a_row += 1
+            if in_a_row >= batch:
+                in_a_row = 0
+                await anyio.lowlevel.checkpoint()
 
     async def _wait_idle(self) -> None:
         wake = anyio.Event()
