@@ -291,3 +291,27 @@ async def test_emit_from_a_foreign_thread_is_routed_to_the_loop() -> None:
     assert sorted(seen) == list(range(50))
     assert scheduler.statistics().dropped_total == 0
     assert_accounted(scheduler.statistics())
+
+
+async def test_accounting_adds_up_while_an_emitter_waits_for_room() -> None:
+    """An emit blocked on a full queue is in no figure until it has an outcome."""
+    scheduler = EventScheduler(queue_size=1, overflow="block")
+    gate = anyio.Event()
+
+    async def gated(event: Event) -> None:
+        await gate.wait()
+
+    scheduler.on("n", gated)
+    with anyio.fail_after(5):
+        async with scheduler, anyio.create_task_group() as tg:
+            await scheduler.emit("n")  # the handler takes it and waits
+            await anyio.wait_all_tasks_blocked()
+            await scheduler.emit("n")  # fills the queue
+            tg.start_soon(scheduler.emit, "n")  # waits for room
+            await anyio.wait_all_tasks_blocked()
+            waiting = scheduler.statistics()
+            assert waiting.emitted == 2
+            assert_accounted(waiting)
+            gate.set()
+    assert scheduler.statistics().handled == 4  # three events and SHUTDOWN_REQUESTED
+    assert_accounted(scheduler.statistics())

@@ -340,6 +340,9 @@ class EventBus:
         return True
 
     async def _wait_for_room(self, event: Event, limit: float | None) -> bool:
+        # An emit waiting for room has no outcome yet: it leaves "emitted" until it has
+        # one (placed, dropped or refused), so that the identities hold meanwhile too.
+        self.emitted -= 1
         waiter = _Waiter(event)
         self._waiters.append(waiter)
         try:
@@ -349,11 +352,13 @@ class EventBus:
             # Cancelled while waiting: the event got in only if a worker placed it.
             if not waiter.placed:
                 self._forget(waiter)
+                self.emitted += 1
                 self.rejected[RejectReason.SHUTTING_DOWN] += 1
             raise
         if waiter.placed:
             return True
         self._forget(waiter)
+        self.emitted += 1
         if not self._accepting:
             self.rejected[RejectReason.SHUTTING_DOWN] += 1
         else:
@@ -368,6 +373,7 @@ class EventBus:
         """Move the first waiting emitter's event into the slot a worker just freed."""
         waiter = self._waiters.popleft()
         self._send_nowait(waiter.event)
+        self.emitted += 1  # back in "emitted" now that it has an outcome
         self._accepted(waiter.event)
         waiter.placed = True
         waiter.wake.set()

@@ -59,7 +59,8 @@ class Statistics:
     """
 
     emitted: int
-    """Emit attempts, whatever became of them."""
+    """Emit attempts with an outcome, whatever it was (an emitter still waiting for room
+    under ``block`` is counted once it gets in, gives up or is refused)."""
     accepted: int
     """Events that entered the queue (and were not evicted later)."""
     dropped: Mapping[str, int]
