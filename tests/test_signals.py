@@ -134,7 +134,7 @@ def test_a_second_signal_during_a_slow_drain_exits_at_once(
     assert time.monotonic() - sent < 2.0
     assert "Second signal" in runtime.stderr()
     assert "Summary (forced exit)" in runtime.stderr()
-    assert runtime.summary()[1] == 0
+    assert runtime.summary()[1] == 0, runtime.stderr()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -148,7 +148,7 @@ def test_a_storm_of_signals_never_kills_by_default_action(
     code = runtime.wait(15)
     assert code in (0, EXIT_SIGINT, EXIT_SIGTERM), (code, runtime.stderr())
     assert "Traceback" not in runtime.stderr()
-    assert runtime.summary()[1] == 0
+    assert runtime.summary()[1] == 0, runtime.stderr()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -162,7 +162,7 @@ def test_a_handler_awaiting_forever_is_cancelled_after_the_grace_period(
     assert runtime.wait(10) == 0, runtime.stderr()
     assert time.monotonic() - sent < 0.5 + 2.0
     assert "aborted in flight    1" in runtime.stderr()
-    assert runtime.summary()[1] == 0
+    assert runtime.summary()[1] == 0, runtime.stderr()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

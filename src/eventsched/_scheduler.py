@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from enum import StrEnum
 from types import TracebackType
@@ -39,6 +41,9 @@ log = logger.bind(component="scheduler")
 
 
 F = TypeVar("F", bound=HandlerFunc)
+
+#: Reads of the counters a forced exit makes to find them between two loop steps.
+_SNAPSHOT_TRIES: Final = 20
 
 #: Extra time the watchdog allows beyond the grace period: cancelling what is left,
 #: writing the summary and flushing the logs take well under this.
@@ -604,7 +609,22 @@ class EventScheduler:
         )
 
     def _log_final_summary(self) -> None:
-        log_summary(self._bus.statistics(), self._jobs.statistics(), forced=True)
+        # Called from a thread while the loop may still run, and possibly stopped in
+        # the middle of an update (the signal that started us interrupted it between
+        # two bytecodes). So: read the counters in one go (a long switch interval keeps
+        # the GIL here; the reads do no I/O), and if that caught the loop thread
+        # halfway, let it finish its step and read again, briefly.
+        interval = sys.getswitchinterval()
+        for _ in range(_SNAPSHOT_TRIES):
+            sys.setswitchinterval(60.0)
+            try:
+                stats, jobs = self._bus.statistics(), self._jobs.statistics()
+            finally:
+                sys.setswitchinterval(interval)
+            if stats.unaccounted == 0:
+                break
+            time.sleep(0.001)
+        log_summary(stats, jobs, forced=True)
 
     def _finish(self) -> None:
         self._state = SchedulerState.STOPPED
