@@ -11,7 +11,7 @@ from enum import Enum
 import pytest
 
 from eventsched import Event, EventType, InvalidEventError
-from eventsched._events import _current_event
+from eventsched._events import HandlingSlot, _handling
 
 
 class Shop(Enum):
@@ -46,12 +46,12 @@ def test_ids_are_unique() -> None:
 def test_events_created_while_handling_inherit_the_lineage() -> None:
     """Inside a handler (current event set), new events inherit correlation and cause."""
     parent = Event.create("parent", correlation_id="corr-1")
-    token = _current_event.set(parent)
+    token = _handling.set(HandlingSlot(parent))
     try:
         child = Event.create("child")
         explicit = Event.create("child", correlation_id="other")
     finally:
-        _current_event.reset(token)
+        _handling.reset(token)
     assert child.correlation_id == "corr-1"
     assert child.causation_id == parent.id
     assert explicit.correlation_id == "other"

@@ -48,7 +48,7 @@ from apscheduler.util import astimezone  # type: ignore[import-untyped]
 from loguru import logger
 
 from ._clock import Clock, SystemClock
-from ._events import Event, EventType, _current_event
+from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import EventschedError, SchedulerStateError
 from ._jobstate import JobStateStore, SavedJob
 from ._validate import check_int, check_seconds
@@ -580,7 +580,7 @@ class JobScheduler:
         """
         if self._state is not JobSchedulerState.CREATED:
             raise SchedulerStateError(f"this job scheduler is {self._state.value}")
-        _current_event.set(None)  # each run starts a chain of its own
+        _handling.set(None)  # each run starts a chain of its own
         self._flush_lock = anyio.Lock()
         store = self._store
         try:
@@ -871,7 +871,8 @@ class JobScheduler:
         loop_start = anyio.current_time()
         base = {"job_id": job.id, "fire_time": fire_time.isoformat()}
         started = self._event(EventType.JOB_STARTED, {**base, "run": job.runs})
-        _current_event.set(started)  # this task's context: the job's events inherit it
+        # This task's context: the events the job creates inherit its lineage.
+        _handling.set(HandlingSlot(started))
         lineage = {"correlation_id": started.correlation_id, "causation_id": started.id}
         finished = False
         try:

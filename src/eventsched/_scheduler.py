@@ -17,7 +17,14 @@ from anyio.abc import TaskGroup, TaskStatus
 from loguru import logger
 
 from ._bus import CHECKPOINT_EVERY, EventBus
-from ._events import DEFAULT_MAX_EVENT_BYTES, Event, EventType, EventTypeLike, _invalid_hook
+from ._events import (
+    DEFAULT_MAX_EVENT_BYTES,
+    Event,
+    EventType,
+    EventTypeLike,
+    _invalid_hook,
+    make_event,
+)
 from ._exceptions import InvalidEventError, SchedulerStateError
 from ._handlers import HandlerFunc, HandlerRegistry
 from ._jobs import JobScheduler, jobs_method
@@ -222,14 +229,13 @@ class EventScheduler:
                 raise TypeError("pass either an Event or a type with data, not both")
             return event
         try:
-            if correlation_id is None and causation_id is None:  # fewer keywords: faster
-                return Event.create(event, data, max_bytes=self.max_event_bytes)  # type: ignore[arg-type]
-            return Event.create(
+            return make_event(
+                Event,
                 event,  # type: ignore[arg-type]
                 data,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                max_bytes=self.max_event_bytes,
+                self.max_event_bytes,
+                correlation_id,
+                causation_id,
             )
         except InvalidEventError as error:
             self._bus.count_invalid(error)
@@ -254,8 +260,15 @@ class EventScheduler:
         :raises InvalidEventError: the data is not acceptable (counted as rejected)
         :raises QueueFullError: the queue is full and the policy is ``reject``
         """
-        if type(event) is not Event or data or correlation_id or causation_id:
+        if (
+            event.__class__ is not Event
+            or data is not None
+            or correlation_id is not None
+            or causation_id is not None
+        ):
             event = self._event(event, data, correlation_id, causation_id)
+        elif event.data_size > self.max_event_bytes:
+            self._bus.refuse_oversized(event)
         # No thread check here (emit_nowait has one): a coroutine runs on an event loop,
         # and awaiting ours from another loop's thread is as unsupported as it is for
         # every anyio object. Other threads use emit_nowait().
@@ -286,8 +299,15 @@ class EventScheduler:
         handler, a sync job, a thread of your own) the event is handed to the loop
         thread, and under ``block`` that thread waits for room.
         """
-        if type(event) is not Event or data or correlation_id or causation_id:
+        if (
+            event.__class__ is not Event
+            or data is not None
+            or correlation_id is not None
+            or causation_id is not None
+        ):
             event = self._event(event, data, correlation_id, causation_id)
+        elif event.data_size > self.max_event_bytes:
+            self._bus.refuse_oversized(event)
         return self._bus.emit_nowait(event)
 
     # -- state and accounting ----------------------------------------------------------
