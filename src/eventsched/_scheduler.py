@@ -49,6 +49,9 @@ log = logger.bind(component="scheduler")
 
 F = TypeVar("F", bound=HandlerFunc)
 
+# Producers yield every CHECKPOINT_EVERY accepted emits (a power of two, so a mask).
+_EMIT_BATCH_MASK: Final = CHECKPOINT_EVERY - 1
+
 #: Reads of the counters a forced exit makes to find them between two loop steps.
 _SNAPSHOT_TRIES: Final = 20
 
@@ -260,27 +263,36 @@ class EventScheduler:
         :raises InvalidEventError: the data is not acceptable (counted as rejected)
         :raises QueueFullError: the queue is full and the policy is ``reject``
         """
-        if (
-            event.__class__ is not Event
-            or data is not None
-            or correlation_id is not None
-            or causation_id is not None
-        ):
-            event = self._event(event, data, correlation_id, causation_id)
+        bus = self._bus
+        if event.__class__ is not Event:
+            # make_event called here rather than through _event: one call less per
+            # event on the path every producer loop takes.
+            try:
+                event = make_event(
+                    Event,
+                    event,  # type: ignore[arg-type]
+                    data,
+                    self.max_event_bytes,
+                    correlation_id,
+                    causation_id,
+                )
+            except InvalidEventError as error:
+                bus.count_invalid(error)
+                raise
+        elif data is not None or correlation_id is not None or causation_id is not None:
+            raise TypeError("pass either an Event or a type with data, not both")
         elif event.data_size > self.max_event_bytes:
-            self._bus.refuse_oversized(event)
+            bus.refuse_oversized(event)
         # No thread check here (emit_nowait has one): a coroutine runs on an event loop,
         # and awaiting ours from another loop's thread is as unsupported as it is for
         # every anyio object. Other threads use emit_nowait().
-        bus = self._bus
         accepted = bus.offer(event)
         if accepted is None:
             return await bus.wait_for_room(event)
         # Accepted emits never yield (that is the speed of send_nowait), so a producer
         # loop would starve every other task: yield every CHECKPOINT_EVERY emits.
         emits = self._emits = self._emits + 1
-        if emits >= CHECKPOINT_EVERY:
-            self._emits = 0
+        if not emits & _EMIT_BATCH_MASK:
             await anyio.lowlevel.checkpoint()
         return accepted
 
