@@ -9,13 +9,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventsched._bench._config import BACKENDS, METRICS, WORKLOADS
-from eventsched._bench._report import compare, format_report
+from eventsched._bench._report import compare, format_report, paired_ratio
+from eventsched._bench._workloads import _interleaved
 
 pytestmark = pytest.mark.slow
 
@@ -129,3 +131,31 @@ def test_bad_size_flag_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "eventsched: bad flag bench --reps = '0': input should be greater than 0"
     ]
+
+
+def test_ratios_pair_each_repetition_with_its_own_baseline() -> None:
+    """The ratio is the median of the repetitions' own ratios, not a ratio of medians.
+
+    In the third repetition the machine slowed the baseline's run only: the paired
+    ratio keeps reading 2, the ratio of the medians (390 / 200) would not.
+    """
+    assert paired_ratio([100.0, 400.0, 390.0], [50.0, 200.0, 400.0]) == pytest.approx(2.0)
+    # Counts that differ cannot be paired: the ratio of the medians.
+    assert paired_ratio([3.0], [1.0, 2.0]) == pytest.approx(2.0)
+    assert paired_ratio([], [1.0]) is None
+
+
+def test_trials_are_interleaved_row_by_row() -> None:
+    """Rows take turns (A B A B ...), so a slow spell hits one trial of each row."""
+    calls: list[str] = []
+
+    def row(name: str) -> Callable[[], int]:
+        def one() -> int:
+            calls.append(name)
+            return len(calls)
+
+        return one
+
+    results = _interleaved({"a": row("a"), "b": row("b")}, 3)
+    assert calls == ["a", "b", "a", "b", "a", "b"]
+    assert results == {"a": [1, 3, 5], "b": [2, 4, 6]}

@@ -39,6 +39,13 @@ class Bench(BaseModel):
     reps: int | None = Field(
         None, gt=0, le=100, description="repetitions per backend [5; quick: 1]"
     )
+    trials: int | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="interleaved trials per repetition: throughput keeps the best, "
+        "latency and timers pool their samples [5; quick: 1]",
+    )
     events: int | None = Field(
         None, gt=0, description="throughput: events per row [200000; quick: 20000]"
     )
@@ -46,14 +53,14 @@ class Bench(BaseModel):
         None, gt=0, description="throughput and latency: queue capacity [1000]"
     )
     latency_events: int | None = Field(
-        None, gt=0, description="latency: events per row [5000; quick: 1000]"
+        None, gt=0, description="latency: events per row [20000; quick: 1000]"
     )
     rate: float | None = Field(None, gt=0, description="latency: events emitted per second [10000]")
     overflow_events: int | None = Field(
         None, gt=0, description="overflow: emits per policy [50000; quick: 5000]"
     )
     timer_runs: int | None = Field(
-        None, gt=0, description="timers: fire times per row [200; quick: 30]"
+        None, gt=0, description="timers: fire times per row [1000; quick: 30]"
     )
     timer_interval: float | None = Field(
         None, gt=0, description="timers: seconds between fire times [0.005]"

@@ -32,12 +32,20 @@ class BenchConfig:
 
     reps: int = 5
     """Repetitions per backend, interleaved (asyncio, uvloop, trio, asyncio, ...)."""
+    trials: int = 5
+    """Trials per repetition, interleaved row by row inside the backend's process.
+
+    A repetition's throughput figure is its best trial (noise on a shared machine
+    only ever slows a run down); latency and timer quantiles are taken over the
+    samples of all its trials. Sizes below are per row and repetition, split evenly
+    between the trials.
+    """
     events: int = 200_000
     """Events per throughput row."""
     queue_size: int = 1000
     """Queue capacity in the throughput and latency workloads (and the references)."""
-    latency_events: int = 5000
-    """Events per latency row, emitted at :attr:`rate`."""
+    latency_events: int = 20_000
+    """Events per latency row, emitted at :attr:`rate` (p99 is the 200th slowest)."""
     rate: float = 10_000.0
     """Events per second the latency producer is paced at."""
     overflow_events: int = 50_000
@@ -46,8 +54,8 @@ class BenchConfig:
     """Queue capacity in the overflow workload."""
     slow_handler_us: float = 20.0
     """CPU time (busy loop, microseconds) the overflow workload's slow handler takes."""
-    timer_runs: int = 200
-    """Fire times per timer row."""
+    timer_runs: int = 1000
+    """Fire times per timer row (p99 is the 10th latest)."""
     timer_interval: float = 0.005
     """Seconds between fire times."""
     shutdown_events: int = 1000
@@ -72,6 +80,7 @@ class BenchConfig:
 #: ``--quick``: the smoke test's run, well under 30 s on two busy cores.
 QUICK: Final = BenchConfig(
     reps=1,
+    trials=1,
     events=20_000,
     latency_events=1000,
     overflow_events=5000,

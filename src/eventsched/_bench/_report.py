@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from ._config import METRICS, metric
 
-__all__ = ["compare", "format_report", "ratios", "summarize"]
+__all__ = ["compare", "format_report", "paired_ratio", "ratios", "summarize"]
 
 #: The rows eventsched's throughput is read against, within one backend.
 REFERENCES: Final = (
@@ -28,26 +28,60 @@ _CELL: Final = 26
 _UNITS: Final = {"events/s": "ev/s", "fraction": "share", "count": "count"}
 
 
+def paired_ratio(values: list[float], base: list[float]) -> float | None:
+    """The median of the repetitions' own ratios, ``values[i] / base[i]``.
+
+    Figures of one repetition were measured seconds apart (and, within one backend,
+    in the same process), so a slow spell of the machine scales both sides of each
+    ratio; the ratio of two medians would mix repetitions measured minutes apart.
+    Falls back to the ratio of the medians when the counts differ.
+    """
+    if len(values) == len(base) and values:
+        pairs = [value / other for value, other in zip(values, base, strict=True) if other]
+        if pairs:
+            return statistics.median(pairs)
+    if not values or not base:
+        return None
+    median_base = statistics.median(base)
+    return statistics.median(values) / median_base if median_base else None
+
+
 def summarize(document: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
     """Per metric and backend: median, min, max, repetitions, ratio to the baseline."""
     baseline = document["baseline"]
     summary: dict[str, dict[str, dict[str, float | None]]] = {}
     for metric_id, entry in document["metrics"].items():
         per: dict[str, dict[str, float | None]] = {}
-        for backend, values in entry["samples"].items():
+        samples = entry["samples"]
+        base = samples.get(baseline, [])
+        for backend, values in samples.items():
             if values:
                 per[backend] = {
                     "median": statistics.median(values),
                     "min": min(values),
                     "max": max(values),
                     "n": len(values),
+                    "ratio": paired_ratio(values, base) if base else None,
                 }
-        base = per.get(baseline, {}).get("median")
-        for figures in per.values():
-            median = figures["median"]
-            figures["ratio"] = median / base if base and median is not None else None
         summary[metric_id] = per
     return summary
+
+
+def _reference_ratios(document: dict[str, Any], backend: str) -> dict[str, float]:
+    """eventsched's throughput over each reference's, paired repetition by repetition."""
+    metrics = document["metrics"]
+
+    def samples(metric_id: str) -> list[float]:
+        entry = metrics.get(metric_id)
+        return list(entry["samples"].get(backend, [])) if entry else []
+
+    ours = samples("throughput.eventsched_1")
+    found: dict[str, float] = {}
+    for ref, _ in REFERENCES:
+        ratio = paired_ratio(ours, samples(ref)) if ours else None
+        if ratio is not None:
+            found[ref] = ratio
+    return found
 
 
 def _number(value: float, unit: str) -> str:
@@ -95,8 +129,10 @@ def format_report(document: dict[str, Any]) -> str:
         f"eventsched bench: {document['started']}, Python {machine['python']}, "
         f"{machine['cpu_count']} CPUs, load {_load(machine)}",
         "versions: " + ", ".join(f"{name} {v}" for name, v in packages.items() if v is not None),
-        f"{config['reps']} repetition(s) per backend, interleaved; cells: median (min-max) "
-        f"and the ratio to {baseline}; (+) higher is better, (-) lower is better",
+        f"{config['reps']} repetition(s) per backend, interleaved, of "
+        f"{config.get('trials', 1)} interleaved trial(s) each; cells: median (min-max) and "
+        f"the ratio to {baseline} (median of the repetitions' own ratios); "
+        "(+) higher is better, (-) lower is better",
     ]
     for name, status in document["backends"].items():
         if not status["available"]:
@@ -137,14 +173,19 @@ def reference_lines(document: dict[str, Any]) -> list[str]:
     for backend, status in document["backends"].items():
         if not status["available"]:
             continue
-        per = dict(_medians(summary, backend))
-        ours = per.get("throughput.eventsched_1")
+        ours = dict(_medians(summary, backend)).get("throughput.eventsched_1")
         if ours is None:
             continue
-        parts = [f"{ours / per[ref]:.2f}x {name}" for ref, name in REFERENCES if per.get(ref)]
+        found = _reference_ratios(document, backend)
+        parts = [f"{found[ref]:.2f}x {name}" for ref, name in REFERENCES if ref in found]
         lines.append(
             f"{backend}: eventsched (1 task) {_number(ours, 'events/s')} events/s = "
             + ", ".join(parts)
+        )
+    if lines:
+        lines.append(
+            "(ratios are medians of each repetition's own ratio; a repetition's throughput "
+            "is the best of its trials)"
         )
     return lines
 
@@ -162,13 +203,8 @@ def ratios(document: dict[str, Any]) -> dict[str, float]:
             if backend != baseline and figures.get("ratio") is not None:
                 found[f"{metric_id} {backend}/{baseline}"] = figures["ratio"]
     for backend in document["backends"]:
-        per = dict(_medians(summary, backend))
-        ours = per.get("throughput.eventsched_1")
-        for ref, _ in REFERENCES:
-            if ours and per.get(ref):
-                found[f"throughput.eventsched_1/{ref.partition('.')[2]} on {backend}"] = (
-                    ours / per[ref]
-                )
+        for ref, ratio in _reference_ratios(document, backend).items():
+            found[f"throughput.eventsched_1/{ref.partition('.')[2]} on {backend}"] = ratio
     return found
 
 

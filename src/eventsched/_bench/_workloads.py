@@ -12,7 +12,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -40,6 +40,8 @@ DATA: Final = {"n": 1}
 _perf = time.perf_counter
 _wall = time.time
 
+T = TypeVar("T")
+
 #: Runs a coroutine function on the backend under test, in a fresh event loop.
 Runner = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]
 
@@ -56,12 +58,27 @@ def _quantile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+def _per_trial(total: int, trials: int) -> int:
+    return max(1, total // trials)
+
+
+def _interleaved(rows: dict[str, Callable[[], T]], trials: int) -> dict[str, list[T]]:
+    """Run every row ``trials`` times, row by row (A B C A B C ...): each row's trials
+    are spread over the same seconds as the others', so a slow moment of the machine
+    hits one trial of several rows rather than every trial of one."""
+    results: dict[str, list[T]] = {key: [] for key in rows}
+    for _ in range(trials):
+        for key, row in rows.items():
+            results[key].append(row())
+    return results
+
+
 # -- throughput ------------------------------------------------------------------------
 
 
 def throughput(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, float]:
-    """Events per second through each pipeline (handled events only)."""
-    n, size = config.events, config.queue_size
+    """Events per second through each pipeline (handled events only): the best trial."""
+    n, size = _per_trial(config.events, config.trials), config.queue_size
     handled = 0
 
     async def handler(event: Event) -> None:
@@ -143,13 +160,20 @@ def throughput(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, 
     }
     if on_asyncio:
         rows["asyncio_queue"] = asyncio_queue
-    results: dict[str, float] = {}
-    for key, main in rows.items():
-        handled = 0
-        results[f"throughput.{key}"] = float(run(main))
-        if key not in ("ceiling", "create") and handled != n:
-            raise RuntimeError(f"throughput.{key}: {handled} of {n} events handled")
-    return results
+
+    def trial(key: str, main: Callable[[], Coroutine[Any, Any, float]]) -> Callable[[], float]:
+        def one() -> float:
+            nonlocal handled
+            handled = 0
+            rate = float(run(main))
+            if key not in ("ceiling", "create") and handled != n:
+                raise RuntimeError(f"throughput.{key}: {handled} of {n} events handled")
+            return rate
+
+        return one
+
+    trials = _interleaved({key: trial(key, main) for key, main in rows.items()}, config.trials)
+    return {f"throughput.{key}": max(rates) for key, rates in trials.items()}
 
 
 # -- latency ---------------------------------------------------------------------------
@@ -167,8 +191,9 @@ async def _paced(emit: Callable[[Event], Awaitable[Any]], n: int, rate: float) -
 
 
 def latency(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, float]:
-    """Creation-to-handler-start latency at a paced rate, p50 and p99 in microseconds."""
-    n, rate, size = config.latency_events, config.rate, config.queue_size
+    """Creation-to-handler-start latency at a paced rate, p50 and p99 in microseconds,
+    over the samples of every trial."""
+    n, rate, size = _per_trial(config.latency_events, config.trials), config.rate, config.queue_size
     samples: list[float] = []
 
     async def handler(event: Event) -> None:
@@ -211,14 +236,23 @@ def latency(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, flo
     }
     if on_asyncio:
         rows["asyncio_queue"] = asyncio_queue
+
+    def trial(key: str, main: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], list[float]]:
+        def one() -> list[float]:
+            samples.clear()
+            run(main)
+            if len(samples) != n:
+                raise RuntimeError(f"latency.{key}: {len(samples)} of {n} events handled")
+            return list(samples)
+
+        return one
+
+    trials = _interleaved({key: trial(key, main) for key, main in rows.items()}, config.trials)
     results: dict[str, float] = {}
-    for key, main in rows.items():
-        samples.clear()
-        run(main)
-        if len(samples) != n:
-            raise RuntimeError(f"latency.{key}: {len(samples)} of {n} events handled")
-        results[f"latency.{key}_p50"] = _quantile(samples, 0.50) * 1e6
-        results[f"latency.{key}_p99"] = _quantile(samples, 0.99) * 1e6
+    for key, runs in trials.items():
+        pooled = [sample for one in runs for sample in one]
+        results[f"latency.{key}_p50"] = _quantile(pooled, 0.50) * 1e6
+        results[f"latency.{key}_p99"] = _quantile(pooled, 0.99) * 1e6
     return results
 
 
@@ -292,9 +326,10 @@ def overflow(run: Runner, config: BenchConfig) -> dict[str, float]:
         results[f"overflow.{policy}.dropped"] = lost
         results[f"overflow.{policy}.emit_rate"] = rate
         if policy != "block":
-            accepted_ns, drop_ns = run(cost(policy))
-            accepted.append(accepted_ns)
-            results[f"overflow.{policy}.drop_ns"] = drop_ns
+            # Costs per call are the cheapest trial's, as throughput takes the best.
+            costs = [run(cost(policy)) for _ in range(config.trials)]
+            accepted.append(min(accepted_ns for accepted_ns, _ in costs))
+            results[f"overflow.{policy}.drop_ns"] = min(drop_ns for _, drop_ns in costs)
     results["overflow.accepted_ns"] = statistics.median(accepted)
     return results
 
@@ -333,7 +368,7 @@ def timers(run: Runner, config: BenchConfig) -> dict[str, float]:
     Both on the wall clock (as the job's fire times are): the bare loop converts each
     wall-clock deadline to the loop's clock and sleeps until it.
     """
-    runs, interval = config.timer_runs, config.timer_interval
+    runs, interval = _per_trial(config.timer_runs, config.trials), config.timer_interval
 
     async def bare() -> list[float]:
         lateness = []
@@ -347,8 +382,11 @@ def timers(run: Runner, config: BenchConfig) -> dict[str, float]:
     async def scheduled() -> list[float]:
         return await job_lateness(runs, interval)
 
-    bare_samples: list[float] = run(bare)
-    job_samples: list[float] = run(scheduled)
+    trials = _interleaved(
+        {"bare": lambda: list(run(bare)), "jobs": lambda: list(run(scheduled))}, config.trials
+    )
+    bare_samples = [sample for one in trials["bare"] for sample in one]
+    job_samples = [sample for one in trials["jobs"] for sample in one]
     return {
         "timers.bare_p50": _quantile(bare_samples, 0.50) * 1e3,
         "timers.bare_p99": _quantile(bare_samples, 0.99) * 1e3,
