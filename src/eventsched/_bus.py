@@ -25,6 +25,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import Final, NoReturn
 
@@ -76,10 +77,10 @@ class _Waiter:
 
     __slots__ = ("event", "placed", "wake")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, wake: anyio.Event) -> None:
         self.event = event
         self.placed = False
-        self.wake = anyio.Event()
+        self.wake = wake
 
 
 class EventBus:
@@ -93,6 +94,7 @@ class EventBus:
         "_idle",
         "_latency",
         "_max_bytes",
+        "_new_wake",
         "_policy",
         "_receive",
         "_receive_nowait",
@@ -135,6 +137,7 @@ class EventBus:
         self._accepting = False
         self._closed_refusals = 0
         self._idle: deque[anyio.Event] = deque()
+        self._new_wake: Callable[[], anyio.Event] = anyio.Event
         self._waiters: deque[_Waiter] = deque()
         self._received = 0
         self._latency: deque[float] = deque(maxlen=_LATENCY_WINDOW)
@@ -166,6 +169,10 @@ class EventBus:
         self.loop_thread = threading.get_ident()
         self._token = anyio.lowlevel.current_token()
         self.drop_signal = anyio.Event()
+        # anyio.Event() looks the backend up on every call (~1 us on this machine, a
+        # tenth of an idle worker's wake-up); the backend's own Event class, taken once
+        # here on the loop, is built directly.
+        self._new_wake = type(self.drop_signal)
         self._accepting = True
 
     def close_intake(self, *, force: bool = False) -> None:
@@ -348,7 +355,7 @@ class EventBus:
         # An emit waiting for room has no outcome yet: it leaves "emitted" until it has
         # one (placed, dropped or refused), so that the identities hold meanwhile too.
         self.emitted -= 1
-        waiter = _Waiter(event)
+        waiter = _Waiter(event, self._new_wake())
         self._waiters.append(waiter)
         try:
             with anyio.move_on_after(limit if limit is not None else math.inf):
@@ -498,7 +505,7 @@ class EventBus:
         return outcome
 
     async def _wait_idle(self) -> None:
-        wake = anyio.Event()
+        wake = self._new_wake()
         self._idle.append(wake)
         try:
             await wake.wait()
