@@ -35,21 +35,22 @@ class BenchConfig:
     trials: int = 5
     """Trials per repetition, interleaved row by row inside the backend's process.
 
-    A repetition's throughput figure is its best trial (noise on a shared machine
-    only ever slows a run down); latency and timer quantiles are taken over the
-    samples of all its trials. Sizes below are per row and repetition, split evenly
-    between the trials.
+    A repetition's throughput, latency quantiles, costs per call and overflow emit
+    rates are its best trial's (noise on a shared machine only ever makes a run
+    worse); timer quantiles are taken over the fire times of all its trials (a
+    trial's 200 are too few for a p99 of its own). Sizes below are per row and
+    repetition, split evenly between the trials.
     """
     events: int = 200_000
     """Events per throughput row."""
     queue_size: int = 1000
     """Queue capacity in the throughput and latency workloads (and the references)."""
     latency_events: int = 20_000
-    """Events per latency row, emitted at :attr:`rate` (p99 is the 200th slowest)."""
+    """Events per latency row, emitted at :attr:`rate` (a trial's p99 is its 40th slowest)."""
     rate: float = 10_000.0
     """Events per second the latency producer is paced at."""
     overflow_events: int = 50_000
-    """Events the fast producer emits per overflow policy."""
+    """Events the fast producer emits per overflow policy (over all its trials)."""
     overflow_queue: int = 100
     """Queue capacity in the overflow workload."""
     slow_handler_us: float = 20.0
