@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -37,6 +38,7 @@ __all__ = [
 
 KIND: Final = EventType.JOB_STARTED
 DATA: Final = {"n": 1}
+_PACE_SEED: Final = 20261128
 
 _perf = time.perf_counter
 _wall = time.time
@@ -181,11 +183,21 @@ def throughput(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, 
 
 
 async def _paced(emit: Callable[[Event], Awaitable[Any]], n: int, rate: float) -> None:
-    """Emit ``n`` events at ``rate`` per second; a busy producer that yields while early."""
+    """Emit ``n`` events at ``rate`` per second on average; a busy producer that yields
+    while early.
+
+    Each gap is drawn uniformly from half to one and a half of the mean gap, from the
+    same seed on every row and backend. With a fixed gap the tail was a matter of phase:
+    the slow events came every 40th or 50th (a 4-5 ms period of the machine, likely its
+    timer tick, against a 100 us pace), so a trial's p99 fell inside or outside that
+    group depending on where the pace and the tick happened to line up.
+    """
     checkpoint = anyio.lowlevel.checkpoint
-    start = _perf()
-    for i in range(n):
-        due = start + i / rate
+    gap = random.Random(_PACE_SEED).uniform
+    low, high = 0.5 / rate, 1.5 / rate
+    due = _perf()
+    for _ in range(n):
+        due += gap(low, high)
         while _perf() < due:
             await checkpoint()
         await emit(Event.create(KIND, DATA))
