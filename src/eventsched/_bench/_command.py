@@ -63,7 +63,7 @@ class Bench(BaseModel):
         None, gt=0, description="timers: fire times per row [1000; quick: 30]"
     )
     timer_interval: float | None = Field(
-        None, gt=0, description="timers: seconds between fire times [0.005]"
+        None, gt=0, description="timers: seconds between fire times [0.0051]"
     )
     shutdown_events: int | None = Field(
         None, gt=0, description="shutdown: events queued at SIGTERM [1000; quick: 200]"
