@@ -43,8 +43,8 @@ class Bench(BaseModel):
         None,
         gt=0,
         le=100,
-        description="interleaved trials per repetition: throughput keeps the best, "
-        "latency and timers pool their samples [5; quick: 1]",
+        description="interleaved trials per repetition: throughput, latency, emit rates "
+        "and costs keep the best, timers pool their fire times [5; quick: 1]",
     )
     events: int | None = Field(
         None, gt=0, description="throughput: events per row [200000; quick: 20000]"
