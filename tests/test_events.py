@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from collections import OrderedDict
 from datetime import UTC
 from enum import Enum
 
 import pytest
 
-from eventsched import Event, EventType, InvalidEventError
+from eventsched import Event, EventType, FrozenDict, InvalidEventError
 from eventsched._events import HandlingSlot, _handling
 
 
@@ -125,3 +126,78 @@ def test_events_compare_by_value_but_never_equal_a_tuple() -> None:
     assert copy == event
     assert hash(copy) == hash(event)
     assert event != tuple(event)
+
+
+# -- data the JSON encoder could not write, found by an audit -------------------------------
+
+
+def test_ints_are_sized_by_their_digits() -> None:
+    """A big int counts its digits against the limit; one without a decimal form is refused."""
+    assert Event.create("n", {"n": 2**63 - 1}).data["n"] == 2**63 - 1
+    digits_200 = 10**199
+    assert Event.create("n", {"n": digits_200}, max_bytes=300).data["n"] == digits_200
+    with pytest.raises(InvalidEventError, match="over the limit of 100 bytes"):
+        Event.create("n", {"n": digits_200}, max_bytes=100)
+    with pytest.raises(InvalidEventError, match="too large to write as JSON"):
+        Event.create("n", {"n": 10**5000})
+    with pytest.raises(InvalidEventError, match="too large to write as JSON"):
+        Event.create("n", {"n": [10**5000] * 14})
+
+
+def test_self_containing_or_too_deep_data_is_refused() -> None:
+    """Recursion in the data is an InvalidEventError, not a RecursionError."""
+    loop: list[object] = []
+    loop.append(loop)
+    looped: dict[str, object] = {}
+    looped["self"] = looped
+    deep: list[object] = []
+    for _ in range(5000):
+        deep = [deep]
+    for data in ({"a": loop}, looped, {"a": deep}):
+        with pytest.raises(InvalidEventError, match="nested too deeply"):
+            Event.create("n", data)
+
+
+@pytest.mark.parametrize("data", [{"a": "\ud800"}, {"\udfff": 1}, {"a": ["ok", "x\ud800" * 20000]}])
+def test_text_without_a_utf8_form_is_refused(data: dict[str, object]) -> None:
+    """A lone surrogate is refused at any length, in values and in keys."""
+    with pytest.raises(InvalidEventError, match="not valid Unicode"):
+        Event.create("n", data)
+
+
+def test_non_ascii_text_is_accepted_and_sized_exactly() -> None:
+    """Valid non-ASCII text passes, and the limit stays exact for it."""
+    text = "é" * 10  # 20 bytes of UTF-8
+    exact = len(json.dumps({"t": text}, ensure_ascii=False, separators=(",", ":")).encode())
+    assert Event.create("n", {"t": text}, max_bytes=exact).data["t"] == text
+    with pytest.raises(InvalidEventError):
+        Event.create("n", {"t": text}, max_bytes=exact - 1)
+
+
+def test_enum_members_in_data_are_stored_as_their_plain_values() -> None:
+    """StrEnum and IntEnum members are accepted as the str or int JSON writes for them."""
+    import enum
+
+    class Status(enum.StrEnum):
+        OK = "ok"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    event = Event.create("n", {"status": Status.OK, "levels": [Level.HIGH]})
+    assert event.data == {"status": "ok", "levels": (3,)}
+    assert type(event.data["status"]) is str
+    assert type(event.data["levels"][0]) is int
+
+
+def test_frozen_dict_cannot_be_reinitialised_and_validates_what_it_is_built_from() -> None:
+    """__init__ cannot rewrite accepted data; a FrozenDict of bad data cannot be built."""
+    event = Event.create("n", {"amount": 10})
+    event.data.__init__(amount=1_000_000, extra=True)  # type: ignore[misc]
+    assert event.data == {"amount": 10}
+    built = FrozenDict({"a": [1, {"b": 2}]})
+    assert built == {"a": (1, {"b": 2})}
+    assert type(built["a"][1]) is FrozenDict
+    with pytest.raises(InvalidEventError):
+        FrozenDict({"a": math.nan})
+    assert pickle.loads(pickle.dumps(built)) == built

@@ -171,6 +171,34 @@ async def test_bad_data_is_refused_and_counted() -> None:
     assert_accounted(stats)
 
 
+async def test_ready_made_events_are_checked_by_their_exact_size_and_validated() -> None:
+    """A ready-made event passes when its exact size fits, whatever its upper bound said;
+    one built with the constructor or _replace is validated and copied like new data."""
+    scheduler = EventScheduler(max_event_bytes=1000)
+    received: list[Event] = []
+    scheduler.on("n", received.append)
+    fits = Event.create("n", {"s": "a" * 500})  # 508 bytes; its upper bound is ~3000
+    raw_data: dict[str, object] = {"b": [1]}
+    raw = Event("n", raw_data, "raw-1", "raw-1")  # type: ignore[arg-type]
+    with anyio.fail_after(5):
+        async with scheduler:
+            assert await scheduler.emit(fits)
+            assert scheduler.emit_nowait(fits)
+            assert await scheduler.emit(raw)
+            raw_data["b"].append(2)  # type: ignore[attr-defined]
+            with pytest.raises(InvalidEventError, match="1008 bytes of data as JSON"):
+                await scheduler.emit(Event.create("n", {"s": "a" * 1000}))
+            with pytest.raises(InvalidEventError, match="JSON cannot represent"):
+                scheduler.emit_nowait(fits._replace(data={"x": float("nan")}))
+            with pytest.raises(InvalidEventError, match="event type"):
+                await scheduler.emit(fits._replace(type=["n"]))
+    assert received[2].data == {"b": (1,)}
+    assert received[2].id == "raw-1"
+    stats = scheduler.statistics()
+    assert dict(stats.rejected) == {"invalid": 3}
+    assert_accounted(stats)
+
+
 async def test_emits_after_shutdown_began_are_refused_and_counted() -> None:
     """Once intake closes, emits return False and count as rejected: shutting_down."""
     scheduler = EventScheduler()

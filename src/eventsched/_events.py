@@ -51,10 +51,22 @@ class FrozenDict(dict[str, Any]):
     """A ``dict`` that refuses changes, so an accepted event cannot be altered later.
 
     It subclasses ``dict`` (rather than wrapping it) so that ``json.dumps`` and every
-    other consumer of plain dicts keep working on event data.
+    other consumer of plain dicts keep working on event data. Building one validates
+    and copies its contents as event data is (nested mappings become ``FrozenDict``,
+    lists become tuples), so a ``FrozenDict`` is always JSON-compatible and read-only.
+
+    :raises InvalidEventError: the contents are not acceptable event data
     """
 
     __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> FrozenDict:
+        return _freeze_mapping(dict(*args, **kwargs), "data")[0]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # dict.__init__ would update the dict in place: calling it again on accepted
+        # data must not change it. The contents were set in __new__.
+        pass
 
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("event data is read-only; build a new event instead")
@@ -72,7 +84,19 @@ class FrozenDict(dict[str, Any]):
         return (FrozenDict, (dict(self),))
 
 
-_EMPTY = FrozenDict()
+# dict.__new__ plus dict.update build a FrozenDict without running __new__ and
+# __init__ above (for data already checked): ~50 ns more than a plain dict copy.
+_dict_new = dict.__new__
+_dict_update = dict.update
+
+
+def _frozen_copy(data: Mapping[str, Any]) -> FrozenDict:
+    frozen: FrozenDict = _dict_new(FrozenDict)
+    _dict_update(frozen, data)
+    return frozen
+
+
+_EMPTY: FrozenDict = _dict_new(FrozenDict)
 
 
 class HandlingSlot:
@@ -111,6 +135,11 @@ _next_serial = itertools.count(1).__next__
 # Bytes of a JSON scalar are bounded without encoding it: these bounds let the size
 # check skip json.dumps for all but events near the limit.
 _MAX_FLOAT_CHARS = 24
+# Ints in this range are at most 20 characters, inside the flat per-item bound; others
+# are sized by their bit length (and checked for a decimal form past _INT_CHECK_BITS).
+_INT_MAX = 2**63 - 1
+_INT_MIN = -(2**63)
+_INT_CHECK_BITS = 4096
 
 
 def current_event() -> Event | None:
@@ -134,10 +163,10 @@ def _freeze_value(value: object, path: str) -> tuple[object, int]:
     """Return a read-only copy of a JSON value and an upper bound of its encoded size."""
     kind = type(value)
     if kind is str:
+        _check_text(value, path)  # type: ignore[arg-type]
         return value, 6 * len(value) + 2  # type: ignore[arg-type]
     if kind is int:
-        bits = value.bit_length()  # type: ignore[attr-defined]
-        return value, (bits * 10 // 33) + 2
+        return value, _int_size(value, path)  # type: ignore[arg-type]
     if kind is bool:
         return value, 5
     if value is None:
@@ -146,6 +175,14 @@ def _freeze_value(value: object, path: str) -> tuple[object, int]:
         if not math.isfinite(value):  # type: ignore[arg-type]
             _refuse(f"event data at {path} is {value!r}, which JSON cannot represent")
         return value, _MAX_FLOAT_CHARS
+    # Subclasses of the scalars (StrEnum, IntEnum members) are stored as the plain value
+    # json.dumps would write, through the base class so that no method of theirs runs.
+    if isinstance(value, str):
+        return _freeze_value(str.__str__(value), path)
+    if isinstance(value, int):
+        return _freeze_value(int.__int__(value), path)
+    if isinstance(value, float):
+        return _freeze_value(float.__float__(value), path)
     if isinstance(value, Mapping):
         return _freeze_mapping(value, path)
     if isinstance(value, list | tuple):
@@ -162,6 +199,28 @@ def _freeze_value(value: object, path: str) -> tuple[object, int]:
     )
 
 
+def _check_text(text: str, path: str) -> None:
+    # A lone surrogate has no UTF-8 form, so JSON output could not be written; isascii()
+    # is O(1) and true for nearly all text, so the encode runs only for the rest.
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            _refuse(f"event data at {path} holds text that is not valid Unicode (a lone surrogate)")
+
+
+def _int_size(value: int, path: str) -> int:
+    bits = value.bit_length()
+    if bits > _INT_CHECK_BITS:
+        # Past sys.get_int_max_str_digits() an int has no decimal form: json.dumps
+        # would raise ValueError where every reader expects an encodable event.
+        try:
+            int.__repr__(value)
+        except ValueError:
+            _refuse(f"event data at {path} is an int of {bits} bits, too large to write as JSON")
+    return (bits * 10 // 33) + 2
+
+
 def _freeze_mapping(data: Mapping[Any, Any], path: str) -> tuple[FrozenDict, int]:
     size = 2
     needs_copy = False
@@ -171,24 +230,27 @@ def _freeze_mapping(data: Mapping[Any, Any], path: str) -> tuple[FrozenDict, int
                 f"event data at {path} has a key {key!r} of type {type(key).__name__}; "
                 "keys must be str"
             )
+        _check_text(key, path)
         kind = type(value)
         if kind is str:
+            _check_text(value, f"{path}.{key}")
             size += 6 * len(value) + 6 * len(key) + 6
-        elif kind is int or kind is bool or value is None:
+        elif kind is bool or value is None or (kind is int and _INT_MIN <= value <= _INT_MAX):
             size += 6 * len(key) + 26
         else:
             needs_copy = True
             _, value_size = _freeze_value(value, f"{path}.{key}")
             size += 6 * len(key) + value_size + 4
     if not needs_copy:
-        return (FrozenDict(data) if data else _EMPTY), size
-    frozen = FrozenDict(
+        return (_frozen_copy(data) if data else _EMPTY), size
+    frozen = _frozen_copy(
         {key: _freeze_value(value, f"{path}.{key}")[0] for key, value in data.items()}
     )
     return frozen, size
 
 
-def _exact_size(data: Mapping[str, Any]) -> int:
+def exact_size(data: Mapping[str, Any]) -> int:
+    """Bytes of ``data`` as compact UTF-8 JSON (data already validated)."""
     return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
@@ -203,9 +265,17 @@ def freeze_data(data: Mapping[str, Any] | None, max_bytes: int) -> tuple[FrozenD
     # The exact-type test first: isinstance against the Mapping ABC costs ~250 ns.
     if data.__class__ is not dict and not isinstance(data, Mapping):
         _refuse(f"event data must be a mapping (a dict), not {type(data).__name__}")
-    frozen, size = _freeze_mapping(data, "data")
+    try:
+        frozen, size = _freeze_mapping(data, "data")
+    except RecursionError:
+        # A structure that contains itself, or one nested deeper than the interpreter
+        # can walk: refused like any other bad data (and counted), not a crash.
+        _refuse("event data is nested too deeply (or contains itself)")
     if size > max_bytes:
-        size = _exact_size(frozen)
+        try:
+            size = exact_size(frozen)
+        except RecursionError:
+            _refuse("event data is nested too deeply to write as JSON")
         if size > max_bytes:
             _refuse(f"event data is {size} bytes as JSON, over the limit of {max_bytes} bytes")
     return frozen, size
@@ -275,6 +345,30 @@ class Event(NamedTuple):
         return make_event(cls, type, data, max_bytes, correlation_id, causation_id)
 
 
+def admit_event(event: Event, max_bytes: int) -> Event:
+    """Check a ready-made event before a scheduler accepts it; return it, or a copy.
+
+    ``make_event`` measured the data of events it built (an upper bound, exact near its
+    own limit): those pass as they are unless they come near ``max_bytes``. Data it did
+    not build (the constructor, ``_replace``) is validated, copied and measured here.
+
+    :raises InvalidEventError: the type or data is not acceptable, or over ``max_bytes``
+    """
+    if not isinstance(event.type, _TYPE_KINDS):
+        _refuse(f"event type must be a str or an Enum member, not {event.type!r}")
+    if event.data.__class__ is FrozenDict and event.data_size >= 2:
+        if event.data_size > max_bytes:
+            size = exact_size(event.data)
+            if size > max_bytes:
+                _refuse(
+                    f"event {event.id} has {size} bytes of data as JSON, over the limit of "
+                    f"{max_bytes} bytes (max_event_bytes)"
+                )
+        return event
+    frozen, size = freeze_data(event.data, max_bytes)
+    return event._replace(data=frozen, data_size=size)
+
+
 # tuple.__new__ directly skips NamedTuple's Python-level __new__ (half the cost).
 _new_event = tuple.__new__
 _time = time.time
@@ -304,18 +398,24 @@ def make_event(
         size = 2
         for key, value in data.items():
             kind = value.__class__
-            if key.__class__ is not str:
+            if key.__class__ is not str or not key.isascii():
                 break
             if kind is str:
+                if not value.isascii():
+                    break
                 size += 6 * (len(key) + len(value)) + 6
-            elif kind is int or kind is bool or value is None:
+            elif kind is bool or value is None or (kind is int and _INT_MIN <= value <= _INT_MAX):
                 size += 6 * len(key) + 26
             else:
                 break
         else:
             if size <= max_bytes:
-                frozen = FrozenDict(data) if data else _EMPTY
-    if frozen is None:  # nested data, other types, or near the limit: the full walk
+                if data:  # _frozen_copy inlined: a call is ~60 ns here
+                    frozen = _dict_new(FrozenDict)
+                    _dict_update(frozen, data)
+                else:
+                    frozen = _EMPTY
+    if frozen is None:  # nested data, other types, non-ASCII text, near the limit: the full walk
         frozen, size = freeze_data(data, max_bytes)
     event_id = _ID_PREFIX + str(_next_serial())
     if correlation_id is None or causation_id is None:

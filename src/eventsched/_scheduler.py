@@ -22,7 +22,9 @@ from ._events import (
     Event,
     EventType,
     EventTypeLike,
+    FrozenDict,
     _invalid_hook,
+    admit_event,
     make_event,
 )
 from ._exceptions import InvalidEventError, SchedulerStateError
@@ -230,7 +232,7 @@ class EventScheduler:
         if type(event) is Event:
             if data is not None or correlation_id is not None or causation_id is not None:
                 raise TypeError("pass either an Event or a type with data, not both")
-            return event
+            return self._admit(event)
         try:
             return make_event(
                 Event,
@@ -240,6 +242,15 @@ class EventScheduler:
                 correlation_id,
                 causation_id,
             )
+        except InvalidEventError as error:
+            self._bus.count_invalid(error)
+            raise
+
+    def _admit(self, event: Event) -> Event:
+        # A ready-made event whose data this scheduler cannot trust as measured: built
+        # by the constructor or _replace, or near (or over) this scheduler's limit.
+        try:
+            return admit_event(event, self.max_event_bytes)
         except InvalidEventError as error:
             self._bus.count_invalid(error)
             raise
@@ -281,8 +292,11 @@ class EventScheduler:
                 raise
         elif data is not None or correlation_id is not None or causation_id is not None:
             raise TypeError("pass either an Event or a type with data, not both")
-        elif event.data_size > self.max_event_bytes:
-            bus.refuse_oversized(event)
+        elif (
+            event.data.__class__ is not FrozenDict
+            or not 2 <= event.data_size <= self.max_event_bytes
+        ):
+            event = self._admit(event)
         # No thread check here (emit_nowait has one): a coroutine runs on an event loop,
         # and awaiting ours from another loop's thread is as unsupported as it is for
         # every anyio object. Other threads use emit_nowait().
@@ -318,8 +332,11 @@ class EventScheduler:
             or causation_id is not None
         ):
             event = self._event(event, data, correlation_id, causation_id)
-        elif event.data_size > self.max_event_bytes:
-            self._bus.refuse_oversized(event)
+        elif (
+            event.data.__class__ is not FrozenDict
+            or not 2 <= event.data_size <= self.max_event_bytes
+        ):
+            event = self._admit(event)
         return self._bus.emit_nowait(event)
 
     # -- state and accounting ----------------------------------------------------------
