@@ -212,3 +212,65 @@ async def test_accounting_adds_up_while_handlers_run() -> None:
     for snapshot in snapshots:
         assert_accounted(snapshot)
         assert snapshot.unaccounted == 0
+
+
+async def test_an_abandoned_sync_handler_keeps_its_own_event() -> None:
+    """After a timeout abandons a sync handler's thread, that thread still sees its own
+    event, and what it emits carries that event's lineage, not the next event's."""
+    # Real time: in virtual time a thread at work lets the mock clock jump past every
+    # deadline. One worker, so that "second" runs on the worker the timeout freed.
+    scheduler = EventScheduler(workers=1)
+    release, emitted = threading.Event(), threading.Event()
+    seen: list[str | None] = []
+    children: list[Event] = []
+    child_handled = anyio.Event()
+
+    @scheduler.on("first", timeout=0.05)
+    def slow(event: Event) -> None:
+        assert release.wait(10)
+        current = current_event()
+        seen.append(current and current.id)
+        scheduler.emit_nowait("child")
+        emitted.set()
+
+    @scheduler.on("second")
+    async def second(event: Event) -> None:
+        # The worker's own slot holds this event now; let the abandoned thread go on.
+        release.set()
+        assert await anyio.to_thread.run_sync(emitted.wait, 10)
+
+    @scheduler.on("child")
+    async def child(event: Event) -> None:
+        children.append(event)
+        child_handled.set()
+
+    first = Event.create("first", correlation_id="A")
+    with anyio.fail_after(20):
+        async with scheduler:
+            await scheduler.emit(first)
+            await scheduler.emit("second", correlation_id="B")
+            await child_handled.wait()
+    assert seen == [first.id]
+    assert children[0].correlation_id == "A"
+    assert children[0].causation_id == first.id
+    assert scheduler.statistics().timed_out == 1
+
+
+async def test_a_plain_callable_returning_a_coroutine_is_awaited() -> None:
+    """``lambda e: notify(e)`` runs notify on the loop on every backend, counted handled."""
+    scheduler = EventScheduler()
+    ran: list[tuple[str, bool]] = []
+    loop_thread = threading.get_ident()
+
+    async def notify(event: Event) -> None:
+        ran.append((event.id, threading.get_ident() == loop_thread))
+
+    scheduler.on("n", lambda event: notify(event))
+    with anyio.fail_after(5):
+        async with scheduler:
+            event = Event.create("n")
+            await scheduler.emit(event)
+    assert ran == [(event.id, True)]
+    stats = scheduler.statistics()
+    assert stats.failed == 0
+    assert_accounted(stats)

@@ -21,13 +21,14 @@ Design (measured in ``../shared/NOTES.md`` and ``benchmarks/bench_pipeline.py``)
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from types import MappingProxyType
-from typing import Final, NoReturn
+from typing import Final
 
 import anyio
 import anyio.from_thread
@@ -81,6 +82,15 @@ class _Waiter:
         self.event = event
         self.placed = False
         self.wake = wake
+
+
+def _call_in_thread(func: Callable[[Event], object], event: Event) -> tuple[object]:
+    # The thread runs in a copy of the worker's context: its own slot there keeps
+    # current_event() (and the lineage of what it emits) on this event even after a
+    # timeout abandons the call and the worker's slot moves on to the next event.
+    _handling.set(HandlingSlot(event))
+    # Boxed, so that trio's thread runner does not refuse a coroutine as the result.
+    return (func(event),)
 
 
 class EventBus:
@@ -289,21 +299,6 @@ class EventBus:
                 "(counted as rejected: shutting_down)"
             )
         return False
-
-    def refuse_oversized(self, event: Event) -> NoReturn:
-        """Refuse a ready-made event built with a larger limit than this scheduler's.
-
-        (Events the scheduler builds itself are checked against its limit as they are
-        built, so the hot path never checks twice.)
-        """
-        self.emitted += 1
-        self.rejected[RejectReason.INVALID] += 1
-        error = InvalidEventError(
-            f"event {event.id} has {event.data_size} bytes of data, over this scheduler's "
-            f"limit of {self._max_bytes} bytes (max_event_bytes)"
-        )
-        error.counted = True
-        raise error
 
     def _drop(self, reason: DropReason) -> None:
         self.dropped[reason] += 1
@@ -549,7 +544,14 @@ class EventBus:
         else:
             # A thread cannot be interrupted: on cancellation (timeout, shutdown) the
             # call is abandoned and left to finish; the shutdown watchdog bounds it.
-            await anyio.to_thread.run_sync(handler.func, event, abandon_on_cancel=True)
+            (result,) = await anyio.to_thread.run_sync(
+                _call_in_thread, handler.func, event, abandon_on_cancel=True
+            )
+            if inspect.isawaitable(result):
+                # A plain callable that returns a coroutine (``lambda e: notify(e)``):
+                # it is awaited here, on the loop, as the caller meant, rather than
+                # dropped unawaited (asyncio) or refused by the thread runner (trio).
+                await result
 
     def _fast_handler_failed(self, func: AsyncHandler, event: Event, exc: Exception) -> None:
         handler = self._registry.find(event.type, func)
