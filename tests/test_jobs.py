@@ -572,3 +572,39 @@ async def test_a_job_never_starts_before_its_fire_time_in_real_time() -> None:
     for started, fire_time in starts:
         # Microsecond datetimes against float seconds: allow one microsecond.
         assert started >= fire_time.timestamp() - 1e-6, (started, fire_time)
+
+
+async def test_a_huge_int_result_is_summarised_and_the_scheduler_goes_on() -> None:
+    """A result past int's decimal limit is described by its size; the run completes."""
+    scheduler = new_scheduler()
+
+    async def huge() -> int:
+        return 10**5000
+
+    async def small() -> int:
+        return 7
+
+    scheduler.add_job(huge, "date", id="huge")
+    recorder = Recorder(scheduler)
+    async with scheduler:
+        await recorder.wait_count(EventType.JOB_COMPLETED, 1, limit=10, job_id="huge")
+        scheduler.add_job(small, "date", id="small")
+        done = await recorder.wait_count(EventType.JOB_COMPLETED, 1, limit=10, job_id="small")
+    assert recorder.of(EventType.JOB_COMPLETED, "huge")[0].data["result"] == "<int of 16610 bits>"
+    assert done[0].data["result"] == "7"
+
+
+def test_summaries_never_run_a_subclass_method() -> None:
+    """IntEnum and str subclasses are shown by their base class's repr."""
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Loud(str):
+        def __getitem__(self, index: object) -> str:
+            raise AssertionError("must not be called")
+
+    assert summarize_result(Level.HIGH) == "3"
+    assert summarize_result(Loud("hi")) == "'hi'"
+    assert summarize_result(True) == "True"

@@ -996,10 +996,22 @@ def summarize_result(value: object, limit: int = 100) -> str:
     characters escaped); anything else is described by its type and size, so that no
     ``__repr__`` of yours runs, leaks a secret or floods the event.
     """
-    if value is None or isinstance(value, bool | int | float):
-        return _shorten(repr(value), limit)
-    if isinstance(value, str | bytes):
-        return _shorten(repr(value), limit)
+    # The base classes' own reprs, so that a subclass's __repr__ (yours) never runs.
+    if value is None or value is True or value is False:
+        return repr(value)
+    if isinstance(value, int):
+        bits = int.bit_length(value)
+        if bits > 4 * limit:
+            # repr of a huge int is slow, and past sys.get_int_max_str_digits() an error
+            # that would end the run after the job itself had succeeded.
+            return f"<int of {bits} bits>"
+        return _shorten(int.__repr__(value), limit)
+    if isinstance(value, float):
+        return _shorten(float.__repr__(value), limit)
+    if isinstance(value, str):
+        return _shorten(str.__repr__(str.__getitem__(value, slice(limit + 1))), limit)
+    if isinstance(value, bytes):
+        return _shorten(bytes.__repr__(bytes.__getitem__(value, slice(limit + 1))), limit)
     kind = type(value).__qualname__
     if isinstance(value, list | tuple | set | frozenset | dict):
         return f"<{kind} of {len(value)} item(s)>"
