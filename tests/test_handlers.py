@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
 
@@ -9,7 +10,15 @@ import anyio
 import pytest
 
 from conftest import VIRTUAL_TIME
-from eventsched import ALL_EVENTS, Event, EventScheduler, EventType, Statistics, current_event
+from eventsched import (
+    ALL_EVENTS,
+    Event,
+    EventScheduler,
+    EventType,
+    SchedulerState,
+    Statistics,
+    current_event,
+)
 from eventsched.testing import assert_accounted
 
 pytestmark = pytest.mark.anyio
@@ -273,4 +282,60 @@ async def test_a_plain_callable_returning_a_coroutine_is_awaited() -> None:
     assert ran == [(event.id, True)]
     stats = scheduler.statistics()
     assert stats.failed == 0
+    assert_accounted(stats)
+
+
+async def _raise_stray_cancellation(backend: str) -> None:
+    """What a handler sees when something it awaits was cancelled by another task."""
+    if backend == "asyncio":
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future  # CancelledError, though nothing cancels this task
+    raise asyncio.CancelledError  # trio: the same error, raised by the handler's own code
+
+
+async def test_a_stray_cancelled_error_is_a_failure_not_the_end_of_the_handler_task(
+    anyio_backend_name: str,
+) -> None:
+    """A CancelledError that no cancellation of the task caused counts as a failure.
+
+    Passed on, it would end the handler task as if shutdown had cancelled it: intake
+    closed while the scheduler still said running, and the queue never drained.
+    """
+    scheduler = EventScheduler(workers=1)
+    handled: list[str] = []
+    drained = anyio.Event()
+
+    async def stray_or_not(event: Event) -> None:
+        if event.data["stray"]:
+            await _raise_stray_cancellation(anyio_backend_name)
+        handled.append(event.type)
+
+    async def also(event: Event) -> None:
+        handled.append("also")
+
+    scheduler.on("lone", stray_or_not)  # a lone async handler: the fast path
+    scheduler.on("pair", stray_or_not)
+    scheduler.on("pair", also)  # several handlers
+    scheduler.on("timed", stray_or_not, timeout=5)  # a timeout scope around it
+
+    @scheduler.on("drained")
+    async def on_drained(event: Event) -> None:
+        drained.set()
+
+    with anyio.fail_after(5):
+        async with scheduler:
+            for kind in ("lone", "pair", "timed"):
+                assert await scheduler.emit(kind, {"stray": True})
+                assert await scheduler.emit(kind, {"stray": False})
+            assert await scheduler.emit("drained")
+            await drained.wait()  # one handler task: everything before it is done
+            assert scheduler.state is SchedulerState.RUNNING
+            assert await scheduler.emit("lone", {"stray": False})
+    stats = scheduler.statistics()
+    assert handled == ["lone", "also", "pair", "also", "timed", "lone"]
+    assert stats.failed == 3
+    assert stats.handler_errors == 3
+    assert stats.aborted_in_flight == 0
+    assert stats.still_queued == 0
     assert_accounted(stats)

@@ -7,6 +7,7 @@ interval: 1 s of virtual time on trio, 50 ms of real time on asyncio.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -27,9 +28,10 @@ from eventsched import (
     JobLookupError,
     JobScheduler,
     MissReason,
+    SchedulerState,
 )
 from eventsched._jobs import summarize_result
-from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+from eventsched.testing import DEFAULT_EPOCH, VirtualClock, assert_accounted
 
 EPOCH = DEFAULT_EPOCH
 virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
@@ -608,3 +610,29 @@ def test_summaries_never_run_a_subclass_method() -> None:
     assert summarize_result(Level.HIGH) == "3"
     assert summarize_result(Loud("hi")) == "'hi'"
     assert summarize_result(True) == "True"
+
+
+@virtual_time
+async def test_a_stray_cancelled_error_in_a_job_is_a_failure(
+    anyio_backend_name: str, unit: float
+) -> None:
+    """A job that sees a CancelledError nothing cancelled it for failed; it was not aborted."""
+    scheduler = new_scheduler()
+
+    async def awaits_a_cancelled_future() -> None:
+        if anyio_backend_name == "asyncio":
+            future = asyncio.get_running_loop().create_future()
+            future.cancel()
+            await future
+        raise asyncio.CancelledError  # trio: the same error, raised by the job itself
+
+    scheduler.add_job(awaits_a_cancelled_future, "interval", seconds=unit, id="stray")
+    recorder = Recorder(scheduler)
+    async with scheduler:
+        failed = await recorder.wait_count(EventType.JOB_FAILED, 2, limit=30 * unit)
+        assert scheduler.state is SchedulerState.RUNNING
+    assert {e.data["error_type"] for e in failed} == {"StrayCancellationError"}
+    stats = scheduler.job_statistics()
+    assert stats.runs_failed == len(recorder.of(EventType.JOB_FAILED))
+    assert stats.runs_aborted == 0
+    assert_accounted(scheduler.statistics())

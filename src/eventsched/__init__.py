@@ -18,7 +18,13 @@ from ._events import (
     FrozenDict,
     current_event,
 )
-from ._exceptions import EventschedError, InvalidEventError, QueueFullError, SchedulerStateError
+from ._exceptions import (
+    EventschedError,
+    InvalidEventError,
+    QueueFullError,
+    SchedulerStateError,
+    StrayCancellationError,
+)
 from ._handlers import ALL_EVENTS, Handler, HandlerFunc
 from ._jobs import (
     ConflictingIdError,
@@ -70,6 +76,7 @@ __all__ = [
     "SchedulerStateError",
     "Service",
     "Statistics",
+    "StrayCancellationError",
     "SystemClock",
     "current_event",
     "format_summary",

@@ -37,6 +37,7 @@ import anyio.to_thread
 from anyio import EndOfStream, WouldBlock
 from loguru import logger
 
+from ._cancel import stray_cancellation
 from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import InvalidEventError, QueueFullError
 from ._handlers import AsyncHandler, Handler, HandlerRegistry, SlowRoute
@@ -454,9 +455,12 @@ class EventBus:
                 except Exception as exc:
                     self._fast_handler_failed(route, event, exc)  # type: ignore[arg-type]
                     self.failed += 1
-                except BaseException:
-                    self._aborted(slot)
-                    raise
+                except BaseException as exc:
+                    if (stray := stray_cancellation(exc)) is None:
+                        self._aborted(slot)
+                        raise
+                    self._fast_handler_failed(route, event, stray)  # type: ignore[arg-type]
+                    self.failed += 1
                 else:
                     self.handled += 1
             else:
@@ -496,6 +500,11 @@ class EventBus:
                 await func(event)  # type: ignore[operator]
             except Exception as exc:
                 self._fast_handler_failed(func, event, exc)  # type: ignore[arg-type]
+                outcome = _FAILED
+            except BaseException as exc:
+                if (stray := stray_cancellation(exc)) is None:
+                    raise
+                self._fast_handler_failed(func, event, stray)  # type: ignore[arg-type]
                 outcome = _FAILED
         return outcome
 
@@ -539,6 +548,17 @@ class EventBus:
 
     @staticmethod
     async def _invoke(handler: Handler, event: Event) -> None:
+        try:
+            await EventBus._invoke_unchecked(handler, event)
+        except BaseException as exc:
+            # Raised as an Exception, inside any timeout scope: that scope must still
+            # see a cancellation of its own, and a stray one is the handler's failure.
+            if (stray := stray_cancellation(exc)) is None:
+                raise
+            raise stray from exc
+
+    @staticmethod
+    async def _invoke_unchecked(handler: Handler, event: Event) -> None:
         if handler.is_async:
             await handler.func(event)
         else:

@@ -10,6 +10,7 @@ __all__ = [
     "InvalidEventError",
     "QueueFullError",
     "SchedulerStateError",
+    "StrayCancellationError",
 ]
 
 
@@ -38,5 +39,19 @@ class QueueFullError(EventschedError):
 class SchedulerStateError(EventschedError, RuntimeError):
     """The scheduler was used in a state that does not allow the call.
 
-    For example entering it twice, or emitting before it has started.
+    For example entering it a second time (even while the first entry is still
+    starting), or adding a service or configuring jobs once it has started. Emitting
+    before start is not an error: the emit is refused, counted as ``shutting_down``.
+    """
+
+
+class StrayCancellationError(EventschedError):
+    """A handler or job raised ``asyncio.CancelledError`` that was not meant for it.
+
+    On asyncio, awaiting a future or task that *another* task cancelled raises
+    ``CancelledError`` in a task nobody is cancelling. Passed on, it would end the
+    handler task (or the job run) as if shutdown had cancelled it. Instead it is
+    counted as a failure of that handler or job, with this error logged in its place
+    and the original as its ``__cause__``. (trio has no such case: its ``Cancelled``
+    comes only from a cancel scope around the code that sees it.)
     """

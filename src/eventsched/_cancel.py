@@ -1,0 +1,31 @@
+"""Telling a cancellation of this task from a stray ``CancelledError`` (asyncio only)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ._exceptions import StrayCancellationError
+
+
+def stray_cancellation(exc: BaseException) -> StrayCancellationError | None:
+    """The error to count instead of ``exc`` if ``exc`` is a stray CancelledError, else None.
+
+    Every cancellation of a task on asyncio, anyio's cancel scopes included, goes
+    through ``Task.cancel()``, which raises ``Task.cancelling()`` until the scope that
+    caught it calls ``uncancel()``. A ``CancelledError`` seen while that count is zero
+    was raised by something else: a future or task that another task cancelled.
+    """
+    if not isinstance(exc, asyncio.CancelledError):
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop (trio): nothing on asyncio can cancel us
+        task = None
+    if task is not None and task.cancelling():
+        return None
+    stray = StrayCancellationError(
+        "asyncio.CancelledError raised while nothing was cancelling this task "
+        f"(an awaited future or task was cancelled elsewhere): {exc!r}"
+    )
+    stray.__cause__ = exc
+    return stray
