@@ -162,6 +162,50 @@ async def test_state_moves_forward_and_a_scheduler_runs_once() -> None:
             pass
 
 
+async def test_a_second_entry_while_the_first_is_starting_is_refused() -> None:
+    """Two tasks entering one scheduler at once: one runs it, the other is refused."""
+    scheduler = EventScheduler()
+    outcomes: list[str] = []
+
+    async def enter() -> None:
+        try:
+            async with scheduler:
+                outcomes.append("ran")
+        except SchedulerStateError as error:
+            outcomes.append(str(error))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(enter)
+            tg.start_soon(enter)
+    assert sorted(outcomes) == [
+        "ran",
+        "this EventScheduler is starting; create a new one to run again",
+    ]
+    assert scheduler.state is SchedulerState.STOPPED
+    assert_accounted(scheduler.statistics())
+
+
+@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+async def test_stop_before_start_is_honoured_once_running() -> None:
+    """stop() that wins the race against run() shuts the scheduler down once it runs."""
+    scheduler = EventScheduler()
+    reasons: list[str] = []
+
+    @scheduler.on(EventType.SHUTDOWN_REQUESTED)
+    async def on_shutdown(event: Event) -> None:
+        reasons.append(event.data["reason"])
+
+    scheduler.stop(reason="stopped early")
+    scheduler.stop(reason="the first reason is kept")
+    assert scheduler.state is SchedulerState.CREATED
+    with anyio.fail_after(10):
+        stats = await scheduler.run(handle_signals=False, watchdog=False)
+    assert reasons == ["stopped early"]
+    assert scheduler.state is SchedulerState.STOPPED
+    assert_accounted(stats)
+
+
 async def test_bad_settings_are_refused_with_their_name() -> None:
     """Invalid constructor values raise ValueError naming the setting and what is allowed."""
     with pytest.raises(ValueError, match="overflow='sometimes' is not one of: drop_newest"):

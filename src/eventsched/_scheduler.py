@@ -86,6 +86,7 @@ class SchedulerState(StrEnum):
     """Where an :class:`EventScheduler` is in its life. It only moves forward."""
 
     CREATED = "created"
+    STARTING = "starting"
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
@@ -175,6 +176,9 @@ class EventScheduler:
         self._workers_done: anyio.Event | None = None
         self._stop_requested: anyio.Event | None = None
         self._stop_reason = "stop() called"
+        # stop() before start (a task that starts run() and one that stops it, racing):
+        # kept, and honoured as soon as the scheduler runs, instead of being lost.
+        self._early_stop: str | None = None
         self._hook_token: Any = None
         self._watchdog: Watchdog | None = None
         self._watchdog_margin = watchdog_margin
@@ -386,6 +390,8 @@ class EventScheduler:
             raise SchedulerStateError(
                 f"this EventScheduler is {self._state.value}; create a new one to run again"
             )
+        # Before the first await: a second entry racing this one must see it.
+        self._state = SchedulerState.STARTING
         self._stop_requested = anyio.Event()
         self._workers_done = anyio.Event()
         self._hook_token = _invalid_hook.set(self._bus.count_invalid)
@@ -418,6 +424,8 @@ class EventScheduler:
             self._bus._capacity,
             self.overflow.value,
         )
+        if self._early_stop is not None:
+            self.stop(reason=self._early_stop)
         return self
 
     async def __aexit__(
@@ -449,9 +457,14 @@ class EventScheduler:
         The lifecycle task drains the queue within the grace period, cancels what is
         left, then cancels the scheduler's own task group, which ends :meth:`run` (and
         the body of ``async with``, if still running). On a thread that is not the
-        event loop's, use ``anyio.from_thread.run_sync(scheduler.stop)``.
+        event loop's, use ``anyio.from_thread.run_sync(scheduler.stop)``. Called before
+        the scheduler has started, the shutdown begins as soon as it is running.
         """
-        if self._stop_requested is None or self._stop_requested.is_set():
+        if self._stop_requested is None:
+            if self._state is SchedulerState.CREATED and self._early_stop is None:
+                self._early_stop = reason
+            return
+        if self._stop_requested.is_set():
             return
         self._stop_reason = reason
         if self._watchdog is not None:
