@@ -123,6 +123,35 @@ async def test_block_timeout_counts_a_drop() -> None:
     assert_accounted(stats)
 
 
+@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+async def test_an_emitter_cancelled_while_waiting_for_room_counts_a_drop() -> None:
+    """Under block, an emitter that gives up (its own timeout) counts a drop, reason cancelled.
+
+    Not a refusal for shutting down: the scheduler was running and accepting all along.
+    """
+    scheduler = EventScheduler(queue_size=1, overflow="block")
+    gate = anyio.Event()
+
+    async def gated(event: Event) -> None:
+        await gate.wait()
+
+    scheduler.on("n", gated)
+    with anyio.fail_after(5):
+        async with scheduler:
+            assert await scheduler.emit("n")  # taken by the handler, which then waits
+            await anyio.wait_all_tasks_blocked()
+            assert await scheduler.emit("n")  # fills the queue
+            with anyio.move_on_after(0.05) as scope:
+                await scheduler.emit("n")  # waits for room until its caller gives up
+            assert scope.cancelled_caught
+            stats = scheduler.statistics()
+            assert dict(stats.dropped) == {"cancelled": 1}
+            assert dict(stats.rejected) == {}
+            assert_accounted(stats)
+            gate.set()
+    assert_accounted(scheduler.statistics())
+
+
 async def test_emit_nowait_under_block_on_the_loop_drops() -> None:
     """Sync code on the loop cannot wait: under block, emit_nowait on a full queue is a drop."""
     scheduler = EventScheduler(queue_size=2, overflow="block")

@@ -206,6 +206,45 @@ async def test_stop_before_start_is_honoured_once_running() -> None:
     assert_accounted(stats)
 
 
+@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+async def test_handlers_waiting_for_room_under_block_do_not_hold_shutdown() -> None:
+    """Under block, a handler stuck emitting into a full queue is released when shutdown begins.
+
+    The one handler task is inside a handler that waits for room that only that task
+    could make. Shutdown refuses the waiting emit (shutting_down), the handler
+    finishes, and the queue drains well within the grace period: nothing is aborted.
+    """
+    grace = 5
+    scheduler = EventScheduler(queue_size=2, overflow="block", workers=1, grace_period=grace)
+    fan_out_results: list[bool] = []
+    children: list[int] = []
+
+    @scheduler.on("fan")
+    async def fan(event: Event) -> None:
+        for i in range(3):
+            fan_out_results.append(await scheduler.emit("child", {"i": i}))
+
+    @scheduler.on("child")
+    async def child(event: Event) -> None:
+        children.append(event.data["i"])
+
+    with anyio.fail_after(grace + 5):
+        async with scheduler:
+            assert await scheduler.emit("fan")
+            await anyio.wait_all_tasks_blocked()
+            assert fan_out_results == [True, True]  # the third waits, and would forever
+            started = anyio.current_time()
+        elapsed = anyio.current_time() - started
+    stats = scheduler.statistics()
+    assert fan_out_results == [True, True, False]
+    assert children == [0, 1]
+    assert elapsed < grace
+    assert dict(stats.rejected) == {"shutting_down": 1}
+    assert (stats.aborted_in_flight, stats.still_queued) == (0, 0)
+    assert stats.handled == 4  # fan, two children, SHUTDOWN_REQUESTED
+    assert_accounted(stats)
+
+
 async def test_bad_settings_are_refused_with_their_name() -> None:
     """Invalid constructor values raise ValueError naming the setting and what is allowed."""
     with pytest.raises(ValueError, match="overflow='sometimes' is not one of: drop_newest"):

@@ -113,6 +113,7 @@ class EventBus:
         "_registry",
         "_send",
         "_send_nowait",
+        "_shutting_down",
         "_token",
         "_waiters",
         "aborted",
@@ -146,6 +147,7 @@ class EventBus:
         self._block_timeout = block_timeout
         self._max_bytes = max_event_bytes
         self._accepting = False
+        self._shutting_down = False
         self._closed_refusals = 0
         self._idle: deque[anyio.Event] = deque()
         self._new_wake: Callable[[], anyio.Event] = anyio.Event
@@ -185,6 +187,22 @@ class EventBus:
         # here on the loop, is built directly.
         self._new_wake = type(self.drop_signal)
         self._accepting = True
+
+    def begin_shutdown(self) -> None:
+        """Shutdown has begun: from now on nobody waits for room under ``block``.
+
+        Emitters waiting now are released, refused (``shutting_down``), and so is every
+        later emit that finds the queue full; one that finds room is still accepted
+        until intake closes, so that job runs finishing within the grace period report
+        it. Otherwise handlers that emit into a full queue would hold the drain, and
+        our own SHUTDOWN_REQUESTED behind them, until the grace period ran out.
+        """
+        self._shutting_down = True
+        waiters = self._waiters
+        for waiter in list(waiters):
+            if waiter.event.type not in _PROTECTED:
+                waiters.remove(waiter)
+                waiter.wake.set()
 
     def close_intake(self, *, force: bool = False) -> None:
         """Refuse new events from now on; buffered ones stay for the workers to drain.
@@ -322,6 +340,9 @@ class EventBus:
                 f"event queue is full ({self._capacity} events) and the overflow policy is "
                 f"'reject': event {event.id} of type {event.type!s} was not accepted"
             )
+        if self._shutting_down:  # see begin_shutdown: nobody waits for room any more
+            self.rejected[RejectReason.SHUTTING_DOWN] += 1
+            return False
         return None
 
     def _evict_oldest_for(self, event: Event) -> bool:
@@ -361,17 +382,23 @@ class EventBus:
             if not waiter.placed:
                 self._forget(waiter)
                 self.emitted += 1
-                self.rejected[RejectReason.SHUTTING_DOWN] += 1
+                if self._waiting_allowed():
+                    self._drop(DropReason.CANCELLED)  # the emitter gave up, e.g. its timeout
+                else:
+                    self.rejected[RejectReason.SHUTTING_DOWN] += 1
             raise
         if waiter.placed:
             return True
         self._forget(waiter)
         self.emitted += 1
-        if not self._accepting:
+        if not self._waiting_allowed():
             self.rejected[RejectReason.SHUTTING_DOWN] += 1
         else:
             self._drop(DropReason.BLOCK_TIMEOUT)
         return False
+
+    def _waiting_allowed(self) -> bool:
+        return self._accepting and not self._shutting_down
 
     def _forget(self, waiter: _Waiter) -> None:
         with contextlib.suppress(ValueError):

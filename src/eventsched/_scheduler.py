@@ -583,9 +583,11 @@ class EventScheduler:
             bus.queued,
             self.grace_period,
         )
-        # 1. No new job runs: the scheduler task (and any other service) stops first.
+        # 1. No new job runs: the scheduler task (and any other service) stops first;
+        # and no emitter waits for room any more (see EventBus.begin_shutdown).
         for service in self._services:
             service.begin_shutdown()
+        bus.begin_shutdown()
         # 2. Tell the handlers; the event waits for room rather than being dropped.
         with anyio.move_on_at(deadline):
             await bus.emit_protected(

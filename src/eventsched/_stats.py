@@ -31,6 +31,8 @@ class DropReason(StrEnum):
     """``drop_oldest``: the event was buffered, then evicted to make room for a newer one."""
     BLOCK_TIMEOUT = "block_timeout"
     """``block``: the emitter waited ``block_timeout`` seconds without finding room."""
+    CANCELLED = "cancelled"
+    """``block``: the emitter was cancelled (its own timeout, say) while waiting for room."""
 
 
 class RejectReason(StrEnum):
@@ -41,7 +43,11 @@ class RejectReason(StrEnum):
     QUEUE_FULL = "queue_full"
     """``reject``: the queue was full (:class:`QueueFullError`)."""
     SHUTTING_DOWN = "shutting_down"
-    """Intake had stopped because shutdown had begun (or the scheduler was not running)."""
+    """Shutdown had begun, or the scheduler was not running.
+
+    Once shutdown has begun, nobody waits for room under ``block`` any more: an emit
+    that finds the queue full is refused this way, and so is one that was waiting.
+    """
 
 
 @dataclass(frozen=True, slots=True)
