@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from typing import Any
+from unittest.mock import AsyncMock, MagicMock
 
 import anyio
 import pytest
@@ -339,3 +341,59 @@ async def test_a_stray_cancelled_error_is_a_failure_not_the_end_of_the_handler_t
     assert stats.aborted_in_flight == 0
     assert stats.still_queued == 0
     assert_accounted(stats)
+
+
+def test_a_mock_handler_is_registered_as_a_sync_callable() -> None:
+    """A Mock has a callable ``.func`` (every attribute of a Mock is a Mock): only real
+    partials are unwrapped, so registering one ends, and it runs as a sync handler."""
+    scheduler = EventScheduler()
+    handler = MagicMock()
+    registering = threading.Thread(target=scheduler.on, args=("n", handler), daemon=True)
+    registering.start()
+    registering.join(5)
+    assert not registering.is_alive(), "registering a MagicMock never ended"
+    (registration,) = scheduler._registry.all()
+    assert registration.is_async is False
+    async_mock = AsyncMock()
+    scheduler.on("m", async_mock)
+    assert [h.is_async for h in scheduler._registry.all()] == [False, True]
+
+
+def test_the_routing_table_never_loses_a_subscribed_type_while_it_changes() -> None:
+    """on()/off() may run on another thread while a worker reads the table: at no step
+    of a change may a type that keeps its handlers be missing from it (a worker reading
+    then would find no route and skip the handlers)."""
+    scheduler = EventScheduler()
+    registry = scheduler._registry
+    gaps: list[str] = []
+
+    class Watched(type(registry.routes)):  # type: ignore[misc]
+        def check(self, step: str) -> None:
+            for event_type in ("a", "b"):
+                if event_type not in self:
+                    gaps.append(f"{event_type} missing after {step}")
+
+        def clear(self) -> None:
+            super().clear()
+            self.check("clear")
+
+        def update(self, *args: Any, **kwargs: Any) -> None:
+            super().update(*args, **kwargs)
+            self.check("update")
+
+        def __delitem__(self, key: Any) -> None:
+            super().__delitem__(key)
+            self.check(f"del {key}")
+
+    async def noop(event: Event) -> None:
+        pass
+
+    registry.routes = Watched()
+    scheduler.on("a", noop)
+    scheduler.on("b", noop)
+    gaps.clear()  # before both were subscribed, one was missing by rights
+    scheduler.on("c", noop)
+    scheduler.off("c", noop)
+    scheduler.on(ALL_EVENTS, noop)
+    assert gaps == []
+    assert set(registry.routes) == {"a", "b"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,18 +29,17 @@ HandlerFunc: TypeAlias = AsyncHandler | SyncHandler
 
 
 def _is_async(func: Callable[..., Any]) -> bool:
+    # Only real partials are unwrapped: following any callable ``.func`` attribute
+    # never ends on a Mock, whose every attribute is another callable Mock.
     target = func
-    while True:  # see through functools.partial and callable objects
-        if inspect.iscoroutinefunction(target):
-            return True
-        inner = getattr(target, "func", None)
-        if inner is not None and callable(inner):
-            target = inner
-            continue
-        # A callable object: look at its class's __call__ (ruff's B004 is about
-        # testing callability, which is not what this does).
-        call = getattr(type(target), "__call__", None)  # noqa: B004
-        return call is not None and inspect.iscoroutinefunction(call)
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return True
+    # A callable object: look at its class's __call__ (ruff's B004 is about testing
+    # callability, which is not what this does).
+    call = getattr(type(target), "__call__", None)  # noqa: B004
+    return call is not None and inspect.iscoroutinefunction(call)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -147,7 +147,13 @@ class HandlerRegistry:
             for event_type, handlers in self._by_type.items()
             if event_type != ALL_EVENTS and handlers
         }
-        # No await here, so no worker sees the table half updated.
-        self.routes.clear()
-        self.routes.update(table)
-        self.routes.wildcard = _route(wildcard)
+        # Changed in place, never emptied on the way: on()/off() may run on another
+        # thread while a worker reads the table, and between a clear() and the refill
+        # that worker would find no route for a type that has handlers. A key read
+        # meanwhile gives its old route or its new one, as if the call came just
+        # before or just after.
+        routes = self.routes
+        routes.update(table)
+        routes.wildcard = _route(wildcard)
+        for stale in [key for key in routes if key not in table]:
+            del routes[stale]
