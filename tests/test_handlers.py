@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from conftest import VIRTUAL_TIME
@@ -397,3 +399,38 @@ def test_the_routing_table_never_loses_a_subscribed_type_while_it_changes() -> N
     scheduler.on(ALL_EVENTS, noop)
     assert gaps == []
     assert set(registry.routes) == {"a", "b"}
+
+
+async def test_statistics_from_another_thread_are_consistent() -> None:
+    """statistics() from a thread is a snapshot taken on the loop: it always adds up.
+
+    A fast thread switch interval makes a read caught halfway through an update of the
+    loop thread likely, as it happens now and then at the default interval.
+    """
+    scheduler = EventScheduler(queue_size=64, overflow="drop_newest")
+    done = threading.Event()
+    snapshots: list[Statistics] = []
+
+    def read() -> None:
+        while not done.is_set():
+            snapshots.append(scheduler.statistics())
+
+    @scheduler.on("n")
+    async def handler(event: Event) -> None:
+        pass
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with anyio.fail_after(30):
+            async with scheduler, anyio.create_task_group() as tg:
+                tg.start_soon(anyio.to_thread.run_sync, read)
+                try:
+                    for i in range(20_000):
+                        await scheduler.emit("n", {"i": i})
+                finally:
+                    done.set()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(snapshots) > 10
+    assert [s.unaccounted for s in snapshots if s.unaccounted] == []

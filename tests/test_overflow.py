@@ -8,6 +8,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import pytest
+from loguru import logger
 
 from conftest import VIRTUAL_TIME
 from eventsched import (
@@ -372,3 +373,132 @@ async def test_accounting_adds_up_while_an_emitter_waits_for_room() -> None:
             gate.set()
     assert scheduler.statistics().handled == 4  # three events and SHUTDOWN_REQUESTED
     assert_accounted(scheduler.statistics())
+
+
+async def test_a_producer_that_catches_queue_full_still_lets_handlers_run() -> None:
+    """Refused emits count toward the checkpoint batch too.
+
+    A producer that catches QueueFullError (or InvalidEventError) and goes on would
+    otherwise never yield: the handlers would never run and the loop would be held.
+    """
+    scheduler = EventScheduler(queue_size=2, overflow="reject")
+    handled: list[int] = []
+
+    async def handler(event: Event) -> None:
+        handled.append(event.data["i"])
+
+    scheduler.on("n", handler)
+    with anyio.fail_after(10):
+        async with scheduler:
+            refused = invalid = 0
+            # Bounded by a count, not a clock: without the fix nothing ever yields, so
+            # no timeout could fire.
+            for i in range(20_000):
+                if len(handled) >= 10:
+                    break
+                try:
+                    await scheduler.emit("n", {"i": i})
+                except QueueFullError:
+                    refused += 1
+                try:
+                    await scheduler.emit("n", {"bad": object()})
+                except InvalidEventError:
+                    invalid += 1
+    assert len(handled) >= 10
+    assert refused > 0
+    stats = scheduler.statistics()
+    assert stats.rejected["queue_full"] == refused
+    assert stats.rejected["invalid"] == invalid
+    assert_accounted(stats)
+
+
+async def test_a_blocked_emit_from_a_timed_out_sync_handler_is_the_same_on_both_backends() -> None:
+    """Under block, a sync handler's emit outlives the handler's timeout and gets in.
+
+    On asyncio a call from a worker thread runs inside the cancel scopes of the task
+    waiting for that thread: without a shield the handler's timeout raised
+    CancelledError in the thread, although the event was placed a moment later.
+    """
+    scheduler = EventScheduler(queue_size=1, overflow="block", workers=1)
+    results: list[bool] = []
+    finished = threading.Event()
+
+    def fans_out(event: Event) -> None:  # sync: in a worker thread
+        try:
+            results.append(scheduler.emit_nowait("child"))  # room: in at once
+            results.append(scheduler.emit_nowait("child"))  # full: waits past the timeout
+        finally:
+            finished.set()
+
+    scheduler.on("fan", fans_out, timeout=0.2)
+    with anyio.fail_after(10):
+        async with scheduler:
+            await scheduler.emit("fan")
+            # The handler task moves on after 0.2 s and takes the first child, which
+            # makes room for the second. Real time: the thread is real.
+            assert await anyio.to_thread.run_sync(finished.wait, 5)
+    stats = scheduler.statistics()
+    assert results == [True, True]
+    assert stats.timed_out == 1
+    assert stats.handled == 3  # both children and SHUTDOWN_REQUESTED
+    assert_accounted(stats)
+
+
+async def test_a_ready_made_event_of_a_bad_type_is_refused_at_emit() -> None:
+    """An event whose type _replace made unusable is refused and counted, not routed."""
+    scheduler = EventScheduler()
+    bad = Event.create("n")._replace(type=["not", "hashable"])
+    with anyio.fail_after(5):
+        async with scheduler:
+            with pytest.raises(InvalidEventError, match="event type must be a str"):
+                await scheduler.emit(bad)
+            with pytest.raises(InvalidEventError, match="event type must be a str"):
+                scheduler.emit_nowait(bad)
+            assert await scheduler.emit("n")
+    stats = scheduler.statistics()
+    assert dict(stats.rejected) == {"invalid": 2}
+    assert stats.handled == 2
+    assert_accounted(stats)
+
+
+async def test_a_refusal_is_counted_by_the_scheduler_emitted_to() -> None:
+    """With two schedulers running, a bad emit counts where it was made, not in the other.
+
+    Event.create itself, which has no scheduler, still counts in the innermost one.
+    """
+    outer, inner = EventScheduler(), EventScheduler()
+    with anyio.fail_after(5):
+        async with outer, inner:
+            with pytest.raises(InvalidEventError):
+                await outer.emit("n", {"bad": object()})
+            with pytest.raises(InvalidEventError):
+                outer.emit_nowait("n", {"bad": object()})
+            with pytest.raises(InvalidEventError):
+                Event.create("n", {"bad": object()})
+    assert dict(outer.statistics().rejected) == {"invalid": 2}
+    assert dict(inner.statistics().rejected) == {"invalid": 1}
+    assert_accounted(outer.statistics())
+    assert_accounted(inner.statistics())
+
+
+async def test_emits_before_start_are_refused_as_not_running() -> None:
+    """Before start: refused with a reason of their own, and the shutdown's log line kept."""
+    records: list[str] = []
+    sink = logger.add(lambda message: records.append(str(message)), format="{message}")
+    logger.enable("eventsched")
+    try:
+        scheduler = EventScheduler()
+        assert scheduler.emit_nowait("early") is False
+        assert await scheduler.emit("early") is False
+        with anyio.fail_after(5):
+            async with scheduler:
+                pass
+        assert scheduler.emit_nowait("late") is False
+    finally:
+        logger.remove(sink)
+        logger.disable("eventsched")
+    stats = scheduler.statistics()
+    assert dict(stats.rejected) == {"not_running": 2, "shutting_down": 1}
+    assert sum("not running yet" in line for line in records) == 1
+    assert sum("Intake is closed" in line for line in records) == 1
+    assert_accounted(stats)

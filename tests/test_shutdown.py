@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from conftest import VIRTUAL_TIME
@@ -242,6 +243,36 @@ async def test_handlers_waiting_for_room_under_block_do_not_hold_shutdown() -> N
     assert dict(stats.rejected) == {"shutting_down": 1}
     assert (stats.aborted_in_flight, stats.still_queued) == (0, 0)
     assert stats.handled == 4  # fan, two children, SHUTDOWN_REQUESTED
+    assert_accounted(stats)
+
+
+async def test_stop_from_a_sync_handler_or_another_thread_ends_run() -> None:
+    """stop() is safe in any handler: a sync one runs in a worker thread.
+
+    The stop is handed to the event loop (trio refuses to set its Event from another
+    thread, and on asyncio that would not reliably wake the lifecycle task).
+    """
+    scheduler = EventScheduler()
+    reasons: list[str] = []
+
+    @scheduler.on("quit")
+    def quit_(event: Event) -> None:  # sync: in a worker thread
+        scheduler.stop(reason="from a thread")
+
+    @scheduler.on(EventType.SHUTDOWN_REQUESTED)
+    async def on_shutdown(event: Event) -> None:
+        reasons.append(event.data["reason"])
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(functools.partial(scheduler.run, handle_signals=False, watchdog=False))
+            await scheduler.emit("quit")
+    stats = scheduler.statistics()
+    assert reasons == ["from a thread"]
+    assert (stats.handled, stats.failed) == (2, 0)
+    assert scheduler.state is SchedulerState.STOPPED
+    # Once stopped, from a plain thread: nothing to do, and no error.
+    await anyio.to_thread.run_sync(scheduler.stop)
     assert_accounted(stats)
 
 

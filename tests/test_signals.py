@@ -182,3 +182,42 @@ def test_the_watchdog_bounds_a_handler_that_cannot_be_cancelled(
     assert grace + margin <= elapsed < grace + margin + 2.0
     assert "Shutdown watchdog" in runtime.stderr()
     assert "Summary (forced exit)" in runtime.stderr()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_command_does_not_wait_for_a_sync_handler_abandoned_at_shutdown(
+    backend: str,
+) -> None:
+    """A sync handler stuck in its thread past the grace period: exit 0, promptly.
+
+    Without this the interpreter waits at exit for the thread (on asyncio anyio's
+    worker threads are not daemon threads), here for a minute after the summary.
+    """
+    program = Path(__file__).parent / "programs" / "cli_stuck_thread.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(program), "--backend", backend, "--grace-period", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:  # the demo logs a line a second at least: never stuck
+            lines.append(line)
+            if "Application is running" in line:
+                break
+        assert any("Application is running" in line for line in lines), "".join(lines)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    text = "".join(lines) + out
+    assert proc.returncode == 0, text
+    assert elapsed < 0.5 + 5, text
+    assert "still run in worker threads: exiting without waiting" in text, text
+    assert "Traceback" not in text

@@ -42,6 +42,7 @@ from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import InvalidEventError, QueueFullError
 from ._handlers import AsyncHandler, Handler, HandlerRegistry, SlowRoute
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
+from ._threads import tracked
 
 __all__ = ["CHECKPOINT_EVERY", "EventBus"]
 
@@ -102,6 +103,7 @@ class EventBus:
         "_block_timeout",
         "_capacity",
         "_closed_refusals",
+        "_early_refusals",
         "_idle",
         "_latency",
         "_max_bytes",
@@ -149,6 +151,7 @@ class EventBus:
         self._accepting = False
         self._shutting_down = False
         self._closed_refusals = 0
+        self._early_refusals = 0
         self._idle: deque[anyio.Event] = deque()
         self._new_wake: Callable[[], anyio.Event] = anyio.Event
         self._waiters: deque[_Waiter] = deque()
@@ -223,6 +226,11 @@ class EventBus:
         if not waiters:
             self._send.close()
             self._wake_all_idle()
+
+    @property
+    def token(self) -> anyio.lowlevel.EventLoopToken | None:
+        """The event loop this bus was opened on (None before that): for other threads."""
+        return self._token
 
     def close_receive(self) -> None:
         """The workers are gone: close the receiving end too (what is left stays counted)."""
@@ -310,6 +318,17 @@ class EventBus:
             self._idle.popleft().set()
 
     def _refuse_closed(self) -> bool:
+        if self._token is None:
+            # Not started yet: a reason of its own, and the shutdown's one-time log line
+            # is left for the shutdown.
+            self.rejected[RejectReason.NOT_RUNNING] += 1
+            self._early_refusals += 1
+            if self._early_refusals == 1:
+                log.warning(
+                    "The scheduler is not running yet: events emitted before it starts "
+                    "are refused (counted as rejected: not_running)"
+                )
+            return False
         self.rejected[RejectReason.SHUTTING_DOWN] += 1
         self._closed_refusals += 1
         if self._closed_refusals == 1:
@@ -424,11 +443,21 @@ class EventBus:
         try:
             if self._policy is OverflowPolicy.BLOCK:
                 # A worker thread can wait, so under "block" it gets backpressure.
-                return anyio.from_thread.run(self.emit, event, token=token)
+                return anyio.from_thread.run(self._emit_for_thread, event, token=token)
             return anyio.from_thread.run_sync(self.emit_nowait, event, token=token)
         except anyio.RunFinishedError:
             self.emitted += 1
             return self._refuse_closed()
+
+    async def _emit_for_thread(self, event: Event) -> bool:
+        # Shielded, so that both backends give a thread the same answer: on asyncio a
+        # call from a worker thread runs inside the cancel scopes of the task waiting
+        # for that thread (a sync handler's timeout would raise CancelledError in it
+        # although its event may be placed a moment later); on trio it does not. The
+        # wait stays bounded: by block_timeout, and at shutdown every waiter is released.
+        with anyio.CancelScope(shield=True):
+            return await self.emit(event)
+        raise AssertionError("unreachable: nothing cancels this scope itself")
 
     # -- the workers -------------------------------------------------------------------
 
@@ -592,7 +621,7 @@ class EventBus:
             # A thread cannot be interrupted: on cancellation (timeout, shutdown) the
             # call is abandoned and left to finish; the shutdown watchdog bounds it.
             (result,) = await anyio.to_thread.run_sync(
-                _call_in_thread, handler.func, event, abandon_on_cancel=True
+                tracked, _call_in_thread, handler.func, event, abandon_on_cancel=True
             )
             if inspect.isawaitable(result):
                 # A plain callable that returns a coroutine (``lambda e: notify(e)``):

@@ -61,7 +61,11 @@ class FrozenDict(dict[str, Any]):
     __slots__ = ()
 
     def __new__(cls, *args: Any, **kwargs: Any) -> FrozenDict:
-        return _freeze_mapping(dict(*args, **kwargs), "data")[0]
+        try:
+            return _freeze_mapping(dict(*args, **kwargs), "data")[0]
+        except InvalidEventError as error:
+            _report_invalid(error)
+            raise
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # dict.__init__ would update the dict in place: calling it again on accepted
@@ -121,8 +125,8 @@ class HandlingSlot:
 
 _handling: ContextVar[HandlingSlot | None] = ContextVar("eventsched_handling", default=None)
 
-# Called with the error when Event.create refuses data inside a running scheduler,
-# so that the refusal is counted there (see EventScheduler).
+# Called with the error when Event.create (or FrozenDict) refuses data inside a
+# running scheduler, so that the refusal is counted there (see EventScheduler).
 _invalid_hook: ContextVar[Callable[[InvalidEventError], None] | None] = ContextVar(
     "eventsched_invalid_hook", default=None
 )
@@ -152,11 +156,16 @@ def current_event() -> Event | None:
 
 
 def _refuse(message: str) -> NoReturn:
-    error = InvalidEventError(message)
+    raise InvalidEventError(message)
+
+
+def _report_invalid(error: InvalidEventError) -> None:
+    # Only for refusals outside any emit (Event.create, FrozenDict): an emit counts its
+    # own in the scheduler it was made to, which with nested schedulers is not always
+    # the one whose hook is current.
     hook = _invalid_hook.get()
     if hook is not None:
         hook(error)
-    raise error
 
 
 def _freeze_value(value: object, path: str) -> tuple[object, int]:
@@ -342,7 +351,11 @@ class Event(NamedTuple):
         :raises InvalidEventError: ``data`` is not a mapping with str keys, holds a
             value JSON cannot represent, or is larger than ``max_bytes``
         """
-        return make_event(cls, type, data, max_bytes, correlation_id, causation_id)
+        try:
+            return make_event(cls, type, data, max_bytes, correlation_id, causation_id)
+        except InvalidEventError as error:
+            _report_invalid(error)
+            raise
 
 
 def admit_event(event: Event, max_bytes: int) -> Event:

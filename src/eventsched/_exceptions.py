@@ -41,7 +41,7 @@ class SchedulerStateError(EventschedError, RuntimeError):
 
     For example entering it a second time (even while the first entry is still
     starting), or adding a service or configuring jobs once it has started. Emitting
-    before start is not an error: the emit is refused, counted as ``shutting_down``.
+    before start is not an error: the emit is refused, counted as ``not_running``.
     """
 
 

@@ -52,6 +52,7 @@ from ._clock import Clock, SystemClock
 from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import EventschedError, SchedulerStateError
 from ._jobstate import JobStateStore, SavedJob
+from ._threads import tracked
 from ._validate import check_int, check_seconds
 
 __all__ = [
@@ -935,7 +936,7 @@ class JobScheduler:
         # A thread cannot be cancelled: on timeout or shutdown it is abandoned (it
         # finishes in the background) so that neither waits for it.
         call = functools.partial(job.func, *job.args, **job.kwargs)
-        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+        return await anyio.to_thread.run_sync(tracked, call, abandon_on_cancel=True)
 
     def _failed_run(
         self,

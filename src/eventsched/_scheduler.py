@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from enum import StrEnum
@@ -12,12 +14,14 @@ from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar, overload
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 from loguru import logger
 
 from ._bus import CHECKPOINT_EVERY, EventBus
 from ._events import (
+    _TYPE_KINDS,
     DEFAULT_MAX_EVENT_BYTES,
     Event,
     EventType,
@@ -27,7 +31,7 @@ from ._events import (
     admit_event,
     make_event,
 )
-from ._exceptions import InvalidEventError, SchedulerStateError
+from ._exceptions import InvalidEventError, QueueFullError, SchedulerStateError
 from ._handlers import HandlerFunc, HandlerRegistry
 from ._jobs import JobScheduler, jobs_method
 from ._shutdown import (
@@ -279,10 +283,10 @@ class EventScheduler:
         :raises QueueFullError: the queue is full and the policy is ``reject``
         """
         bus = self._bus
-        if event.__class__ is not Event:
-            # make_event called here rather than through _event: one call less per
-            # event on the path every producer loop takes.
-            try:
+        try:
+            if event.__class__ is not Event:
+                # make_event called here rather than through _event: one call less per
+                # event on the path every producer loop takes.
                 event = make_event(
                     Event,
                     event,  # type: ignore[arg-type]
@@ -291,20 +295,27 @@ class EventScheduler:
                     correlation_id,
                     causation_id,
                 )
-            except InvalidEventError as error:
+            elif data is not None or correlation_id is not None or causation_id is not None:
+                raise TypeError("pass either an Event or a type with data, not both")
+            elif (
+                event.data.__class__ is not FrozenDict
+                or not 2 <= event.data_size <= self.max_event_bytes
+                or not isinstance(event.type, _TYPE_KINDS)  # _replace(type=...)
+            ):
+                event = self._admit(event)
+            # No thread check here (emit_nowait has one): a coroutine runs on an event
+            # loop, and awaiting ours from another loop's thread is as unsupported as it
+            # is for every anyio object. Other threads use emit_nowait().
+            accepted = bus.offer(event)
+        except (InvalidEventError, QueueFullError) as error:
+            if isinstance(error, InvalidEventError):
                 bus.count_invalid(error)
-                raise
-        elif data is not None or correlation_id is not None or causation_id is not None:
-            raise TypeError("pass either an Event or a type with data, not both")
-        elif (
-            event.data.__class__ is not FrozenDict
-            or not 2 <= event.data_size <= self.max_event_bytes
-        ):
-            event = self._admit(event)
-        # No thread check here (emit_nowait has one): a coroutine runs on an event loop,
-        # and awaiting ours from another loop's thread is as unsupported as it is for
-        # every anyio object. Other threads use emit_nowait().
-        accepted = bus.offer(event)
+            # A refused emit counts toward the batch as well: a producer that catches
+            # the error and goes on would otherwise never yield to the handlers.
+            emits = self._emits = self._emits + 1
+            if not emits & _EMIT_BATCH_MASK:
+                await anyio.lowlevel.checkpoint()
+            raise
         if accepted is None:
             return await bus.wait_for_room(event)
         # Accepted emits never yield (that is the speed of send_nowait), so a producer
@@ -339,6 +350,7 @@ class EventScheduler:
         elif (
             event.data.__class__ is not FrozenDict
             or not 2 <= event.data_size <= self.max_event_bytes
+            or not isinstance(event.type, _TYPE_KINDS)  # _replace(type=...)
         ):
             event = self._admit(event)
         return self._bus.emit_nowait(event)
@@ -350,8 +362,18 @@ class EventScheduler:
         return self._state
 
     def statistics(self) -> Statistics:
-        """A consistent snapshot of the accounting (see :class:`Statistics`)."""
-        return self._bus.statistics()
+        """A consistent snapshot of the accounting (see :class:`Statistics`).
+
+        Safe from any thread: from another thread, while the event loop runs, the
+        snapshot is taken on the loop thread (the call waits for it), since counters
+        read from elsewhere could be caught halfway through one of its updates.
+        """
+        bus = self._bus
+        token = bus.token
+        if token is not None and threading.get_ident() != bus.loop_thread:
+            with contextlib.suppress(anyio.RunFinishedError):
+                return anyio.from_thread.run_sync(bus.statistics, token=token)
+        return bus.statistics()
 
     # -- services (the job scheduler task) --------------------------------------------
 
@@ -456,13 +478,25 @@ class EventScheduler:
 
         The lifecycle task drains the queue within the grace period, cancels what is
         left, then cancels the scheduler's own task group, which ends :meth:`run` (and
-        the body of ``async with``, if still running). On a thread that is not the
-        event loop's, use ``anyio.from_thread.run_sync(scheduler.stop)``. Called before
-        the scheduler has started, the shutdown begins as soon as it is running.
+        the body of ``async with``, if still running). Safe from any thread (a sync
+        handler or job, a thread of your own): from another thread the call is handed
+        to the event loop and returns once it has run there. Called before the
+        scheduler has started, the shutdown begins as soon as it is running.
         """
         if self._stop_requested is None:
             if self._state is SchedulerState.CREATED and self._early_stop is None:
                 self._early_stop = reason
+            return
+        bus = self._bus
+        if threading.get_ident() != bus.loop_thread and bus.token is not None:
+            # A sync handler or job (a worker thread) or a thread of the user's: the
+            # event and the watchdog belong to the loop thread, so hand the call over.
+            # (trio refuses to set its Event from another thread; asyncio's would not
+            # wake the lifecycle task reliably.)
+            with contextlib.suppress(anyio.RunFinishedError):
+                anyio.from_thread.run_sync(
+                    functools.partial(self.stop, reason=reason), token=bus.token
+                )
             return
         if self._stop_requested.is_set():
             return

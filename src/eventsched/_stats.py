@@ -42,8 +42,10 @@ class RejectReason(StrEnum):
     """The event's data was not acceptable (:class:`InvalidEventError`)."""
     QUEUE_FULL = "queue_full"
     """``reject``: the queue was full (:class:`QueueFullError`)."""
+    NOT_RUNNING = "not_running"
+    """The scheduler had not started yet."""
     SHUTTING_DOWN = "shutting_down"
-    """Shutdown had begun, or the scheduler was not running.
+    """Shutdown had begun (or the scheduler had stopped).
 
     Once shutdown has begun, nobody waits for room under ``block`` any more: an emit
     that finds the queue full is refused this way, and so is one that was waiting.
