@@ -47,7 +47,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str
 def test_quick_json_describes_the_machine(quick: tuple[dict[str, Any], str]) -> None:
     """The JSON names the Python, the package versions, the CPU count and the sizes used."""
     document, _ = quick
-    assert document["schema"] == "eventsched-bench/1"
+    assert document["schema"] == "eventsched-bench/2"
     machine = document["machine"]
     assert machine["python"].startswith("3.")
     assert machine["cpu_count"] >= 1
@@ -65,7 +65,8 @@ def test_quick_json_has_every_backend_and_workload(quick: tuple[dict[str, Any], 
     assert {"asyncio", "trio"} <= set(available)
     for name, status in document["backends"].items():
         assert status["available"] or "not installed" in status["note"], name
-    assert document["order"] == available  # one repetition, in column order
+    # One repetition, workload by workload, each on every backend in column order.
+    assert document["order"] == [[b, w] for w in WORKLOADS for b in available]
     assert {m["workload"] for m in document["metrics"].values()} == set(WORKLOADS)
     for m in METRICS:
         samples = document["metrics"][m.id]["samples"]

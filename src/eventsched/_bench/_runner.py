@@ -1,13 +1,15 @@
-"""Run the workloads: one subprocess per backend and repetition, interleaved, with progress.
+"""Run the workloads: one subprocess per backend, workload and repetition, with progress.
 
-Repetitions are interleaved (asyncio, uvloop, trio, asyncio, uvloop, trio, ...) so that
-drift on a shared machine (other processes, CPU frequency) hits every backend alike.
-Each backend runs in a fresh process: no backend inherits another's warmed-up state,
-and uvloop never shares a process with plain asyncio.
+Runs are interleaved workload by workload (throughput on asyncio, uvloop, trio, then
+latency on each, ...) so that drift on a shared machine (other processes, CPU
+frequency) hits every backend alike, and the two figures of a ratio are seconds apart.
+Each run is a fresh process: no backend inherits another's warmed-up state, and
+uvloop never shares a process with plain asyncio.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
 import json
@@ -22,13 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from ._config import BACKENDS, METRICS, BenchConfig
+from ._config import BACKENDS, METRICS, WORKLOADS, BenchConfig
 from ._report import summarize
 
 __all__ = ["SCHEMA", "BenchError", "Progress", "backend_status", "describe_machine", "run_bench"]
 
 #: Identifies the layout of the JSON output.
-SCHEMA: Final = "eventsched-bench/1"
+SCHEMA: Final = "eventsched-bench/2"
 
 _PACKAGES: Final = (
     "eventsched",
@@ -203,22 +205,29 @@ def run_bench(
     """
     statuses = [backend_status(name) for name in backends]
     runnable = [s.name for s in statuses if s.available]
-    progress = Progress(config.reps * len(runnable), stream)
+    workloads = [w for w in WORKLOADS if w in config.workloads]
+    progress = Progress(config.reps * len(runnable) * len(workloads), stream)
     samples: dict[str, dict[str, list[float]]] = {}
-    order: list[str] = []
+    order: list[list[str]] = []
     started = datetime.now(UTC)
     clock = time.perf_counter()
     machine = describe_machine()
     try:
         for rep in range(config.reps):
-            for backend in runnable:
-                label = f"rep {rep + 1}/{config.reps}"
-                progress.show(f"{label} {backend}: starting")
-                figures = _run_child(backend, config, label, progress)
-                order.append(backend)
-                for metric_id, value in figures.items():
-                    samples.setdefault(metric_id, {}).setdefault(backend, []).append(value)
-                progress.done += 1
+            # Interleaved workload by workload (throughput on asyncio, uvloop, trio, then
+            # latency on each, ...), a fresh process each: the figures a ratio pairs are
+            # seconds apart, not a whole repetition (half a minute), and this machine's
+            # slow spells last seconds.
+            for workload in workloads:
+                one = dataclasses.replace(config, workloads=(workload,))
+                for backend in runnable:
+                    label = f"rep {rep + 1}/{config.reps}"
+                    progress.show(f"{label} {backend}: {workload}")
+                    figures = _run_child(backend, one, label, progress)
+                    order.append([backend, workload])
+                    for metric_id, value in figures.items():
+                        samples.setdefault(metric_id, {}).setdefault(backend, []).append(value)
+                    progress.done += 1
     finally:
         progress.close()
     metrics = {
