@@ -370,7 +370,11 @@ class EventScheduler:
         """
         bus = self._bus
         token = bus.token
-        if token is not None and threading.get_ident() != bus.loop_thread:
+        if (
+            token is not None
+            and self._state is not SchedulerState.STOPPED  # stopped: nothing changes
+            and threading.get_ident() != bus.loop_thread
+        ):
             with contextlib.suppress(anyio.RunFinishedError):
                 return anyio.from_thread.run_sync(bus.statistics, token=token)
         return bus.statistics()
@@ -488,6 +492,8 @@ class EventScheduler:
                 self._early_stop = reason
             return
         bus = self._bus
+        if self._state is SchedulerState.STOPPED:
+            return
         if threading.get_ident() != bus.loop_thread and bus.token is not None:
             # A sync handler or job (a worker thread) or a thread of the user's: the
             # event and the watchdog belong to the loop thread, so hand the call over.
