@@ -514,14 +514,36 @@ def test_decorator_schedules_the_function_and_returns_it() -> None:
         ("interval", {"seconds": 1, "max_instances": 0}, ValueError, "max_instances=0"),
         ("interval", {"seconds": 1, "timeout": -1}, ValueError, "timeout=-1"),
         ("interval", {"seconds": 1, "timezone": "Mars/Olympus"}, ValueError, "Mars/Olympus"),
+        # APScheduler would make these one second, or spin on a negative one.
+        ("interval", {"seconds": -1}, ValueError, "must be positive"),
+        ("interval", {"seconds": 0}, ValueError, "must be positive"),
+        ("interval", {"seconds": 1e-9}, ValueError, "must be positive"),
+        ("interval", {"minutes": 1, "seconds": -60}, ValueError, "must be positive"),
+        ("interval", {}, ValueError, "must be positive"),
+        ("interval", {"seconds": float("inf")}, ValueError, r"\{'seconds': inf\}"),
+        ("interval", {"seconds": "10"}, TypeError, r"seconds='10' must be a number"),
+        ("cron", {"crontab": 5}, TypeError, "crontab=5 must be a string"),
     ],
 )
 def test_bad_job_arguments_are_clear_errors(
     trigger: Any, options: dict[str, Any], error: type[Exception], match: str
 ) -> None:
     """Unknown triggers, options or values raise at add_job, naming what is wrong."""
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as raised:
         JobScheduler(StubEmitter()).add_job(_async_noop, trigger, id="x", **options)
+    assert "1970" not in str(raised.value)  # the internal placeholder start_date
+
+
+def test_the_job_decorator_without_parentheses_is_an_error() -> None:
+    """``@scheduler.job`` with no trigger would schedule nothing and replace the function."""
+    scheduler = EventScheduler()
+    with pytest.raises(TypeError, match=r"@job needs a trigger.*no parentheses"):
+
+        @scheduler.job  # type: ignore[arg-type]
+        async def report() -> None:
+            pass
+
+    assert scheduler.get_jobs() == []
 
 
 def test_summaries_of_return_values_are_short_and_safe() -> None:
@@ -636,3 +658,37 @@ async def test_a_stray_cancelled_error_in_a_job_is_a_failure(
     assert stats.runs_failed == len(recorder.of(EventType.JOB_FAILED))
     assert stats.runs_aborted == 0
     assert_accounted(scheduler.statistics())
+
+
+@virtual_time
+async def test_replacing_a_job_keeps_its_runs_in_progress_against_max_instances(
+    unit: float,
+) -> None:
+    """A job replaced while its run is in progress: the new one does not start a second."""
+    scheduler = new_scheduler()
+    running: list[int] = []
+    most = 0
+    release = anyio.Event()
+
+    async def slow() -> None:
+        nonlocal most
+        running.append(1)
+        most = max(most, len(running))
+        try:
+            await release.wait()
+        finally:
+            running.pop()
+
+    scheduler.add_job(slow, "interval", seconds=unit, id="slow", max_instances=1)
+    recorder = Recorder(scheduler)
+    async with scheduler:
+        await recorder.wait_count(EventType.JOB_STARTED, 1, limit=30 * unit)
+        scheduler.add_job(
+            slow, "interval", seconds=unit, id="slow", max_instances=1, replace_existing=True
+        )
+        await recorder.wait_count(EventType.JOB_MISSED, 1, limit=30 * unit)
+        assert scheduler.get_job("slow").running == 1
+        release.set()
+    assert most == 1
+    missed = recorder.of(EventType.JOB_MISSED)
+    assert missed[0].data["reason"] == MissReason.MAX_INSTANCES

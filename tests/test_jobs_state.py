@@ -105,6 +105,46 @@ async def test_changed_trigger_starts_afresh(tmp_path: Path) -> None:
     assert scheduler.job_statistics().missed_total == 0
 
 
+async def test_a_changed_end_date_starts_afresh(tmp_path: Path) -> None:
+    """start and end dates are part of the schedule: a job whose end_date ran out and
+    is then lifted runs again, instead of keeping the finished schedule it saved."""
+    state_file = tmp_path / "jobs.sqlite"
+    ended = EventScheduler()
+    ended.configure_jobs(state_file=state_file, clock=VirtualClock(EPOCH))
+    ended.add_job(
+        _noop,
+        "interval",
+        hours=1,
+        start_date=EPOCH,
+        end_date=EPOCH + timedelta(minutes=30),
+        id="tick",
+    )
+    await run_until(ended, EventType.JOB_COMPLETED)
+    restarted = EventScheduler()
+    restarted.configure_jobs(state_file=state_file, clock=VirtualClock(LATER))
+    restarted.add_job(_noop, "interval", hours=1, start_date=EPOCH, id="tick")
+    async with restarted:
+        (job,) = restarted.get_jobs()
+    assert job.next_fire_time == EPOCH + timedelta(hours=4)
+
+
+async def test_a_saved_time_out_of_range_is_a_clear_error(tmp_path: Path) -> None:
+    """A fire time that cannot be moved to UTC is refused as a bad state file."""
+    state_file = tmp_path / "jobs.sqlite"
+    await run_until(hourly(state_file, VirtualClock(EPOCH), coalesce=True), EventType.JOB_COMPLETED)
+    with sqlite3.connect(state_file) as conn:
+        (row,) = conn.execute("SELECT state FROM jobs WHERE job_id = 'tick'")
+        state = json.loads(row[0])
+        state["next_fire_time"] = "0001-01-01T00:00:00+05:00"
+        conn.execute("UPDATE jobs SET state = ? WHERE job_id = 'tick'", (json.dumps(state),))
+    conn.close()
+    scheduler = hourly(state_file, VirtualClock(LATER), coalesce=True)
+    expected = pytest.RaisesExc(JobStateError, match="out of range")
+    with pytest.RaisesGroup(expected, allow_unwrapped=True):
+        async with scheduler:
+            pass
+
+
 async def test_state_file_is_created_private(tmp_path: Path) -> None:
     """The state file is created with mode 0600 and holds JSON, not pickles."""
     state_file = tmp_path / "jobs.sqlite"

@@ -239,8 +239,8 @@ class _Job:
         "paused",
         "persist",
         "removed",
-        "running",
         "runs",
+        "runs_in_progress",
         "timeout",
         "trigger",
     )
@@ -278,14 +278,35 @@ class _Job:
         self.paused = paused
         # A "run now" date job has no stable schedule to resume after a restart.
         self.persist = deferred != "now"
-        self.fingerprint = f"{type(trigger).__name__}|{trigger}|{getattr(trigger, 'timezone', '')}"
+        # str() of an interval or cron trigger leaves out its start and end dates: a
+        # changed end_date must not keep a saved fire time (or a finished schedule).
+        self.fingerprint = "|".join(
+            str(part)
+            for part in (
+                type(trigger).__name__,
+                trigger,
+                getattr(trigger, "timezone", ""),
+                getattr(trigger, "start_date", ""),
+                getattr(trigger, "end_date", ""),
+            )
+        )
         self.next_fire: datetime | None = None  # as the trigger computed it
         self.fire_at: datetime | None = None  # next_fire plus jitter
         self.last_fire: datetime | None = None
-        self.running = 0
+        # A one-item list, so that a job replacing this one (same id) can share it:
+        # runs of the old one still in progress count against the new max_instances.
+        self.runs_in_progress = [0]
         self.runs = 0
         self.failures = 0
         self.removed = False
+
+    @property
+    def running(self) -> int:
+        return self.runs_in_progress[0]
+
+    @running.setter
+    def running(self, value: int) -> None:
+        self.runs_in_progress[0] = value
 
     def snapshot(self) -> Job:
         return Job(
@@ -515,6 +536,7 @@ class JobScheduler:
         )
         if existing is not None:
             existing.removed = True
+            job.runs_in_progress = existing.runs_in_progress
             if existing.fingerprint == job.fingerprint and existing.deferred is None:
                 # Same schedule: keep its place in it rather than starting over.
                 self._saved[id] = existing.saved()
@@ -532,6 +554,13 @@ class JobScheduler:
 
         Returns the function unchanged.
         """
+
+        if callable(trigger) and not isinstance(trigger, (str, BaseTrigger)):
+            # ``@scheduler.job`` without parentheses: the function came as the trigger.
+            raise TypeError(
+                f"@job needs a trigger, as in @job('interval', seconds=10); it was given "
+                f"{getattr(trigger, '__qualname__', trigger)!r} directly (no parentheses)"
+            )
 
         def register(func: JobFunc) -> JobFunc:
             self.add_job(func, trigger, **options)
@@ -1078,8 +1107,10 @@ def _build_trigger(
         raise TypeError(
             f"unknown option(s) {unknown} for trigger {trigger!r}; allowed: {sorted(allowed)}"
         )
+    given = dict(args)  # for messages: without the placeholder start_date below
     try:
         if trigger == "interval":
+            _check_interval(args)
             if args.get("start_date") is None:
                 args = {**args, "start_date": _PLACEHOLDER}
                 return IntervalTrigger(timezone=tz, **args), "start"
@@ -1093,10 +1124,27 @@ def _build_trigger(
             return DateTrigger(run_date=_PLACEHOLDER, timezone=tz), "now"
         return DateTrigger(timezone=tz, **args), None
     except (TypeError, ValueError) as exc:
-        raise type(exc)(f"invalid {trigger} trigger {args}: {exc}") from None
+        raise type(exc)(f"invalid {trigger} trigger {given}: {exc}") from None
+    except OverflowError as exc:
+        raise ValueError(f"invalid {trigger} trigger {given}: {exc}") from None
+
+
+def _check_interval(args: Mapping[str, Any]) -> None:
+    # APScheduler turns an interval of zero (or one that rounds to zero) into one
+    # second without a word, and a negative one makes every fire time already past:
+    # the scheduler would spin, reporting missed fire times as fast as it can.
+    units = ("weeks", "days", "hours", "minutes", "seconds")
+    parts = {unit: args[unit] for unit in units if args.get(unit) is not None}
+    for unit, value in parts.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{unit}={value!r} must be a number")
+    if timedelta(**parts) <= timedelta(0):
+        raise ValueError("the interval must be positive (at least a microsecond)")
 
 
 def _from_crontab(crontab: str, fields: dict[str, Any], tz: tzinfo) -> Any:
+    if not isinstance(crontab, str):
+        raise TypeError(f"crontab={crontab!r} must be a string such as '*/5 * * * *'")
     if fields:
         raise ValueError(f"crontab= cannot be combined with cron fields {sorted(fields)}")
     return CronTrigger.from_crontab(crontab, timezone=tz)

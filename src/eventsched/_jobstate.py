@@ -196,4 +196,10 @@ def _parse_time(value: object, bad: Any) -> datetime | None:
         raise bad(f"fire time {value!r} is not an ISO 8601 datetime") from None
     if parsed.tzinfo is None:
         raise bad(f"fire time {value!r} has no timezone")
+    try:
+        # Checked here, where the file is judged: a time near the ends of the datetime
+        # range can be written but not moved to UTC (year 1 at +05:00, for one).
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise bad(f"fire time {value!r} is out of range") from None
     return parsed
