@@ -221,6 +221,37 @@ BAD_CONFIGS = [
         id="gone",
     ),
     pytest.param({}, ["--no-such-flag"], None, ["--no-such-flag", "--help"], id="unknown-flag"),
+    # argparse alone took the 5 for a subcommand: "invalid choice: '5'".
+    pytest.param(
+        {},
+        ["--qeue-size", "5"],
+        None,
+        ["unknown flag --qeue-size", "did you mean --queue-size?"],
+        id="misspelt-flag-with-value",
+    ),
+    pytest.param(
+        {}, ["--queue_size", "5"], None, ["unknown flag --queue_size"], id="underscore-flag"
+    ),
+    # Valid settings to the model, accepted and then ignored in a settings file.
+    pytest.param(
+        {},
+        [],
+        "ENV_FILE=other.env\n",
+        ["setting ENV_FILE cannot be given in"],
+        id="env-file-in-env",
+    ),
+    pytest.param({}, [], "BENCH=1\n", ["setting BENCH cannot be given in"], id="bench-in-env"),
+    # Judged before start: one line, whatever the log level.
+    pytest.param(
+        {"LOG_LEVEL": "CRITICAL"},
+        ["--state-file", "."],
+        None,
+        ["bad setting STATE_FILE (--state-file) = '.'", "is a directory"],
+        id="state-file-directory",
+    ),
+    pytest.param(
+        {"STATE_FILE": ""}, [], None, ["STATE_FILE", "must name a file"], id="state-file-empty"
+    ),
 ]
 
 

@@ -128,6 +128,10 @@ def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) 
     model: type[Settings] = Cli if cli_model is None else cli_model
     env_file = _env_file(argv, os.environ)
     try:
+        if model is Cli:
+            _refuse_unknown_flags(argv)
+        if env_file is not None:
+            _refuse_keys_that_cannot_be_in(env_file)
         source: CliSettingsSource[Settings] = CliSettingsSource(model)
         # The underscore arguments are BaseSettings' documented per-call options;
         # mypy sees only the fields (the pydantic plugin is not enabled here).
@@ -141,6 +145,47 @@ def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) 
         raise ConfigError(f"{PROG}: {error} (see {PROG} --help)") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{PROG}: cannot read settings file {env_file}: {error}") from None
+
+
+def _refuse_unknown_flags(argv: Sequence[str]) -> None:
+    # argparse would take the value of a misspelt flag for the subcommand and report
+    # "invalid choice: '5'", never naming the flag. Flags after a subcommand are its own.
+    flags = sorted(name.replace("_", "-") for name in Settings.model_fields)
+    known = {*flags, "help"}
+    for token in argv:
+        if token in Cli.model_fields or token == "--":
+            return
+        if token.startswith("--"):
+            name = token[2:].partition("=")[0]
+            if name not in known:
+                import difflib
+
+                close = difflib.get_close_matches(name, flags, n=1)
+                hint = f"did you mean --{close[0]}? " if close else ""
+                raise ConfigError(
+                    f"{PROG}: unknown flag --{name}; {hint}allowed are: "
+                    + ", ".join(f"--{flag}" for flag in flags)
+                    + f" (see {PROG} --help)"
+                )
+
+
+#: Names a settings file may not set, with where they belong. Valid settings to the
+#: model, so it would accept them there and then ignore them: the file is chosen before
+#: it is read, and subcommands are chosen on the command line.
+_NOT_IN_ENV_FILE = {
+    "ENV_FILE": "name the settings file with --env-file or the ENV_FILE environment variable",
+    "BENCH": "subcommands are chosen on the command line (eventsched bench)",
+    "LESSON": "subcommands are chosen on the command line (eventsched lesson)",
+}
+
+
+def _refuse_keys_that_cannot_be_in(env_file: Path) -> None:
+    from dotenv import dotenv_values  # what pydantic-settings reads the file with
+
+    for key in dotenv_values(env_file, encoding="utf-8"):
+        where = _NOT_IN_ENV_FILE.get(key.upper())
+        if where is not None:
+            raise ConfigError(f"{PROG}: setting {key} cannot be given in {env_file}: {where}")
 
 
 def render_help(columns: int = HELP_COLUMNS) -> str:
@@ -183,8 +228,24 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
     from loguru import logger
 
     from ._demo import run_demo
-    from ._jobstate import JobStateError
+    from ._jobstate import JobStateError, JobStateStore
 
+    if settings.state_file is not None:
+        # Judged before anything starts, like every other setting: one line on stderr
+        # (whatever LOG_LEVEL says) rather than a start-up, a summary and the error.
+        probe = JobStateStore(settings.state_file)
+        try:
+            probe.open(warn=False)
+        except JobStateError as error:
+            print(
+                f"{PROG}: bad setting STATE_FILE (--state-file) = "
+                f"{str(settings.state_file)!r}: {error}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_CONFIG
+        finally:
+            probe.close()
     bad_state: JobStateError | None = None
     try:
         stats = anyio.run(run_demo, settings, customize, backend=settings.backend)

@@ -80,18 +80,23 @@ class JobStateStore:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
 
-    def open(self) -> dict[str, SavedJob]:
+    def open(self, *, warn: bool = True) -> dict[str, SavedJob]:
         """Open (creating it with mode 0600 if missing) and return the saved states.
+
+        ``warn=False`` leaves out the warning about a file others can read (for a check
+        before the real opening, which warns).
 
         :raises JobStateError: the file is not a job state file of this version, or a
             saved state is malformed
         """
         path = self.path
+        if path.is_dir():
+            raise JobStateError(f"{path} is a directory; name a file in it instead")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & 0o077:
+            if warn and mode & 0o077:
                 log.warning("Job state file {} is accessible to others (mode {:o})", path, mode)
         except OSError as exc:
             raise JobStateError(f"cannot create the job state file {path}: {exc}") from exc

@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         description=_help("settings file to read; an explicitly named one must exist", "env_file"),
     )
 
+    @field_validator("state_file", mode="before")
+    @classmethod
+    def _named_file(cls, value: Any) -> Any:
+        # An empty value would become Path("."), the current directory.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a file; leave it out to keep schedules in memory")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
