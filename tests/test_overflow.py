@@ -102,20 +102,32 @@ async def test_block_serves_waiting_emitters_in_order() -> None:
     assert_accounted(scheduler.statistics())
 
 
-async def test_block_timeout_counts_a_drop() -> None:
-    """Under block with a timeout, an emitter that never finds room gives up and counts a drop."""
-    scheduler = EventScheduler(queue_size=1, overflow="block", block_timeout=0.05)
+def held_until(scheduler: EventScheduler) -> anyio.Event:
+    """Subscribe a handler of "n" that waits for the returned gate."""
     gate = anyio.Event()
 
     async def gated(event: Event) -> None:
         await gate.wait()
 
     scheduler.on("n", gated)
+    return gate
+
+
+async def fill_behind_the_held_handler(scheduler: EventScheduler) -> None:
+    """With one handler task and a queue of one: the handler holds one "n", one more fills
+    the queue, so the next emit finds no room."""
+    assert await scheduler.emit("n")  # taken by the handler, which then waits
+    await anyio.wait_all_tasks_blocked()
+    assert await scheduler.emit("n")  # fills the queue
+
+
+async def test_block_timeout_counts_a_drop() -> None:
+    """Under block with a timeout, an emitter that never finds room gives up and counts a drop."""
+    scheduler = EventScheduler(queue_size=1, overflow="block", block_timeout=0.05)
+    gate = held_until(scheduler)
     with anyio.fail_after(5):
         async with scheduler:
-            assert await scheduler.emit("n")  # taken by the handler, which then waits
-            await anyio.wait_all_tasks_blocked()
-            assert await scheduler.emit("n")  # fills the queue
+            await fill_behind_the_held_handler(scheduler)
             assert not await scheduler.emit("n")  # waits 0.05 s, then gives up
             gate.set()
     stats = scheduler.statistics()
@@ -131,17 +143,10 @@ async def test_an_emitter_cancelled_while_waiting_for_room_counts_a_drop() -> No
     Not a refusal for shutting down: the scheduler was running and accepting all along.
     """
     scheduler = EventScheduler(queue_size=1, overflow="block")
-    gate = anyio.Event()
-
-    async def gated(event: Event) -> None:
-        await gate.wait()
-
-    scheduler.on("n", gated)
+    gate = held_until(scheduler)
     with anyio.fail_after(5):
         async with scheduler:
-            assert await scheduler.emit("n")  # taken by the handler, which then waits
-            await anyio.wait_all_tasks_blocked()
-            assert await scheduler.emit("n")  # fills the queue
+            await fill_behind_the_held_handler(scheduler)
             with anyio.move_on_after(0.05) as scope:
                 await scheduler.emit("n")  # waits for room until its caller gives up
             assert scope.cancelled_caught
@@ -354,12 +359,7 @@ async def test_emit_from_a_foreign_thread_is_routed_to_the_loop() -> None:
 async def test_accounting_adds_up_while_an_emitter_waits_for_room() -> None:
     """An emit blocked on a full queue is in no figure until it has an outcome."""
     scheduler = EventScheduler(queue_size=1, overflow="block")
-    gate = anyio.Event()
-
-    async def gated(event: Event) -> None:
-        await gate.wait()
-
-    scheduler.on("n", gated)
+    gate = held_until(scheduler)
     with anyio.fail_after(5):
         async with scheduler, anyio.create_task_group() as tg:
             await scheduler.emit("n")  # the handler takes it and waits

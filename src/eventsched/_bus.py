@@ -37,7 +37,7 @@ import anyio.to_thread
 from anyio import EndOfStream, WouldBlock
 from loguru import logger
 
-from ._cancel import stray_cancellation
+from ._cancel import reraise_as_failure, stray_cancellation
 from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import InvalidEventError, QueueFullError
 from ._handlers import AsyncHandler, Handler, HandlerRegistry, SlowRoute
@@ -103,7 +103,6 @@ class EventBus:
         "_block_timeout",
         "_capacity",
         "_closed_refusals",
-        "_early_refusals",
         "_idle",
         "_latency",
         "_max_bytes",
@@ -151,7 +150,6 @@ class EventBus:
         self._accepting = False
         self._shutting_down = False
         self._closed_refusals = 0
-        self._early_refusals = 0
         self._idle: deque[anyio.Event] = deque()
         self._new_wake: Callable[[], anyio.Event] = anyio.Event
         self._waiters: deque[_Waiter] = deque()
@@ -201,9 +199,14 @@ class EventBus:
         our own SHUTDOWN_REQUESTED behind them, until the grace period ran out.
         """
         self._shutting_down = True
+        self._release_waiters(force=False)
+
+    def _release_waiters(self, *, force: bool) -> None:
+        # A blocked emitter woken without its event placed learns it will not get in
+        # (counted shutting_down); our own reports keep their place unless ``force``.
         waiters = self._waiters
         for waiter in list(waiters):
-            if waiter.event.type not in _PROTECTED:
+            if force or waiter.event.type not in _PROTECTED:
                 waiters.remove(waiter)
                 waiter.wake.set()
 
@@ -217,13 +220,8 @@ class EventBus:
         self._accepting = False
         if self._token is None:
             return
-        waiters = self._waiters
-        for waiter in list(waiters):
-            if force or waiter.event.type not in _PROTECTED:
-                # A blocked emitter learns it will not get in (counted shutting_down).
-                waiters.remove(waiter)
-                waiter.wake.set()
-        if not waiters:
+        self._release_waiters(force=force)
+        if not self._waiters:
             self._send.close()
             self._wake_all_idle()
 
@@ -321,9 +319,8 @@ class EventBus:
         if self._token is None:
             # Not started yet: a reason of its own, and the shutdown's one-time log line
             # is left for the shutdown.
-            self.rejected[RejectReason.NOT_RUNNING] += 1
-            self._early_refusals += 1
-            if self._early_refusals == 1:
+            self.rejected[RejectReason.NOT_RUNNING] += 1  # counted only here
+            if self.rejected[RejectReason.NOT_RUNNING] == 1:
                 log.warning(
                     "The scheduler is not running yet: events emitted before it starts "
                     "are refused (counted as rejected: not_running)"
@@ -605,19 +602,9 @@ class EventBus:
     @staticmethod
     async def _invoke(handler: Handler, event: Event) -> None:
         try:
-            await EventBus._invoke_unchecked(handler, event)
-        except BaseException as exc:
-            # Raised as an Exception, inside any timeout scope: that scope must still
-            # see a cancellation of its own, and a stray one is the handler's failure.
-            if (stray := stray_cancellation(exc)) is None:
-                raise
-            raise stray from exc
-
-    @staticmethod
-    async def _invoke_unchecked(handler: Handler, event: Event) -> None:
-        if handler.is_async:
-            await handler.func(event)
-        else:
+            if handler.is_async:
+                await handler.func(event)
+                return
             # A thread cannot be interrupted: on cancellation (timeout, shutdown) the
             # call is abandoned and left to finish; the shutdown watchdog bounds it.
             (result,) = await anyio.to_thread.run_sync(
@@ -628,6 +615,8 @@ class EventBus:
                 # it is awaited here, on the loop, as the caller meant, rather than
                 # dropped unawaited (asyncio) or refused by the thread runner (trio).
                 await result
+        except BaseException as exc:
+            reraise_as_failure(exc)
 
     def _fast_handler_failed(self, func: AsyncHandler, event: Event, exc: Exception) -> None:
         handler = self._registry.find(event.type, func)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import NoReturn
 
 from ._exceptions import StrayCancellationError
 
@@ -29,3 +30,15 @@ def stray_cancellation(exc: BaseException) -> StrayCancellationError | None:
     )
     stray.__cause__ = exc
     return stray
+
+
+def reraise_as_failure(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` again, or, if it is a stray CancelledError, its failure in its place.
+
+    For code inside a timeout scope: the scope still sees a cancellation of its own,
+    while a stray one arrives as an Exception, the caller's failure.
+    """
+    stray = stray_cancellation(exc)
+    if stray is None:
+        raise exc
+    raise stray from exc

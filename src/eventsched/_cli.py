@@ -225,25 +225,27 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> Any:
 
 def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | None) -> int:
     import anyio
-    from loguru import logger
 
     from ._demo import run_demo
     from ._jobstate import JobStateError, JobStateStore
 
+    def bad_state_file(error: JobStateError) -> int:
+        # One line on stderr, whatever LOG_LEVEL says, like every other bad setting.
+        print(
+            f"{PROG}: bad setting STATE_FILE (--state-file) = "
+            f"{str(settings.state_file)!r}: {error}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_CONFIG
+
     if settings.state_file is not None:
-        # Judged before anything starts, like every other setting: one line on stderr
-        # (whatever LOG_LEVEL says) rather than a start-up, a summary and the error.
+        # Judged before anything starts, rather than after a start-up and a summary.
         probe = JobStateStore(settings.state_file)
         try:
             probe.open(warn=False)
         except JobStateError as error:
-            print(
-                f"{PROG}: bad setting STATE_FILE (--state-file) = "
-                f"{str(settings.state_file)!r}: {error}",
-                file=sys.stderr,
-                flush=True,
-            )
-            return EXIT_CONFIG
+            return bad_state_file(error)
         finally:
             probe.close()
     bad_state: JobStateError | None = None
@@ -252,9 +254,8 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
     except* JobStateError as group:
         bad_state = _first_leaf(group)
     if bad_state is not None:
-        # A configuration problem found only when the file is opened: one line, no traceback.
-        logger.error("Bad setting STATE_FILE (--state-file): {}", bad_state)
-        return EXIT_CONFIG
+        # The file changed between the check above and the run.
+        return bad_state_file(bad_state)
     return EXIT_OK if stats.unaccounted == 0 else EXIT_ERROR
 
 

@@ -47,7 +47,7 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from apscheduler.util import astimezone  # type: ignore[import-untyped]
 from loguru import logger
 
-from ._cancel import stray_cancellation
+from ._cancel import reraise_as_failure
 from ._clock import Clock, SystemClock
 from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import EventschedError, SchedulerStateError
@@ -957,11 +957,7 @@ class JobScheduler:
             try:
                 return await job.func(*job.args, **job.kwargs)
             except BaseException as exc:
-                # Raised as an Exception inside the timeout scope: the scope still sees
-                # a cancellation of its own, and a stray one is the job's failure.
-                if (stray := stray_cancellation(exc)) is None:
-                    raise
-                raise stray from exc
+                reraise_as_failure(exc)
         # A thread cannot be cancelled: on timeout or shutdown it is abandoned (it
         # finishes in the background) so that neither waits for it.
         call = functools.partial(job.func, *job.args, **job.kwargs)
