@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from eventsched._bench._config import BACKENDS, METRICS, WORKLOADS
-from eventsched._bench._report import compare, format_report, paired_ratio
-from eventsched._bench._workloads import _interleaved
+from eventsched._bench._report import compare, format_report, paired_ratio, ratios
+from eventsched._bench._workloads import STALL_THRESHOLD, _interleaved, stalls
 
 pytestmark = pytest.mark.slow
 
@@ -98,9 +98,13 @@ def test_quick_table_shows_every_workload_and_reference(quick: tuple[dict[str, A
 def test_a_run_agrees_with_itself(quick: tuple[dict[str, Any], str]) -> None:
     """Comparing a run with itself finds every ratio within the tolerance."""
     document, _ = quick
-    _, agree, total = compare(document, document)
+    text, agree, total = compare(document, document)
     assert total > 0
     assert agree == total
+    # The machine's pauses are shown beside the ratios, and are not one of them.
+    assert "machine pauses" in text
+    assert not [key for key in ratios(document) if "stall" in key]
+    assert document["summary"]["latency.stall_share"]["trio"]["ratio"] is None
 
 
 def test_unknown_backend_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -160,3 +164,21 @@ def test_trials_are_interleaved_row_by_row() -> None:
     results = _interleaved({"a": row("a"), "b": row("b")}, 3)
     assert calls == ["a", "b", "a", "b", "a", "b"]
     assert results == {"a": [1, 3, 5], "b": [2, 4, 6]}
+
+
+def test_stalls_are_the_pauses_of_a_busy_loop_past_the_threshold() -> None:
+    """A clock read twice per microsecond except for two gaps: only those are stalls,
+    and the probe stops once its time is up."""
+    gaps = {5: STALL_THRESHOLD * 3, 9: STALL_THRESHOLD / 2, 12: STALL_THRESHOLD + 1e-6}
+    now = 0.0
+    reads = 0
+
+    def clock() -> float:
+        nonlocal now, reads
+        now += gaps.get(reads, 0.5e-6)
+        reads += 1
+        return now
+
+    found = stalls(0.001, clock)
+    assert found == pytest.approx([STALL_THRESHOLD * 3, STALL_THRESHOLD + 1e-6])
+    assert now == pytest.approx(0.001, abs=1e-6)

@@ -46,7 +46,9 @@ class BenchConfig:
     queue_size: int = 1000
     """Queue capacity in the throughput and latency workloads (and the references)."""
     latency_events: int = 20_000
-    """Events per latency row, emitted at :attr:`rate` (a trial's p99 is its 40th slowest)."""
+    """Events per latency row, emitted at :attr:`rate` (a trial's p99 is its 40th slowest).
+
+    The machine row (a busy loop's pauses) runs as long as one row, trial by trial."""
     rate: float = 10_000.0
     """Events per second the latency producer is paced at."""
     overflow_events: int = 50_000
@@ -108,7 +110,7 @@ class Metric:
     workload: str
     label: str
     unit: str
-    """``events/s``, ``us``, ``ms``, ``ns``, ``B``, ``fraction`` or ``count``."""
+    """``events/s``, ``us``, ``ms``, ``ns``, ``B``, ``fraction``, ``count`` or ``stalls/s``."""
     better: Better
     asyncio_only: bool = False
     """A reference that exists on asyncio only (the ``asyncio.Queue`` pipeline)."""
@@ -133,9 +135,16 @@ def _latency() -> list[Metric]:
         ("eventsched", "eventsched", False),
     ]
     return [
-        Metric(f"latency.{k}_{p}", "latency", f"{v} {p}", "us", "lower", a)
-        for k, v, a in rows
-        for p in ("p50", "p99")
+        *(
+            Metric(f"latency.{k}_{p}", "latency", f"{v} {p}", "us", "lower", a)
+            for k, v, a in rows
+            for p in ("p50", "p95", "p99")
+        ),
+        # The machine, not a backend: context for the tails, never a ratio.
+        Metric(
+            "latency.stall_share", "latency", "machine: time lost to pauses", "fraction", "lower"
+        ),
+        Metric("latency.stall_rate", "latency", "machine: pauses > 20 us", "stalls/s", "lower"),
     ]
 
 

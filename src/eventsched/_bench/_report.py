@@ -25,7 +25,10 @@ _LABEL: Final = 36
 _UNIT: Final = 11
 _CELL: Final = 26
 #: Short forms of the units, with the direction that is better.
-_UNITS: Final = {"events/s": "ev/s", "fraction": "share", "count": "count"}
+_UNITS: Final = {"events/s": "ev/s", "fraction": "share", "count": "count", "stalls/s": "/s"}
+#: Units of rows that are no backend's doing (shares and counts near zero, the
+#: machine's pauses): they make meaningless ratios.
+_NO_RATIO: Final = ("fraction", "count", "stalls/s")
 
 
 def paired_ratio(values: list[float], base: list[float]) -> float | None:
@@ -53,7 +56,7 @@ def summarize(document: dict[str, Any]) -> dict[str, dict[str, dict[str, float |
     for metric_id, entry in document["metrics"].items():
         per: dict[str, dict[str, float | None]] = {}
         samples = entry["samples"]
-        base = samples.get(baseline, [])
+        base = samples.get(baseline, []) if entry["unit"] not in _NO_RATIO else []
         for backend, values in samples.items():
             if values:
                 per[backend] = {
@@ -89,7 +92,7 @@ def _number(value: float, unit: str) -> str:
         return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.0f}k"
     if unit == "fraction":
         return f"{value:.1%}"
-    if unit in ("ns", "B", "count"):
+    if unit in ("ns", "B", "count", "stalls/s"):
         return f"{value:.0f}"
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
@@ -197,8 +200,8 @@ def ratios(document: dict[str, Any]) -> dict[str, float]:
     baseline = document["baseline"]
     found: dict[str, float] = {}
     for metric_id, per in summary.items():
-        if metric(metric_id).unit in ("fraction", "count"):
-            continue  # shares and counts near zero make meaningless ratios
+        if metric(metric_id).unit in _NO_RATIO:
+            continue
         for backend, figures in per.items():
             if backend != baseline and figures.get("ratio") is not None:
                 found[f"{metric_id} {backend}/{baseline}"] = figures["ratio"]
@@ -231,4 +234,19 @@ def compare(
         if not ok:
             lines.append(f"  {key:60} {theirs[key]:7.2f} -> {ours[key]:7.2f} ({change:+.0%})")
     lines.append(f"{agree} of {total} ratios within {tolerance:.0%}")
+    lines += [
+        f"machine pauses (time a busy loop lost, medians per backend): {name} {stalls}"
+        for name, stalls in (("this run", _stalls(document)), ("the other", _stalls(other)))
+        if stalls
+    ]
     return "\n".join(lines), agree, total
+
+
+def _stalls(document: dict[str, Any]) -> str:
+    """The machine row of a run, as ``1.2-2.0%``: what its tails stood on."""
+    figures = document["summary"].get("latency.stall_share", {})
+    medians = sorted(f["median"] for f in figures.values() if f.get("median") is not None)
+    if not medians:
+        return ""
+    low, high = medians[0], medians[-1]
+    return f"{low:.1%}" if low == high else f"{low:.1%}-{high:.1%}"
