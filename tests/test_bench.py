@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from eventsched._bench._config import BACKENDS, METRICS, WORKLOADS
-from eventsched._bench._report import compare, format_report, paired_ratio, ratios
+from eventsched._bench._report import _cell, compare, format_report, paired_ratio, ratios
 from eventsched._bench._workloads import STALL_THRESHOLD, _interleaved, stalls
 
 pytestmark = pytest.mark.slow
@@ -182,3 +182,11 @@ def test_stalls_are_the_pauses_of_a_busy_loop_past_the_threshold() -> None:
     found = stalls(0.001, clock)
     assert found == pytest.approx([STALL_THRESHOLD * 3, STALL_THRESHOLD + 1e-6])
     assert now == pytest.approx(0.001, abs=1e-6)
+
+
+def test_a_range_that_rounds_to_one_figure_is_not_shown() -> None:
+    """Shares of 97.51% and 97.54% both print 97.5%: the cell shows no (97.5%-97.5%)."""
+    alike = {"median": 0.9752, "min": 0.9751, "max": 0.9754, "n": 5, "ratio": None}
+    assert _cell(alike, "fraction", show_ratio=False) == "97.5%"
+    apart = {"median": 0.9752, "min": 0.95, "max": 0.9754, "n": 5, "ratio": None}
+    assert _cell(apart, "fraction", show_ratio=False) == "97.5% (95.0%-97.5%)"

@@ -105,8 +105,9 @@ def _cell(figures: dict[str, float | None] | None, unit: str, show_ratio: bool) 
     assert low is not None
     assert high is not None
     text = _number(med, unit)
-    if figures.get("n", 1) and low != high:
-        text += f" ({_number(low, unit)}-{_number(high, unit)})"
+    low_text, high_text = _number(low, unit), _number(high, unit)
+    if low_text != high_text:  # a range that prints as one figure says nothing
+        text += f" ({low_text}-{high_text})"
     ratio = figures.get("ratio")
     if show_ratio:
         text += f" x{ratio:.2f}" if ratio is not None else "     "
