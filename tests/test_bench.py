@@ -190,3 +190,21 @@ def test_a_range_that_rounds_to_one_figure_is_not_shown() -> None:
     assert _cell(alike, "fraction", show_ratio=False) == "97.5%"
     apart = {"median": 0.9752, "min": 0.95, "max": 0.9754, "n": 5, "ratio": None}
     assert _cell(apart, "fraction", show_ratio=False) == "97.5% (95.0%-97.5%)"
+
+
+def test_cells_wider_than_their_column_stay_apart() -> None:
+    """A cell with a long range and a ratio fills its whole column; a space still
+    separates it from the cell before it."""
+    wide = {"median": 0.109, "min": 0.0868, "max": 0.115, "n": 5, "ratio": 0.15}
+    first = {"median": 0.732, "min": 0.692, "max": 0.755, "n": 5, "ratio": 1.0}
+    document: dict[str, Any] = {
+        "started": "2026-12-02T08:22:18+00:00",
+        "baseline": "asyncio",
+        "backends": {name: {"available": True, "note": ""} for name in ("asyncio", "uvloop")},
+        "config": {"reps": 5, "trials": 5},
+        "machine": {"python": "3.11.7", "cpu_count": 2, "packages": {}, "load_average": None},
+        "metrics": {"timers.jobs_p50": {}},
+        "summary": {"timers.jobs_p50": {"asyncio": first, "uvloop": wide}},
+    }
+    row = next(line for line in format_report(document).splitlines() if "job p50" in line)
+    assert row.endswith("0.732 (0.692-0.755) 0.109 (0.0868-0.115) x0.15")

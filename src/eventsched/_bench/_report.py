@@ -159,7 +159,8 @@ def format_report(document: dict[str, Any]) -> str:
             if figures is None and m.asyncio_only and backend == "trio":
                 row += f"{'(asyncio only)':>{_CELL}}"
                 continue
-            row += _cell(figures, m.unit, backend != baseline).rjust(_CELL)
+            # At least one space between columns, also when a cell is wider than its column.
+            row += " " + _cell(figures, m.unit, backend != baseline).rjust(_CELL - 1)
         lines.append(row)
     lines += ["", *reference_lines(document)]
     return "\n".join(lines)
