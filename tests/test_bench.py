@@ -208,3 +208,38 @@ def test_cells_wider_than_their_column_stay_apart() -> None:
     }
     row = next(line for line in format_report(document).splitlines() if "job p50" in line)
     assert row.endswith("0.732 (0.692-0.755) 0.109 (0.0868-0.115) x0.15")
+
+
+def test_latency_runs_in_several_processes_per_repetition(tmp_path: Path) -> None:
+    """--latency-runs 2: each backend's latency process runs twice in the repetition,
+    interleaved (asyncio, trio, asyncio, trio), and every latency row has a figure
+    from each; other workloads still run once."""
+    result = _bench(
+        [
+            "--quick",
+            "--backends",
+            "asyncio,trio",
+            "--workloads",
+            "latency,shutdown",
+            "--latency-runs",
+            "2",
+            "--json",
+            "out.json",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert document["config"]["latency_runs"] == 2
+    assert document["order"] == [
+        ["asyncio", "latency"],
+        ["trio", "latency"],
+        ["asyncio", "latency"],
+        ["trio", "latency"],
+        ["asyncio", "shutdown"],
+        ["trio", "shutdown"],
+    ]
+    for metric_id, entry in document["metrics"].items():
+        expected = 2 if metric_id.startswith("latency.") else 1
+        assert all(len(v) == expected for v in entry["samples"].values()), metric_id
+    assert "(the latency workload 2 process(es) in each)" in result.stdout

@@ -55,6 +55,13 @@ class Bench(BaseModel):
     latency_events: int | None = Field(
         None, gt=0, description="latency: events per row [20000; quick: 1000]"
     )
+    latency_runs: int | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="latency: processes per backend and repetition; its tails need "
+        "the pairs [5; quick: 1]",
+    )
     rate: float | None = Field(None, gt=0, description="latency: events emitted per second [10000]")
     overflow_events: int | None = Field(
         None, gt=0, description="overflow: emits per policy [50000; quick: 5000]"

@@ -133,7 +133,8 @@ def format_report(document: dict[str, Any]) -> str:
         f"eventsched bench: {document['started']}, Python {machine['python']}, "
         f"{machine['cpu_count']} CPUs, load {_load(machine)}",
         "versions: " + ", ".join(f"{name} {v}" for name, v in packages.items() if v is not None),
-        f"{config['reps']} repetition(s) per backend, interleaved, of "
+        f"{config['reps']} repetition(s) per backend (the latency workload "
+        f"{config.get('latency_runs', 1)} process(es) in each), interleaved, of "
         f"{config.get('trials', 1)} interleaved trial(s) each; cells: median (min-max) and "
         f"the ratio to {baseline} (median of the repetitions' own ratios); "
         "(+) higher is better, (-) lower is better",

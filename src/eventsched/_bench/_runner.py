@@ -206,7 +206,8 @@ def run_bench(
     statuses = [backend_status(name) for name in backends]
     runnable = [s.name for s in statuses if s.available]
     workloads = [w for w in WORKLOADS if w in config.workloads]
-    progress = Progress(config.reps * len(runnable) * len(workloads), stream)
+    runs = {w: config.latency_runs if w == "latency" else 1 for w in workloads}
+    progress = Progress(config.reps * len(runnable) * sum(runs.values()), stream)
     samples: dict[str, dict[str, list[float]]] = {}
     order: list[list[str]] = []
     started = datetime.now(UTC)
@@ -218,16 +219,20 @@ def run_bench(
             # latency on each, ...), a fresh process each: the figures a ratio pairs are
             # seconds apart, not a whole repetition (half a minute), and this machine's
             # slow spells last seconds.
+            # The latency workload runs in several processes per backend (asyncio,
+            # uvloop, trio, asyncio, ...): see BenchConfig.latency_runs.
             for workload in workloads:
                 one = dataclasses.replace(config, workloads=(workload,))
-                for backend in runnable:
-                    label = f"rep {rep + 1}/{config.reps}"
-                    progress.show(f"{label} {backend}: {workload}")
-                    figures = _run_child(backend, one, label, progress)
-                    order.append([backend, workload])
-                    for metric_id, value in figures.items():
-                        samples.setdefault(metric_id, {}).setdefault(backend, []).append(value)
-                    progress.done += 1
+                for _ in range(runs[workload]):
+                    for backend in runnable:
+                        label = f"rep {rep + 1}/{config.reps}"
+                        progress.show(f"{label} {backend}: {workload}")
+                        figures = _run_child(backend, one, label, progress)
+                        order.append([backend, workload])
+                        for metric_id, value in figures.items():
+                            per = samples.setdefault(metric_id, {})
+                            per.setdefault(backend, []).append(value)
+                        progress.done += 1
     finally:
         progress.close()
     metrics = {
