@@ -79,15 +79,10 @@ async def test_a_hung_handler_is_cancelled_when_the_grace_period_ends() -> None:
     assert scheduler.state is SchedulerState.STOPPED
 
 
-@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
-async def test_stop_from_a_handler_ends_run() -> None:
-    """run() returns the final statistics after a handler calls stop()."""
-    scheduler = EventScheduler()
+async def _run_until_quit(scheduler: EventScheduler) -> list[str]:
+    """Run ``scheduler`` under ``run()``, emit ``quit`` (its handler is to stop it) and
+    wait for ``run()`` to return; the reasons its SHUTDOWN_REQUESTED events gave."""
     reasons: list[str] = []
-
-    @scheduler.on("quit")
-    async def quit_(event: Event) -> None:
-        scheduler.stop(reason="asked to")
 
     @scheduler.on(EventType.SHUTDOWN_REQUESTED)
     async def on_shutdown(event: Event) -> None:
@@ -98,6 +93,19 @@ async def test_stop_from_a_handler_ends_run() -> None:
             await tg.start(functools.partial(scheduler.run, handle_signals=False, watchdog=False))
             assert scheduler.state is SchedulerState.RUNNING
             await scheduler.emit("quit")
+    return reasons
+
+
+@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+async def test_stop_from_a_handler_ends_run() -> None:
+    """run() returns the final statistics after a handler calls stop()."""
+    scheduler = EventScheduler()
+
+    @scheduler.on("quit")
+    async def quit_(event: Event) -> None:
+        scheduler.stop(reason="asked to")
+
+    reasons = await _run_until_quit(scheduler)
     stats = scheduler.statistics()
     assert reasons == ["asked to"]
     assert stats.handled == 2
@@ -253,20 +261,12 @@ async def test_stop_from_a_sync_handler_or_another_thread_ends_run() -> None:
     thread, and on asyncio that would not reliably wake the lifecycle task).
     """
     scheduler = EventScheduler()
-    reasons: list[str] = []
 
     @scheduler.on("quit")
     def quit_(event: Event) -> None:  # sync: in a worker thread
         scheduler.stop(reason="from a thread")
 
-    @scheduler.on(EventType.SHUTDOWN_REQUESTED)
-    async def on_shutdown(event: Event) -> None:
-        reasons.append(event.data["reason"])
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            await tg.start(functools.partial(scheduler.run, handle_signals=False, watchdog=False))
-            await scheduler.emit("quit")
+    reasons = await _run_until_quit(scheduler)
     stats = scheduler.statistics()
     assert reasons == ["from a thread"]
     assert (stats.handled, stats.failed) == (2, 0)

@@ -204,7 +204,7 @@ def ratios(document: dict[str, Any]) -> dict[str, float]:
     found: dict[str, float] = {}
     for metric_id, per in summary.items():
         if metric(metric_id).unit in _NO_RATIO:
-            continue
+            continue  # summarize() gives these none; a --compare file from before did
         for backend, figures in per.items():
             if backend != baseline and figures.get("ratio") is not None:
                 found[f"{metric_id} {backend}/{baseline}"] = figures["ratio"]

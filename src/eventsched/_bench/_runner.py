@@ -215,6 +215,7 @@ def run_bench(
     machine = describe_machine()
     try:
         for rep in range(config.reps):
+            label = f"rep {rep + 1}/{config.reps}"
             # Interleaved workload by workload (throughput on asyncio, uvloop, trio, then
             # latency on each, ...), a fresh process each: the figures a ratio pairs are
             # seconds apart, not a whole repetition (half a minute), and this machine's
@@ -225,7 +226,6 @@ def run_bench(
                 one = dataclasses.replace(config, workloads=(workload,))
                 for _ in range(runs[workload]):
                     for backend in runnable:
-                        label = f"rep {rep + 1}/{config.reps}"
                         progress.show(f"{label} {backend}: {workload}")
                         figures = _run_child(backend, one, label, progress)
                         order.append([backend, workload])
