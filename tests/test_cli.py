@@ -232,6 +232,21 @@ BAD_CONFIGS = [
     pytest.param(
         {}, ["--queue_size", "5"], None, ["unknown flag --queue_size"], id="underscore-flag"
     ),
+    # After a subcommand argparse said only "unrecognized arguments".
+    pytest.param(
+        {},
+        ["bench", "--qick"],
+        None,
+        ["unknown flag --qick", "did you mean --quick?", "(see eventsched bench --help)"],
+        id="misspelt-bench-flag",
+    ),
+    pytest.param(
+        {},
+        ["lesson", "timers", "--backnd", "trio"],
+        None,
+        ["unknown flag --backnd", "did you mean --backend? allowed are: --backend ("],
+        id="misspelt-lesson-flag",
+    ),
     # Valid settings to the model, accepted and then ignored in a settings file.
     pytest.param(
         {},

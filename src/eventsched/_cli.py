@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import CliSubCommand
 
 from ._bench._command import Bench  # `eventsched bench`
@@ -147,25 +147,50 @@ def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) 
         raise ConfigError(f"{PROG}: cannot read settings file {env_file}: {error}") from None
 
 
+#: Flags that were renamed, with their new names: the nearest spelling would not find
+#: them (``--latency-runs`` is nearer to ``--latency-events``).
+_RENAMED = {"latency-runs": "latency-processes"}
+
+
+def _flags(model: type[BaseModel]) -> list[str]:
+    """The long flags a model's fields take on the command line, without ``--``."""
+    flags = []
+    for name, field in model.model_fields.items():
+        if any(getattr(m, "__name__", "") == "_CliPositionalArg" for m in field.metadata):
+            continue  # given bare, as `lesson NAME`
+        flag = (field.alias or name).replace("_", "-")
+        flags.append(flag)
+        if field.annotation is bool:  # CliImplicitFlag[bool]: --x and --no-x
+            flags.append(f"no-{flag}")
+    return sorted(flags)
+
+
 def _refuse_unknown_flags(argv: Sequence[str]) -> None:
     # argparse would take the value of a misspelt flag for the subcommand and report
-    # "invalid choice: '5'", never naming the flag. Flags after a subcommand are its own.
-    flags = sorted(name.replace("_", "-") for name in Settings.model_fields)
-    known = {*flags, "help"}
+    # "invalid choice: '5'", never naming the flag; after a subcommand it says only
+    # "unrecognized arguments". Flags after a subcommand are its own.
+    command, flags = PROG, sorted(name.replace("_", "-") for name in Settings.model_fields)
+    subcommands: dict[str, type[BaseModel]] = {"bench": Bench, "lesson": LessonCommand}
     for token in argv:
-        if token in Cli.model_fields or token == "--":
+        if token == "--":
             return
+        if command == PROG and token in subcommands:
+            command, flags = f"{PROG} {token}", _flags(subcommands[token])
+            continue
         if token.startswith("--"):
             name = token[2:].partition("=")[0]
-            if name not in known:
+            if name not in flags and name != "help":
                 import difflib
 
-                close = difflib.get_close_matches(name, flags, n=1)
+                renamed = _RENAMED.get(name)
+                close = (
+                    [renamed] if renamed in flags else difflib.get_close_matches(name, flags, n=1)
+                )
                 hint = f"did you mean --{close[0]}? " if close else ""
                 raise ConfigError(
                     f"{PROG}: unknown flag --{name}; {hint}allowed are: "
                     + ", ".join(f"--{flag}" for flag in flags)
-                    + f" (see {PROG} --help)"
+                    + f" (see {command} --help)"
                 )
 
 
