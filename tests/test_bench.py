@@ -210,19 +210,24 @@ def test_cells_wider_than_their_column_stay_apart() -> None:
     assert row.endswith("0.732 (0.692-0.755) 0.109 (0.0868-0.115) x0.15")
 
 
-def test_latency_runs_in_several_processes_per_repetition(tmp_path: Path) -> None:
-    """--latency-runs 2: each backend's latency process runs twice in the repetition,
-    interleaved (asyncio, trio, asyncio, trio), and every latency row has a figure
-    from each; other workloads still run once."""
+def test_latency_and_timers_run_in_several_processes_per_repetition(tmp_path: Path) -> None:
+    """--latency-processes 2 --timer-processes 3: each backend's latency process runs
+    twice and its timers process three times in the repetition, interleaved (asyncio,
+    trio, asyncio, trio, ...), and every row has a figure from each; other workloads
+    still run once."""
     result = _bench(
         [
             "--quick",
             "--backends",
             "asyncio,trio",
             "--workloads",
-            "latency,shutdown",
-            "--latency-runs",
+            "latency,timers,shutdown",
+            "--latency-processes",
             "2",
+            "--timer-processes",
+            "3",
+            "--timer-runs",
+            "10",
             "--json",
             "out.json",
         ],
@@ -230,16 +235,21 @@ def test_latency_runs_in_several_processes_per_repetition(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
-    assert document["config"]["latency_runs"] == 2
+    assert document["config"]["latency_processes"] == 2
+    assert document["config"]["timer_processes"] == 3
+    pair = [["asyncio", "latency"], ["trio", "latency"]]
+    timers = [["asyncio", "timers"], ["trio", "timers"]]
     assert document["order"] == [
-        ["asyncio", "latency"],
-        ["trio", "latency"],
-        ["asyncio", "latency"],
-        ["trio", "latency"],
+        *pair,
+        *pair,
+        *timers,
+        *timers,
+        *timers,
         ["asyncio", "shutdown"],
         ["trio", "shutdown"],
     ]
+    expected = {"latency": 2, "timers": 3, "shutdown": 1}
     for metric_id, entry in document["metrics"].items():
-        expected = 2 if metric_id.startswith("latency.") else 1
-        assert all(len(v) == expected for v in entry["samples"].values()), metric_id
-    assert "(the latency workload 2 process(es) in each)" in result.stdout
+        runs = expected[entry["workload"]]
+        assert all(len(v) == runs for v in entry["samples"].values()), metric_id
+    assert "(processes in each: latency 2, timers 3, other workloads 1)" in result.stdout

@@ -242,6 +242,13 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         {},
+        ["bench", "--latency-runs", "2"],
+        None,
+        ["unknown flag --latency-runs", "did you mean --latency-processes?"],
+        id="renamed-bench-flag",
+    ),
+    pytest.param(
+        {},
         ["lesson", "timers", "--backnd", "trio"],
         None,
         ["unknown flag --backnd", "did you mean --backend? allowed are: --backend ("],

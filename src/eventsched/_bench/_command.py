@@ -55,7 +55,7 @@ class Bench(BaseModel):
     latency_events: int | None = Field(
         None, gt=0, description="latency: events per row [20000; quick: 1000]"
     )
-    latency_runs: int | None = Field(
+    latency_processes: int | None = Field(
         None,
         gt=0,
         le=100,
@@ -67,7 +67,14 @@ class Bench(BaseModel):
         None, gt=0, description="overflow: emits per policy [50000; quick: 5000]"
     )
     timer_runs: int | None = Field(
-        None, gt=0, description="timers: fire times per row [1000; quick: 30]"
+        None, gt=0, description="timers: fire times per row and process [1000; quick: 30]"
+    )
+    timer_processes: int | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="timers: processes per backend and repetition; its tails need "
+        "the pairs [5; quick: 1]",
     )
     timer_interval: float | None = Field(
         None, gt=0, description="timers: seconds between fire times [0.0051]"

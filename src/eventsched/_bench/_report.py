@@ -133,8 +133,7 @@ def format_report(document: dict[str, Any]) -> str:
         f"eventsched bench: {document['started']}, Python {machine['python']}, "
         f"{machine['cpu_count']} CPUs, load {_load(machine)}",
         "versions: " + ", ".join(f"{name} {v}" for name, v in packages.items() if v is not None),
-        f"{config['reps']} repetition(s) per backend (the latency workload "
-        f"{config.get('latency_runs', 1)} process(es) in each), interleaved, of "
+        f"{config['reps']} repetition(s) per backend ({_processes(config)}), interleaved, of "
         f"{config.get('trials', 1)} interleaved trial(s) each; cells: median (min-max) and "
         f"the ratio to {baseline} (median of the repetitions' own ratios); "
         "(+) higher is better, (-) lower is better",
@@ -165,6 +164,15 @@ def format_report(document: dict[str, Any]) -> str:
         lines.append(row)
     lines += ["", *reference_lines(document)]
     return "\n".join(lines)
+
+
+def _processes(config: dict[str, Any]) -> str:
+    """How many processes each repetition ran per workload, where more than one."""
+    # A --json file of an earlier run names the latency processes `latency_runs`, and
+    # ran its timers in one process.
+    latency = config.get("latency_processes", config.get("latency_runs", 1))
+    timers = config.get("timer_processes", 1)
+    return f"processes in each: latency {latency}, timers {timers}, other workloads 1"
 
 
 def _load(machine: dict[str, Any]) -> str:

@@ -206,7 +206,8 @@ def run_bench(
     statuses = [backend_status(name) for name in backends]
     runnable = [s.name for s in statuses if s.available]
     workloads = [w for w in WORKLOADS if w in config.workloads]
-    runs = {w: config.latency_runs if w == "latency" else 1 for w in workloads}
+    processes = {"latency": config.latency_processes, "timers": config.timer_processes}
+    runs = {w: processes.get(w, 1) for w in workloads}
     progress = Progress(config.reps * len(runnable) * sum(runs.values()), stream)
     samples: dict[str, dict[str, list[float]]] = {}
     order: list[list[str]] = []
@@ -220,8 +221,8 @@ def run_bench(
             # latency on each, ...), a fresh process each: the figures a ratio pairs are
             # seconds apart, not a whole repetition (half a minute), and this machine's
             # slow spells last seconds.
-            # The latency workload runs in several processes per backend (asyncio,
-            # uvloop, trio, asyncio, ...): see BenchConfig.latency_runs.
+            # The latency and timers workloads run in several processes per backend
+            # (asyncio, uvloop, trio, asyncio, ...): see BenchConfig.latency_processes.
             for workload in workloads:
                 one = dataclasses.replace(config, workloads=(workload,))
                 for _ in range(runs[workload]):
