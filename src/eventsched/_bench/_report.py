@@ -167,7 +167,7 @@ def format_report(document: dict[str, Any]) -> str:
 
 
 def _processes(config: dict[str, Any]) -> str:
-    """How many processes each repetition ran per workload, where more than one."""
+    """How many processes each repetition ran per backend, workload by workload."""
     # A --json file of an earlier run names the latency processes `latency_runs`, and
     # ran its timers in one process.
     latency = config.get("latency_processes", config.get("latency_runs", 1))
