@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from eventsched._bench._config import BACKENDS, METRICS, WORKLOADS
+from eventsched._bench._config import BACKENDS, METRICS, NO_RATIO_UNITS, WORKLOADS
+from eventsched._bench._plot import chart_rows
 from eventsched._bench._report import _cell, compare, format_report, paired_ratio, ratios
 from eventsched._bench._workloads import STALL_THRESHOLD, _interleaved, stalls
 
@@ -114,6 +115,19 @@ def test_unknown_backend_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "eventsched bench: bad --backends 'asyncio,curio': choose from asyncio, uvloop, trio"
     ]
+
+
+def test_chart_leaves_out_the_rows_the_table_gives_no_ratio(
+    quick: tuple[dict[str, Any], str],
+) -> None:
+    """The chart's bars are ratios: shares, counts and the machine's pauses are not
+    drawn, every other row of the run is."""
+    document, _ = quick
+    drawn = {m.id for metrics in chart_rows(document).values() for m in metrics}
+    expected = {m.id for m in METRICS if m.unit not in NO_RATIO_UNITS}
+    assert drawn == expected
+    assert "latency.stall_share" not in drawn
+    assert "shutdown.handled" not in drawn
 
 
 def test_plot_without_matplotlib_is_one_line_and_exit_2(tmp_path: Path) -> None:

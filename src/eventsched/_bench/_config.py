@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 __all__ = [
     "BACKENDS",
     "METRICS",
+    "NO_RATIO_UNITS",
     "POLICIES",
     "QUICK",
     "WORKLOADS",
@@ -118,6 +119,11 @@ QUICK: Final = BenchConfig(
 )
 
 Better = Literal["higher", "lower"]
+
+#: Units of rows that are no backend's doing (shares and counts near zero, the
+#: machine's pauses): they make meaningless ratios, so neither the table nor the
+#: chart shows one.
+NO_RATIO_UNITS: Final = ("fraction", "count", "stalls/s")
 
 
 @dataclass(frozen=True, slots=True)

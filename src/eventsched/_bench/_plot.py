@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._config import METRICS, WORKLOADS
+from ._config import METRICS, NO_RATIO_UNITS, WORKLOADS, Metric
 
-__all__ = ["plot", "plot_available"]
+__all__ = ["chart_rows", "plot", "plot_available"]
 
 
 def plot_available() -> bool:
@@ -21,6 +21,24 @@ def plot_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def chart_rows(document: dict[str, Any]) -> dict[str, list[Metric]]:
+    """The rows of each workload's panel: those with figures and a meaningful ratio.
+
+    Bars are ratios to the baseline, so shares, counts and the machine's pauses are
+    left out, as the table leaves out their ratios.
+    """
+    summary = document["summary"]
+    workloads = [w for w in WORKLOADS if w in document["config"]["workloads"]]
+    return {
+        w: [
+            m
+            for m in METRICS
+            if m.workload == w and summary.get(m.id) and m.unit not in NO_RATIO_UNITS
+        ]
+        for w in workloads
+    }
 
 
 def plot(document: dict[str, Any], path: Path) -> None:
@@ -33,11 +51,8 @@ def plot(document: dict[str, Any], path: Path) -> None:
     summary = document["summary"]
     baseline = document["baseline"]
     backends = [b for b, s in document["backends"].items() if s["available"]]
-    workloads = [w for w in WORKLOADS if w in document["config"]["workloads"]]
-    rows = {
-        w: [m for m in METRICS if m.workload == w and m.id in summary and summary[m.id]]
-        for w in workloads
-    }
+    rows = chart_rows(document)
+    workloads = [w for w, metrics in rows.items() if metrics]
     heights = [max(1, len(rows[w])) * 0.32 + 0.8 for w in workloads]
     fig, axes = plt.subplots(
         len(workloads),
@@ -74,6 +89,6 @@ def plot(document: dict[str, Any], path: Path) -> None:
         f"{machine['cpu_count']} CPUs, {document['config']['reps']} reps",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.99))  # room for the title above the first panel
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Iterator
 from typing import Any, Final
 
-from ._config import METRICS, metric
+from ._config import METRICS, NO_RATIO_UNITS, metric
 
 __all__ = ["compare", "format_report", "paired_ratio", "ratios", "summarize"]
 
@@ -26,9 +26,6 @@ _UNIT: Final = 11
 _CELL: Final = 26
 #: Short forms of the units, with the direction that is better.
 _UNITS: Final = {"events/s": "ev/s", "fraction": "share", "count": "count", "stalls/s": "/s"}
-#: Units of rows that are no backend's doing (shares and counts near zero, the
-#: machine's pauses): they make meaningless ratios.
-_NO_RATIO: Final = ("fraction", "count", "stalls/s")
 
 
 def paired_ratio(values: list[float], base: list[float]) -> float | None:
@@ -56,7 +53,7 @@ def summarize(document: dict[str, Any]) -> dict[str, dict[str, dict[str, float |
     for metric_id, entry in document["metrics"].items():
         per: dict[str, dict[str, float | None]] = {}
         samples = entry["samples"]
-        base = samples.get(baseline, []) if entry["unit"] not in _NO_RATIO else []
+        base = samples.get(baseline, []) if entry["unit"] not in NO_RATIO_UNITS else []
         for backend, values in samples.items():
             if values:
                 per[backend] = {
@@ -211,7 +208,7 @@ def ratios(document: dict[str, Any]) -> dict[str, float]:
     baseline = document["baseline"]
     found: dict[str, float] = {}
     for metric_id, per in summary.items():
-        if metric(metric_id).unit in _NO_RATIO:
+        if metric(metric_id).unit in NO_RATIO_UNITS:
             continue  # summarize() gives these none; a --compare file from before did
         for backend, figures in per.items():
             if backend != baseline and figures.get("ratio") is not None:
