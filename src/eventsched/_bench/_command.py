@@ -26,6 +26,17 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+def _processes(workload: str) -> Any:
+    """The flag of a workload whose tails need several processes per repetition."""
+    return Field(
+        None,
+        gt=0,
+        le=100,
+        description=f"{workload}: processes per backend and repetition; its tails need "
+        "the pairs [5; quick: 1]",
+    )
+
+
 class Bench(BaseModel):
     """Compare asyncio, uvloop and trio on the same workloads, beside reference pipelines."""
 
@@ -55,13 +66,7 @@ class Bench(BaseModel):
     latency_events: int | None = Field(
         None, gt=0, description="latency: events per row [20000; quick: 1000]"
     )
-    latency_processes: int | None = Field(
-        None,
-        gt=0,
-        le=100,
-        description="latency: processes per backend and repetition; its tails need "
-        "the pairs [5; quick: 1]",
-    )
+    latency_processes: int | None = _processes("latency")
     rate: float | None = Field(None, gt=0, description="latency: events emitted per second [10000]")
     overflow_events: int | None = Field(
         None, gt=0, description="overflow: emits per policy [50000; quick: 5000]"
@@ -69,13 +74,7 @@ class Bench(BaseModel):
     timer_runs: int | None = Field(
         None, gt=0, description="timers: fire times per row and process [1000; quick: 30]"
     )
-    timer_processes: int | None = Field(
-        None,
-        gt=0,
-        le=100,
-        description="timers: processes per backend and repetition; its tails need "
-        "the pairs [5; quick: 1]",
-    )
+    timer_processes: int | None = _processes("timers")
     timer_interval: float | None = Field(
         None, gt=0, description="timers: seconds between fire times [0.0051]"
     )
