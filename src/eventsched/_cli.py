@@ -23,10 +23,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, get_args
 
 from pydantic import BaseModel, Field
-from pydantic_settings import CliSubCommand
+from pydantic_settings import CliPositionalArg, CliSubCommand
 
 from ._bench._command import Bench  # `eventsched bench`
 from ._settings import DEFAULT_ENV_FILE, Settings, env_name
@@ -152,11 +152,16 @@ def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) 
 _RENAMED = {"latency-runs": "latency-processes"}
 
 
+#: The marker pydantic-settings puts on a positional field, taken from its public alias
+#: rather than imported by its private name.
+_POSITIONAL = get_args(CliPositionalArg[str])[1]
+
+
 def _flags(model: type[BaseModel]) -> list[str]:
     """The long flags a model's fields take on the command line, without ``--``."""
     flags = []
     for name, field in model.model_fields.items():
-        if any(getattr(m, "__name__", "") == "_CliPositionalArg" for m in field.metadata):
+        if _POSITIONAL in field.metadata:
             continue  # given bare, as `lesson NAME`
         flag = (field.alias or name).replace("_", "-")
         flags.append(flag)
