@@ -25,6 +25,14 @@ from ._exceptions import (
     SchedulerStateError,
     StrayCancellationError,
 )
+from ._exit import (
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_WATCHDOG,
+)
 from ._handlers import ALL_EVENTS, Handler, HandlerFunc
 from ._jobs import (
     ConflictingIdError,
@@ -37,7 +45,6 @@ from ._jobs import (
 )
 from ._jobstate import JobStateError
 from ._scheduler import EventScheduler, SchedulerState, Service
-from ._shutdown import EXIT_CONFIG, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
 from ._summary import format_summary
 
@@ -46,6 +53,7 @@ __all__ = [
     "CHECKPOINT_EVERY",
     "DEFAULT_MAX_EVENT_BYTES",
     "EXIT_CONFIG",
+    "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",

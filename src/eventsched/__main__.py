@@ -29,7 +29,7 @@ def _exit_without_abandoned_threads(code: int) -> None:
     and the watchdog bound would go on unbounded after the summary. Their events are
     already counted (timed out or aborted).
     """
-    from ._threads import running_threads
+    from ._invoke import running_threads
 
     left = running_threads()
     if left:

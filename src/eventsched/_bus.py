@@ -21,7 +21,6 @@ Design (measured in ``../shared/NOTES.md`` and ``benchmarks/bench_pipeline.py``)
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import threading
 import time
@@ -37,12 +36,11 @@ import anyio.to_thread
 from anyio import EndOfStream, WouldBlock
 from loguru import logger
 
-from ._cancel import reraise_as_failure, stray_cancellation
 from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import InvalidEventError, QueueFullError
 from ._handlers import AsyncHandler, Handler, HandlerRegistry, SlowRoute
+from ._invoke import call_user, stray_cancellation
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
-from ._threads import tracked
 
 __all__ = ["CHECKPOINT_EVERY", "EventBus"]
 
@@ -86,13 +84,12 @@ class _Waiter:
         self.wake = wake
 
 
-def _call_in_thread(func: Callable[[Event], object], event: Event) -> tuple[object]:
+def _call_in_thread(func: Callable[[Event], object], event: Event) -> object:
     # The thread runs in a copy of the worker's context: its own slot there keeps
     # current_event() (and the lineage of what it emits) on this event even after a
     # timeout abandons the call and the worker's slot moves on to the next event.
     _handling.set(HandlingSlot(event))
-    # Boxed, so that trio's thread runner does not refuse a coroutine as the result.
-    return (func(event),)
+    return func(event)
 
 
 class EventBus:
@@ -601,22 +598,10 @@ class EventBus:
 
     @staticmethod
     async def _invoke(handler: Handler, event: Event) -> None:
-        try:
-            if handler.is_async:
-                await handler.func(event)
-                return
-            # A thread cannot be interrupted: on cancellation (timeout, shutdown) the
-            # call is abandoned and left to finish; the shutdown watchdog bounds it.
-            (result,) = await anyio.to_thread.run_sync(
-                tracked, _call_in_thread, handler.func, event, abandon_on_cancel=True
-            )
-            if inspect.isawaitable(result):
-                # A plain callable that returns a coroutine (``lambda e: notify(e)``):
-                # it is awaited here, on the loop, as the caller meant, rather than
-                # dropped unawaited (asyncio) or refused by the thread runner (trio).
-                await result
-        except BaseException as exc:
-            reraise_as_failure(exc)
+        if handler.is_async:
+            await call_user(handler.func, event, in_thread=False)
+        else:
+            await call_user(_call_in_thread, handler.func, event, in_thread=True)
 
     def _fast_handler_failed(self, func: AsyncHandler, event: Event, exc: Exception) -> None:
         handler = self._registry.find(event.type, func)

@@ -29,8 +29,8 @@ from pydantic import BaseModel, Field
 from pydantic_settings import CliPositionalArg, CliSubCommand
 
 from ._bench._command import Bench  # `eventsched bench`
+from ._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
 from ._settings import DEFAULT_ENV_FILE, Settings, env_name
-from ._shutdown import EXIT_CONFIG, EXIT_OK
 from .lessons._command import LessonCommand  # `eventsched lesson`
 
 if TYPE_CHECKING:
@@ -43,8 +43,6 @@ __all__ = ["Cli", "ConfigError", "Subcommand", "load_settings", "main"]
 PROG = "eventsched"
 #: Width the cached ``--help`` text is wrapped to.
 HELP_COLUMNS = 80
-#: Exit code of an unexpected error (a bug, or a handler crashing the runtime).
-EXIT_ERROR = 1
 
 
 class ConfigError(Exception):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from ._events import Event, EventTypeLike
+from ._invoke import is_async
 
 __all__ = [
     "ALL_EVENTS",
@@ -26,20 +25,6 @@ ALL_EVENTS = "*"
 AsyncHandler: TypeAlias = Callable[[Event], Awaitable[Any]]
 SyncHandler: TypeAlias = Callable[[Event], Any]
 HandlerFunc: TypeAlias = AsyncHandler | SyncHandler
-
-
-def _is_async(func: Callable[..., Any]) -> bool:
-    # Only real partials are unwrapped: following any callable ``.func`` attribute
-    # never ends on a Mock, whose every attribute is another callable Mock.
-    target = func
-    while isinstance(target, functools.partial):
-        target = target.func
-    if inspect.iscoroutinefunction(target):
-        return True
-    # A callable object: look at its class's __call__ (ruff's B004 is about testing
-    # callability, which is not what this does).
-    call = getattr(type(target), "__call__", None)  # noqa: B004
-    return call is not None and inspect.iscoroutinefunction(call)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -113,8 +98,10 @@ class HandlerRegistry:
                 f"handler timeout must be a positive number of seconds, not {timeout!r}"
             )
         name = getattr(func, "__qualname__", None) or repr(func)
-        is_async = _is_async(func)
-        handler = Handler(event_type, func, timeout, is_async, name, is_async and timeout is None)
+        asynchronous = is_async(func)
+        handler = Handler(
+            event_type, func, timeout, asynchronous, name, asynchronous and timeout is None
+        )
         self._by_type.setdefault(event_type, []).append(handler)
         self._rebuild()
         return handler

@@ -26,7 +26,6 @@ Misfire policy, per job:
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -47,12 +46,11 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from apscheduler.util import astimezone  # type: ignore[import-untyped]
 from loguru import logger
 
-from ._cancel import reraise_as_failure
 from ._clock import Clock, SystemClock
 from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import EventschedError, SchedulerStateError
+from ._invoke import call_user, is_async
 from ._jobstate import JobStateStore, SavedJob
-from ._threads import tracked
 from ._validate import check_int, check_seconds
 
 __all__ = [
@@ -269,7 +267,7 @@ class _Job:
         self.kwargs = kwargs
         self.trigger = trigger
         self.deferred = deferred
-        self.is_async = _is_async(func)
+        self.is_async = is_async(func)
         self.max_instances = max_instances
         self.misfire_grace_time = misfire_grace_time
         self.coalesce = coalesce
@@ -953,15 +951,8 @@ class JobScheduler:
             self._idle.set()
 
     async def _call(self, job: _Job) -> Any:
-        if job.is_async:
-            try:
-                return await job.func(*job.args, **job.kwargs)
-            except BaseException as exc:
-                reraise_as_failure(exc)
-        # A thread cannot be cancelled: on timeout or shutdown it is abandoned (it
-        # finishes in the background) so that neither waits for it.
         call = functools.partial(job.func, *job.args, **job.kwargs)
-        return await anyio.to_thread.run_sync(tracked, call, abandon_on_cancel=True)
+        return await call_user(call, in_thread=not job.is_async)
 
     def _failed_run(
         self,
@@ -1055,16 +1046,6 @@ def summarize_result(value: object, limit: int = 100) -> str:
 def _shorten(text: str, limit: int) -> str:
     text = text.replace("\n", "\\n").replace("\r", "\\r")
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _is_async(func: Callable[..., Any]) -> bool:
-    target: Any = func
-    while isinstance(target, functools.partial):
-        target = target.func
-    if inspect.iscoroutinefunction(target):
-        return True
-    call = getattr(type(target), "__call__", None)  # noqa: B004 (not a callability test)
-    return call is not None and inspect.iscoroutinefunction(call)
 
 
 def _timezone(value: str | tzinfo) -> tzinfo:

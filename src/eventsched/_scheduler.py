@@ -32,12 +32,10 @@ from ._events import (
     make_event,
 )
 from ._exceptions import InvalidEventError, QueueFullError, SchedulerStateError
+from ._exit import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
 from ._handlers import HandlerFunc, HandlerRegistry
 from ._jobs import JobScheduler, jobs_method
 from ._shutdown import (
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
-    EXIT_WATCHDOG,
     SIGNALS,
     SignalGuard,
     Watchdog,

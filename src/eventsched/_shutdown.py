@@ -27,11 +27,6 @@ from typing import Final
 from loguru import logger
 
 __all__ = [
-    "EXIT_CONFIG",
-    "EXIT_OK",
-    "EXIT_SIGINT",
-    "EXIT_SIGTERM",
-    "EXIT_WATCHDOG",
     "SIGNALS",
     "SignalGuard",
     "Watchdog",
@@ -40,18 +35,6 @@ __all__ = [
 ]
 
 log = logger.bind(component="shutdown")
-
-#: Graceful shutdown (every accepted event accounted for).
-EXIT_OK: Final = 0
-#: Bad configuration: nothing was started.
-EXIT_CONFIG: Final = 2
-#: The shutdown watchdog fired: something did not stop within grace + margin.
-#: 124 is what ``timeout(1)`` uses for "it ran out of time".
-EXIT_WATCHDOG: Final = 124
-#: Forced by a second SIGINT (128 + 2), as shells report it.
-EXIT_SIGINT: Final = 130
-#: Forced by a second SIGTERM (128 + 15).
-EXIT_SIGTERM: Final = 143
 
 SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 

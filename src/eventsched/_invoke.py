@@ -1,0 +1,126 @@
+"""Calling user code, the one way handlers and jobs both use.
+
+User code is async (awaited on the loop) or sync (run in a worker thread, so that it
+never blocks the loop). Either way:
+
+* a stray ``asyncio.CancelledError`` (one that no cancel scope of ours delivered) is
+  the call's failure, not a cancellation of the worker that made it;
+* a sync call cannot be interrupted: on cancellation (timeout, shutdown) it is
+  abandoned and left to finish, and counted while it runs (:func:`running_threads`),
+  so that the command line can exit without waiting for it;
+* a sync callable that returns an awaitable (``lambda e: notify(e)``) has it awaited
+  on the loop, as its author meant, rather than dropped unawaited (asyncio) or
+  refused by the thread runner (trio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import anyio.to_thread
+
+from ._exceptions import StrayCancellationError
+
+__all__ = [
+    "call_user",
+    "is_async",
+    "reraise_as_failure",
+    "running_threads",
+    "stray_cancellation",
+]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_running = 0
+
+
+def is_async(func: Callable[..., Any]) -> bool:
+    """Whether calling ``func`` returns a coroutine to await (else: run it in a thread)."""
+    # Only real partials are unwrapped: following any callable ``.func`` attribute
+    # never ends on a Mock, whose every attribute is another callable Mock.
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return True
+    # A callable object: look at its class's __call__ (ruff's B004 is about testing
+    # callability, which is not what this does).
+    call = getattr(type(target), "__call__", None)  # noqa: B004
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+async def call_user(func: Callable[..., Any], *args: Any, in_thread: bool) -> Any:
+    """Call ``func(*args)`` once, awaited on the loop or in a worker thread.
+
+    Returns what it returned; raises what it raised, a stray CancelledError turned
+    into :class:`StrayCancellationError`. Cancelling the caller abandons a thread.
+    """
+    try:
+        if not in_thread:
+            return await func(*args)
+        # Boxed, so that trio's thread runner does not refuse a coroutine as the result.
+        (result,) = await anyio.to_thread.run_sync(_tracked, func, args, abandon_on_cancel=True)
+        if inspect.isawaitable(result):
+            return await result
+        return result  # noqa: TRY300 (the except clause is for the call, not the return)
+    except BaseException as exc:
+        reraise_as_failure(exc)
+
+
+def _tracked(func: Callable[..., T], args: tuple[Any, ...]) -> tuple[T]:
+    """Call ``func(*args)`` in this (worker) thread, counted while it runs."""
+    global _running
+    with _lock:
+        _running += 1
+    try:
+        return (func(*args),)
+    finally:
+        with _lock:
+            _running -= 1
+
+
+def running_threads() -> int:
+    """Sync handler and job calls running in worker threads now, abandoned ones included."""
+    return _running
+
+
+def stray_cancellation(exc: BaseException) -> StrayCancellationError | None:
+    """The error to count instead of ``exc`` if ``exc`` is a stray CancelledError, else None.
+
+    Every cancellation of a task on asyncio, anyio's cancel scopes included, goes
+    through ``Task.cancel()``, which raises ``Task.cancelling()`` until the scope that
+    caught it calls ``uncancel()``. A ``CancelledError`` seen while that count is zero
+    was raised by something else: a future or task that another task cancelled.
+    """
+    if not isinstance(exc, asyncio.CancelledError):
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop (trio): nothing on asyncio can cancel us
+        task = None
+    if task is not None and task.cancelling():
+        return None
+    stray = StrayCancellationError(
+        "asyncio.CancelledError raised while nothing was cancelling this task "
+        f"(an awaited future or task was cancelled elsewhere): {exc!r}"
+    )
+    stray.__cause__ = exc
+    return stray
+
+
+def reraise_as_failure(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` again, or, if it is a stray CancelledError, its failure in its place.
+
+    For code inside a timeout scope: the scope still sees a cancellation of its own,
+    while a stray one arrives as an Exception, the caller's failure.
+    """
+    stray = stray_cancellation(exc)
+    if stray is None:
+        raise exc
+    raise stray from exc
