@@ -28,6 +28,7 @@ from ._exceptions import StrayCancellationError
 
 __all__ = [
     "call_user",
+    "describe_error",
     "is_async",
     "reraise_as_failure",
     "running_threads",
@@ -124,3 +125,20 @@ def reraise_as_failure(exc: BaseException) -> NoReturn:
     if stray is None:
         raise exc
     raise stray from exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` for a log line or an event, whatever the exception's methods do.
+
+    User exceptions may have a ``__str__`` that raises or returns something huge; this
+    never raises, and cuts the message to 500 characters.
+    """
+    kind = type(exc).__qualname__
+    try:
+        text = str(exc)
+    except Exception as error:  # a broken __str__ is the user's bug, not a crash of ours
+        text = f"<str() raised {type(error).__qualname__}>"
+    text = text.replace("\n", "\\n").replace("\r", "\\r")
+    if len(text) > 500:
+        text = text[:497] + "..."
+    return f"{kind}: {text}" if text else kind
