@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eventsched._settings import Settings, env_name
+from eventsched.cli._settings import Settings, env_name
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TEXT = README.read_text(encoding="utf-8")

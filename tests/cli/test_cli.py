@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from eventsched import EXIT_CONFIG, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
-from eventsched._settings import Settings, env_name
+from eventsched.cli._settings import Settings, env_name
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ STALL_APP = """
 import sys, time
 from loguru import logger
 from eventsched import EventType
-from eventsched._cli import main
+from eventsched.cli import main
 
 def stall(scheduler):
     @scheduler.on(EventType.SHUTDOWN_REQUESTED)
@@ -274,6 +274,22 @@ BAD_CONFIGS = [
     pytest.param(
         {"STATE_FILE": ""}, [], None, ["STATE_FILE", "must name a file"], id="state-file-empty"
     ),
+    # It said "no such file" of a directory that exists.
+    pytest.param(
+        {},
+        ["--env-file", "."],
+        None,
+        ["--env-file='.'", "is a directory"],
+        id="env-file-directory",
+    ),
+    # A 100 KB value was echoed whole: the line is cut, the setting still named.
+    pytest.param(
+        {"DEMO_MESSAGE": "x" * 100_000},
+        [],
+        None,
+        ["DEMO_MESSAGE (--demo-message) = 'xxx", "... (100002 characters)", "at most 1000"],
+        id="long-value-cut",
+    ),
 ]
 
 
@@ -284,18 +300,16 @@ def test_bad_config_exits_2_with_one_line(
     """A bad setting gives exit 2 and one stderr line: the setting, the value, what is allowed."""
     if dotenv is not None:
         (tmp_path / ".env").write_text(dotenv)
-    start = time.monotonic()
     result = run_once(args, tmp_path, clean_env(**env))
-    elapsed = time.monotonic() - start
     assert result.returncode == EXIT_CONFIG
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("eventsched: ")
     for text in expected:
         assert text in lines[0]
+    assert len(lines[0]) < 500, len(lines[0])
     assert "Traceback" not in result.stderr
-    assert "Starting" not in result.stderr
-    assert elapsed < 2.0  # ~0.6 s on an idle machine; slack for a loaded one
+    assert "Starting" not in result.stderr  # judged before anything starts
 
 
 def test_dotenv_applies_env_beats_it_and_flags_beat_both(tmp_path: Path) -> None:
@@ -419,9 +433,10 @@ def test_help_documents_every_setting(tmp_path: Path) -> None:
 
 def test_cached_help_matches_the_model() -> None:
     """The fast ``--help`` text is what pydantic-settings renders (else run ``write_help()``)."""
-    from eventsched._cli import render_help
-    from eventsched._help import HELP
+    from eventsched.cli._help import HELP
+    from eventsched.cli._helpgen import render_help
 
     assert render_help() == HELP, (
-        "stale: run `uv run python -c 'from eventsched._cli import write_help; write_help()'`"
+        "stale: run `uv run python -c "
+        "'from eventsched.cli._helpgen import write_help; write_help()'`"
     )

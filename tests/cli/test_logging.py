@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
 from loguru import logger
 
-from eventsched import Event, EventScheduler
-from eventsched._logging import configure_logging, escape
+import eventsched
+from eventsched import Event, EventScheduler, correlation_patcher
+from eventsched.cli._logging import configure_logging, escape
 
 HOSTILE = "a\nb\r\x1b[31mred\u2028{0.__init__} {}"
 
@@ -87,3 +90,83 @@ async def test_correlation_id_of_the_handled_event(stream: io.StringIO) -> None:
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
     handling = [r for r in records if r["message"] == "handling"]
     assert [r["correlation_id"] for r in handling] == ["corr-1"]
+
+
+def test_json_records_outside_a_handler_have_a_null_correlation_id(stream: io.StringIO) -> None:
+    """Every JSON record has the ``correlation_id`` key the docs list: null outside handlers."""
+    configure_logging(level="INFO", log_format="json", stream=stream)
+    logger.info("outside")
+    (record,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert "correlation_id" in record
+    assert record["correlation_id"] is None
+
+
+@pytest.mark.anyio
+async def test_correlation_patcher_for_library_users() -> None:
+    """An application's own sink gets the correlation id by installing the exported patcher."""
+    records: list[dict[str, object]] = []
+    logger.remove()
+    logger.configure(patcher=correlation_patcher)
+    logger.add(lambda message: records.append(dict(message.record["extra"])), format="{message}")
+    try:
+        scheduler = EventScheduler()
+
+        @scheduler.on("ping")
+        async def handle(event: Event) -> None:
+            logger.info("inside")
+
+        with anyio.fail_after(10):
+            async with scheduler:
+                await scheduler.emit("ping", {}, correlation_id="corr-7")
+        logger.info("outside")
+    finally:
+        logger.remove()
+        logger.configure(patcher=None)
+    assert [r["correlation_id"] for r in records] == ["corr-7", None]
+
+
+def user_code_that_fails() -> None:
+    raise RuntimeError("the user's own failure")
+
+
+@pytest.mark.parametrize(("level", "library_frames"), [("INFO", False), ("DEBUG", True)])
+@pytest.mark.anyio
+async def test_handler_failure_shows_the_users_frames(
+    stream: io.StringIO, level: str, library_frames: bool
+) -> None:
+    """A failing handler's traceback starts at the user's code; DEBUG shows every frame."""
+    configure_logging(level=level, log_format="text", stream=stream)
+    scheduler = EventScheduler()
+
+    @scheduler.on("ping")
+    async def handle(event: Event) -> None:
+        user_code_that_fails()
+
+    with anyio.fail_after(10):
+        async with scheduler:
+            await scheduler.emit("ping", {})
+    text = stream.getvalue()
+    assert "RuntimeError: the user's own failure" in text
+    frames = [line.strip() for line in text.splitlines() if line.strip().startswith("File ")]
+    assert frames, text
+    # Trimmed, the traceback starts at the handler; in full, at the scheduler's worker.
+    assert ("in handle" in frames[0]) != library_frames, frames
+    assert any("in user_code_that_fails" in frame for frame in frames)
+    library = str(Path(eventsched.__file__).parent) + os.sep
+    assert any(library in frame for frame in frames) == library_frames, frames
+
+
+@pytest.mark.anyio
+async def test_json_summary_is_one_record(stream: io.StringIO) -> None:
+    """In JSON the summary is one record holding the figures, not also ~20 rows of text."""
+    configure_logging(level="INFO", log_format="json", stream=stream)
+    scheduler = EventScheduler()
+    scheduler.on("ping")(lambda event: None)
+    with anyio.fail_after(10):
+        async with scheduler:  # the summary is logged on the way out
+            await scheduler.emit("ping", {})
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    summary = [r for r in records if r.get("component") == "summary"]
+    assert len(summary) == 1, summary
+    assert summary[0]["message"].startswith("Summary: ")
+    assert summary[0]["summary"]["handled"] == scheduler.statistics().handled, summary

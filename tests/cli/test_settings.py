@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from eventsched._cli import ConfigError, load_settings
-from eventsched._settings import Settings, env_name
+from eventsched.cli._config import ConfigError, load_settings
+from eventsched.cli._settings import Settings, env_name
 
 
 @pytest.fixture(autouse=True)
@@ -78,3 +78,50 @@ def test_env_file_from_environment_must_exist(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("ENV_FILE", "nowhere.env")
     with pytest.raises(ConfigError, match=r"ENV_FILE='nowhere\.env': no such file"):
         load_settings([])
+
+
+def test_empty_duration_unsets_one_set_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``DURATION=`` (empty) means no duration, even over one in .env: run until stopped."""
+    (tmp_path / ".env").write_text("DURATION=5\n")
+    assert load_settings([]).duration == 5.0
+    monkeypatch.setenv("DURATION", "")
+    assert load_settings([]).duration is None
+    monkeypatch.setenv("DURATION", "  ")
+    assert load_settings([]).duration is None
+
+
+def test_env_file_from_environment_naming_a_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A directory given as the settings file is called a directory, not a missing file."""
+    monkeypatch.setenv("ENV_FILE", str(tmp_path))
+    with pytest.raises(ConfigError, match="is a directory") as info:
+        load_settings([])
+    assert "no such file" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("QUEUE_SIZE", "9" * 100_000), ("BACKEND", "b" * 100_000), ("DEMO_MESSAGE", "m" * 100_000)],
+)
+def test_long_bad_values_are_cut(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A 100 KB bad value is cut to its first 100 characters; the line still says what is wrong."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings([])
+    message = str(info.value)
+    assert f"bad setting {variable} " in message
+    assert f"'{value[:99]}... (100002 characters)" in message
+    assert len(message) < 500, len(message)
+
+
+def test_unknown_long_flag_is_cut() -> None:
+    """An unknown flag is named, but not echoed whole when it is huge."""
+    with pytest.raises(ConfigError, match="unknown flag --zzz") as info:
+        load_settings(["--" + "z" * 100_000])
+    assert "(100000 characters)" in str(info.value)
+    assert len(str(info.value)) < 2000

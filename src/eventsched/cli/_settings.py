@@ -121,6 +121,15 @@ class Settings(BaseSettings):
             raise ValueError("must name a file; leave it out to keep schedules in memory")
         return value
 
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `DURATION=` (in .env or the environment) unsets a duration set elsewhere,
+        # as an empty value does for the shell: run until stopped.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
