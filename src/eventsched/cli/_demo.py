@@ -28,10 +28,8 @@ from typing import Final
 import anyio
 from loguru import logger
 
-from .._events import Event, EventType
-from .._exceptions import QueueFullError
-from .._scheduler import EventScheduler
-from .._stats import Statistics
+# The public API only: the demo is an application of the library like any other.
+from .. import Event, EventScheduler, EventType, QueueFullError, Statistics
 from ._settings import Settings
 
 __all__ = ["BURST_EXTRA", "DemoEvent", "build_scheduler", "emit_burst", "run_demo"]

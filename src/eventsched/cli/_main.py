@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
-    from .._scheduler import EventScheduler
+    from .. import EventScheduler
     from ._settings import Settings
 
 __all__ = ["main", "run"]
@@ -92,7 +92,8 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> Any:
 def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | None) -> int:
     import anyio
 
-    from .._jobstate import JobStateError, JobStateStore
+    from .. import JobStateError
+    from .._jobstate import JobStateStore
     from ._config import bad_setting
     from ._demo import run_demo
 
