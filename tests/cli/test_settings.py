@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from eventsched.cli._config import ConfigError, load_settings
-from eventsched.cli._settings import Settings, env_name
+from eventsched.cli._settings import (
+    MAX_DEMO_MESSAGE,
+    MAX_GRACE_PERIOD,
+    MAX_QUEUE_SIZE,
+    MAX_WORKERS,
+    Settings,
+    env_name,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -125,3 +132,34 @@ def test_unknown_long_flag_is_cut() -> None:
         load_settings(["--" + "z" * 100_000])
     assert "(100000 characters)" in str(info.value)
     assert len(str(info.value)) < 2000
+
+
+@pytest.mark.parametrize(
+    ("flag", "highest", "too_high", "allowed"),
+    [
+        ("--queue-size", str(MAX_QUEUE_SIZE), str(MAX_QUEUE_SIZE + 1), "less than or equal"),
+        ("--workers", str(MAX_WORKERS), str(MAX_WORKERS + 1), "less than or equal"),
+        ("--grace-period", f"{MAX_GRACE_PERIOD:g}", "3600.5", "less than or equal"),
+        ("--demo-message", "m" * MAX_DEMO_MESSAGE, "m" * (MAX_DEMO_MESSAGE + 1), "at most 1000"),
+    ],
+)
+def test_limits(flag: str, highest: str, too_high: str, allowed: str) -> None:
+    """Each limit is accepted, and one past it is refused naming the setting and the limit."""
+    load_settings([flag, highest])
+    with pytest.raises(ConfigError, match=allowed) as info:
+        load_settings([flag, too_high])
+    assert f"({flag}) = " in str(info.value)
+
+
+def test_limits_are_the_librarys() -> None:
+    """The command line's limits are the ones EventScheduler enforces (one limit each)."""
+    from eventsched import _scheduler
+
+    names = ("MAX_QUEUE_SIZE", "MAX_WORKERS", "MAX_GRACE_PERIOD")
+    if not all(hasattr(_scheduler, name) for name in names):
+        pytest.skip("this library version does not export its limits")
+    assert [getattr(_scheduler, name) for name in names] == [
+        MAX_QUEUE_SIZE,
+        MAX_WORKERS,
+        MAX_GRACE_PERIOD,
+    ]
