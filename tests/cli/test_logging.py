@@ -74,19 +74,24 @@ def test_traceback_lines_are_indented(stream: io.StringIO) -> None:
     assert all(line.startswith("    ") for line in rest)
 
 
-@pytest.mark.anyio
-async def test_correlation_id_of_the_handled_event(stream: io.StringIO) -> None:
-    """A record logged inside a handler carries that event's correlation id."""
-    configure_logging(level="INFO", log_format="json", stream=stream)
+async def log_in_a_handler(message: str, correlation_id: str) -> None:
+    """Handle one event whose handler logs ``message`` with the user's own logger."""
     scheduler = EventScheduler()
 
     @scheduler.on("ping")
     async def handle(event: Event) -> None:
-        logger.info("handling")
+        logger.info(message)
 
-    with anyio.fail_after(5):
+    with anyio.fail_after(10):
         async with scheduler:
-            await scheduler.emit("ping", {}, correlation_id="corr-1")
+            await scheduler.emit("ping", {}, correlation_id=correlation_id)
+
+
+@pytest.mark.anyio
+async def test_correlation_id_of_the_handled_event(stream: io.StringIO) -> None:
+    """A record logged inside a handler carries that event's correlation id."""
+    configure_logging(level="INFO", log_format="json", stream=stream)
+    await log_in_a_handler("handling", "corr-1")
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
     handling = [r for r in records if r["message"] == "handling"]
     assert [r["correlation_id"] for r in handling] == ["corr-1"]
@@ -109,15 +114,7 @@ async def test_correlation_patcher_for_library_users() -> None:
     logger.configure(patcher=correlation_patcher)
     logger.add(lambda message: records.append(dict(message.record["extra"])), format="{message}")
     try:
-        scheduler = EventScheduler()
-
-        @scheduler.on("ping")
-        async def handle(event: Event) -> None:
-            logger.info("inside")
-
-        with anyio.fail_after(10):
-            async with scheduler:
-                await scheduler.emit("ping", {}, correlation_id="corr-7")
+        await log_in_a_handler("inside", "corr-7")
         logger.info("outside")
     finally:
         logger.remove()

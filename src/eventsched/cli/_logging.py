@@ -150,27 +150,22 @@ def configure_logging(
     logger.remove()
     logger.configure(patcher=correlation_patcher)
     if log_format == "json":
-        logger.add(
-            out,
-            level=level,
-            format=lambda record: _json_format(record, full),
-            filter=_not_a_summary_row,
-            colorize=False,
-            backtrace=False,
-            diagnose=False,
-        )
+        format_, filter_, colours = _json_format, _not_a_summary_row, False
     else:
+        format_, filter_ = _text_format, None
         if colorize is None:
             isatty = getattr(out, "isatty", None)
             colorize = bool(isatty and isatty())
-        logger.add(
-            out,
-            level=level,
-            format=lambda record: _text_format(record, full),
-            colorize=colorize,
-            backtrace=False,
-            diagnose=False,
-        )
+        colours = colorize
+    logger.add(
+        out,
+        level=level,
+        format=lambda record: format_(record, full),
+        filter=filter_,
+        colorize=colours,
+        backtrace=False,
+        diagnose=False,
+    )
     logger.enable("eventsched")
 
 
