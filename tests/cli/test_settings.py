@@ -99,6 +99,15 @@ def test_empty_duration_unsets_one_set_elsewhere(
     assert load_settings([]).duration is None
 
 
+def test_env_file_name_too_long_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A settings file name the system refuses is reported, cut, rather than a traceback."""
+    monkeypatch.setenv("ENV_FILE", "e" * 5000)
+    with pytest.raises(ConfigError, match="cannot be read") as info:
+        load_settings([])
+    assert "ENV_FILE='eee" in str(info.value)
+    assert len(str(info.value)) < 500
+
+
 def test_env_file_from_environment_naming_a_directory(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

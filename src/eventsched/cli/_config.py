@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, get_args
@@ -101,14 +102,16 @@ def _env_file(argv: Sequence[str], environ: dict[str, str] | os._Environ[str]) -
         default = Path(DEFAULT_ENV_FILE)
         return default if default.is_file() else None
     path = Path(explicit)
-    if path.is_dir():
-        problem = "is a directory"
-    elif not path.exists():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
         problem = "no such file"
-    elif not path.is_file():
-        problem = "not a regular file"
+    except OSError as error:  # a name too long, a directory we may not enter, ...
+        problem = f"cannot be read ({error.strerror or type(error).__name__})"
     else:
-        return path
+        if stat.S_ISREG(mode):
+            return path
+        problem = "is a directory" if stat.S_ISDIR(mode) else "not a regular file"
     raise ConfigError(
         f"{PROG}: bad setting {origin}={shown(explicit)}: {problem}; "
         "name an existing settings file, or leave it out"
