@@ -57,13 +57,8 @@ def _link_cases() -> list[tuple[Path, str]]:
 
 
 def _settings_module() -> ModuleType:
-    """The settings model's module, wherever the command-line package keeps it."""
-    for name in ("eventsched.cli._settings", "eventsched._settings"):
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-    raise AssertionError("no settings module found (eventsched.cli._settings)")
+    """The settings model's module."""
+    return importlib.import_module("eventsched.cli._settings")
 
 
 # -- the README ------------------------------------------------------------------------

@@ -6,6 +6,8 @@ application enables it (``logger.enable("eventsched")``, as ``python -m eventsch
 
 from __future__ import annotations
 
+import importlib.metadata as _metadata
+
 from loguru import logger
 
 from ._bus import CHECKPOINT_EVERY
@@ -44,6 +46,7 @@ from ._jobs import (
     MissReason,
 )
 from ._jobstate import JobStateError
+from ._logcontext import correlation_patcher
 from ._scheduler import EventScheduler, SchedulerState, Service
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
 from ._summary import format_summary
@@ -86,8 +89,16 @@ __all__ = [
     "Statistics",
     "StrayCancellationError",
     "SystemClock",
+    "__version__",
+    "correlation_patcher",
     "current_event",
     "format_summary",
 ]
+
+try:
+    #: The installed distribution's version (``eventsched --version`` prints it too).
+    __version__ = _metadata.version("eventsched")
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 logger.disable("eventsched")

@@ -10,13 +10,11 @@ not daemon threads).
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 
-import eventsched._cli as cli
 from eventsched import Event, EventScheduler, EventType
-from eventsched.__main__ import main
+from eventsched.cli import main
 
 
 def customize(scheduler: EventScheduler) -> None:
@@ -25,6 +23,5 @@ def customize(scheduler: EventScheduler) -> None:
         time.sleep(60)
 
 
-cli.main = functools.partial(cli.main, customize=customize)  # type: ignore[assignment]
 sys.argv[0] = "eventsched"
-sys.exit(main())
+sys.exit(main(customize=customize))

@@ -17,7 +17,7 @@ from pydantic_settings import CliImplicitFlag
 from ._config import BACKENDS, QUICK, WORKLOADS, BenchConfig
 
 if TYPE_CHECKING:
-    from .._settings import Settings
+    from ..cli._settings import Settings
 
 __all__ = ["Bench"]
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import CliPositionalArg
 
 if TYPE_CHECKING:
-    from .._settings import Settings
+    from ..cli._settings import Settings
 
 __all__ = ["LessonCommand"]
 

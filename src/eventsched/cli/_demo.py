@@ -9,7 +9,9 @@ What it shows, on whichever backend the settings choose:
 * ``flaky`` (interval, every 3 s): fails on every third run (the 2nd, 5th, ...), and
   a handler reacts to the failure;
 * ``burst`` (interval, every 7 s): emits more events than the queue holds at once, so
-  the overflow policy acts and the drops are reported and counted;
+  the overflow policy acts: under ``drop_newest``/``drop_oldest`` the drops are reported
+  and counted, under ``reject`` the refusals are, and under ``block`` the burst waits
+  for room (``await emit``), so nothing is dropped;
 * ``minutely`` (cron, ``* * * * *``): at the start of every minute.
 """
 
@@ -26,13 +28,11 @@ from typing import Final
 import anyio
 from loguru import logger
 
-from ._events import Event, EventType
-from ._exceptions import QueueFullError
-from ._scheduler import EventScheduler
+# The public API only: the demo is an application of the library like any other.
+from .. import Event, EventScheduler, EventType, QueueFullError, Statistics
 from ._settings import Settings
-from ._stats import Statistics
 
-__all__ = ["DemoEvent", "build_scheduler", "run_demo"]
+__all__ = ["BURST_EXTRA", "DemoEvent", "build_scheduler", "emit_burst", "run_demo"]
 
 log = logger.bind(component="demo")
 
@@ -103,12 +103,7 @@ def build_scheduler(settings: Settings) -> EventScheduler:
             raise RuntimeError(f"run {run} failed, as every third run does")
 
     async def burst() -> None:
-        size = settings.queue_size + BURST_EXTRA
-        log.info("Burst: emitting {} events into a queue of {}", size, settings.queue_size)
-        for index in range(size):
-            # Under overflow=reject a full queue raises; the scheduler counts it anyway.
-            with contextlib.suppress(QueueFullError):
-                scheduler.emit_nowait(DemoEvent.BURST_ITEM, {"index": index})
+        await emit_burst(scheduler, settings)
 
     async def greeting() -> None:
         # The original README's custom event, with its fixed correlation id.
@@ -130,6 +125,28 @@ def build_scheduler(settings: Settings) -> EventScheduler:
     return scheduler
 
 
+async def emit_burst(scheduler: EventScheduler, settings: Settings) -> None:
+    """Emit :data:`BURST_EXTRA` more events than the queue holds, as fast as allowed."""
+    size = settings.queue_size + BURST_EXTRA
+    outcome = {
+        "block": "it waits for room, so none is dropped",
+        "reject": "the queue refuses the excess, counted as rejected",
+    }.get(settings.overflow, "the excess is dropped, counted and reported")
+    log.info(
+        "Burst: emitting {} events into a queue of {} (overflow {}: {})",
+        size,
+        settings.queue_size,
+        settings.overflow,
+        outcome,
+    )
+    for index in range(size):
+        # `emit`, not `emit_nowait`: only an awaited emit can wait for room, which is
+        # what the block policy promises. Under reject a full queue raises; the
+        # scheduler counts it anyway.
+        with contextlib.suppress(QueueFullError):
+            await scheduler.emit(DemoEvent.BURST_ITEM, {"index": index})
+
+
 async def _stop_after(scheduler: EventScheduler, seconds: float) -> None:
     await anyio.sleep(seconds)
     scheduler.stop(reason=f"duration of {seconds:g}s reached")
@@ -139,7 +156,9 @@ async def run_demo(
     settings: Settings, customize: Callable[[EventScheduler], None] | None = None
 ) -> Statistics:
     """Run the demo until a signal, ``--duration`` or a stop; return the final figures."""
-    log.info("Starting the scheduler application...")
+    log.bind(backend=settings.backend).info(
+        "Starting the scheduler application... (backend {})", settings.backend
+    )
     scheduler = build_scheduler(settings)
     if customize is not None:
         customize(scheduler)

@@ -14,10 +14,29 @@ from typing import Any, Final, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_ENV_FILE", "Settings", "env_name"]
+__all__ = [
+    "DEFAULT_ENV_FILE",
+    "MAX_DEMO_MESSAGE",
+    "MAX_GRACE_PERIOD",
+    "MAX_QUEUE_SIZE",
+    "MAX_WORKERS",
+    "Settings",
+    "env_name",
+]
 
 #: Read when no ``--env-file`` (or ``ENV_FILE``) names another; a missing one is fine.
 DEFAULT_ENV_FILE: Final = ".env"
+
+# The limits of the settings, the library's own: EventScheduler refuses the same values,
+# so a setting the command line accepts never fails later in the constructor.
+#: Most events the queue may hold.
+MAX_QUEUE_SIZE: Final = 10_000_000
+#: Most handler tasks.
+MAX_WORKERS: Final = 1000
+#: Longest grace period, in seconds.
+MAX_GRACE_PERIOD: Final = 3600.0
+#: Longest greeting, in characters.
+MAX_DEMO_MESSAGE: Final = 1000
 
 AppEnv = Literal["local", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -73,21 +92,29 @@ class Settings(BaseSettings):
     )
     backend: Backend = Field("asyncio", description=_help("event loop to run on", "backend"))
     queue_size: int = Field(
-        1000, gt=0, le=10_000_000, description=_help("capacity of the event queue", "queue_size")
+        1000,
+        gt=0,
+        le=MAX_QUEUE_SIZE,
+        description=_help(f"capacity of the event queue, 1 to {MAX_QUEUE_SIZE}", "queue_size"),
     )
     overflow: Overflow = Field(
         "drop_newest",
         description=_help("what an emit does when the queue is full", "overflow"),
     )
     workers: int = Field(
-        1, ge=1, le=1000, description=_help("handler tasks consuming the queue", "workers")
+        1,
+        ge=1,
+        le=MAX_WORKERS,
+        description=_help(f"handler tasks consuming the queue, 1 to {MAX_WORKERS}", "workers"),
     )
     grace_period: float = Field(
         5.0,
         ge=0,
-        le=3600,
+        le=MAX_GRACE_PERIOD,
         allow_inf_nan=False,
-        description=_help("seconds the queue may drain at shutdown", "grace_period"),
+        description=_help(
+            f"seconds the queue may drain at shutdown, 0 to {MAX_GRACE_PERIOD:g}", "grace_period"
+        ),
     )
     state_file: Path | None = Field(
         None,
@@ -100,13 +127,18 @@ class Settings(BaseSettings):
         gt=0,
         allow_inf_nan=False,
         description=_help(
-            "stop by itself after this many seconds (None: run until stopped)", "duration"
+            "stop by itself after this many seconds, more than 0 (None or empty: run until "
+            "stopped)",
+            "duration",
         ),
     )
     demo_message: str = Field(
         "Hello World",
-        max_length=1000,
-        description=_help("text the demo's greeting event carries", "demo_message"),
+        max_length=MAX_DEMO_MESSAGE,
+        description=_help(
+            f"text the demo's greeting event carries, at most {MAX_DEMO_MESSAGE} characters",
+            "demo_message",
+        ),
     )
     env_file: Path = Field(
         Path(DEFAULT_ENV_FILE),
@@ -119,6 +151,15 @@ class Settings(BaseSettings):
         # An empty value would become Path("."), the current directory.
         if isinstance(value, str) and not value.strip():
             raise ValueError("must name a file; leave it out to keep schedules in memory")
+        return value
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `DURATION=` (in .env or the environment) unsets a duration set elsewhere,
+        # as an empty value does for the shell: run until stopped.
+        if isinstance(value, str) and not value.strip():
+            return None
         return value
 
     @field_validator("log_level", mode="before")

@@ -1,8 +1,9 @@
-"""The command line: parse the settings, report bad ones, start the chosen command.
+"""The command line's settings: parse them, report bad ones as one line.
 
-Only parsing and reporting live here. A bad setting (from a flag, the environment or
-the ``.env`` file) becomes one line on stderr naming the setting, the value and what is
-allowed, and exit code 2, before anything is started.
+Only parsing and reporting live here (``_main.py`` starts the chosen command). A bad
+setting (from a flag, the environment or the ``.env`` file) becomes one line on stderr
+naming the setting, the value (cut if long) and what is allowed, and exit code 2,
+before anything is started.
 
 Commands: with no subcommand, the demo runs. A subcommand is a pydantic model with a
 ``run(self, settings) -> int`` method, declared as a ``CliSubCommand[...]`` field of
@@ -20,33 +21,60 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast, get_args
+from typing import TYPE_CHECKING, Any, Final, Protocol, get_args
 
 from pydantic import BaseModel, Field
-from pydantic_settings import CliPositionalArg, CliSubCommand
+from pydantic_settings import CliPositionalArg, CliSettingsSource, CliSubCommand
 
-from ._bench._command import Bench  # `eventsched bench`
-from ._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
+from .._bench._command import Bench  # `eventsched bench`
+from ..lessons._command import LessonCommand  # `eventsched lesson`
+from ._main import PROG
 from ._settings import DEFAULT_ENV_FILE, Settings, env_name
-from .lessons._command import LessonCommand  # `eventsched lesson`
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from ._scheduler import EventScheduler
+__all__ = [
+    "PROG",
+    "SUBCOMMANDS",
+    "Cli",
+    "ConfigError",
+    "Subcommand",
+    "bad_setting",
+    "cli_source",
+    "cut",
+    "load_settings",
+    "shown",
+]
 
-__all__ = ["Cli", "ConfigError", "Subcommand", "load_settings", "main"]
-
-PROG = "eventsched"
-#: Width the cached ``--help`` text is wrapped to.
-HELP_COLUMNS = 80
+#: Characters of a bad value an error line shows; the rest is cut (a 100 KB value
+#: would otherwise fill the terminal and hide the line's point).
+SHOWN_CHARS: Final = 100
 
 
 class ConfigError(Exception):
     """A setting is invalid; the message is the one line shown to the user."""
+
+
+def cut(text: str) -> str:
+    """``text`` for an error line, cut to :data:`SHOWN_CHARS` characters."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error line, cut to :data:`SHOWN_CHARS` characters."""
+    return cut(repr(value))
+
+
+def bad_setting(field: str, value: object, problem: str) -> str:
+    """The one line for a bad setting: its name, its flag, the value (cut) and the problem."""
+    flag = "--" + field.replace("_", "-")
+    return f"{PROG}: bad setting {env_name(field)} ({flag}) = {shown(value)}: {problem}"
 
 
 class Subcommand(Protocol):
@@ -74,12 +102,20 @@ def _env_file(argv: Sequence[str], environ: dict[str, str] | os._Environ[str]) -
         default = Path(DEFAULT_ENV_FILE)
         return default if default.is_file() else None
     path = Path(explicit)
-    if not path.is_file():
-        raise ConfigError(
-            f"{PROG}: bad setting {origin}={explicit!r}: no such file; "
-            "name an existing settings file, or leave it out"
-        )
-    return path
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        problem = "no such file"
+    except OSError as error:  # a name too long, a directory we may not enter, ...
+        problem = f"cannot be read ({error.strerror or type(error).__name__})"
+    else:
+        if stat.S_ISREG(mode):
+            return path
+        problem = "is a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    raise ConfigError(
+        f"{PROG}: bad setting {origin}={shown(explicit)}: {problem}; "
+        "name an existing settings file, or leave it out"
+    )
 
 
 def _describe(error: dict[str, Any], env_file: Path | None) -> str:
@@ -88,15 +124,15 @@ def _describe(error: dict[str, Any], env_file: Path | None) -> str:
     if len(loc) > 1 and field in Cli.model_fields:  # a subcommand's flag: name both
         flag = f"{field} --" + str(loc[-1]).replace("_", "-")
         message = str(error.get("msg", "invalid"))
-        return f"bad flag {flag} = {error.get('input')!r}: {message[:1].lower()}{message[1:]}"
+        return f"bad flag {flag} = {shown(error.get('input'))}: {message[:1].lower()}{message[1:]}"
     if error.get("type") == "extra_forbidden":
         allowed = ", ".join(env_name(name) for name in Settings.model_fields)
         where = f" in {env_file}" if env_file is not None else ""
-        return f"unknown setting {env_name(field)}{where}; allowed are: {allowed}"
+        return f"unknown setting {cut(env_name(field))}{where}; allowed are: {allowed}"
     flag = "--" + field.replace("_", "-")
     message = str(error.get("msg", "invalid"))
     message = message[:1].lower() + message[1:]
-    return f"bad setting {env_name(field)} ({flag}) = {error.get('input')!r}: {message}"
+    return f"bad setting {env_name(field)} ({flag}) = {shown(error.get('input'))}: {message}"
 
 
 def _one_line(error: ValidationError, env_file: Path | None) -> str:
@@ -121,7 +157,7 @@ def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) 
     :raises SystemExit: ``--help`` was asked for (after printing it)
     """
     from pydantic import ValidationError
-    from pydantic_settings import CliSettingsSource, SettingsError
+    from pydantic_settings import SettingsError
 
     model: type[Settings] = Cli if cli_model is None else cli_model
     env_file = _env_file(argv, os.environ)
@@ -130,7 +166,7 @@ def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) 
             _refuse_unknown_flags(argv)
         if env_file is not None:
             _refuse_keys_that_cannot_be_in(env_file)
-        source: CliSettingsSource[Settings] = CliSettingsSource(model)
+        source = cli_source(model)
         # The underscore arguments are BaseSettings' documented per-call options;
         # mypy sees only the fields (the pydantic plugin is not enabled here).
         return model(
@@ -143,6 +179,35 @@ def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) 
         raise ConfigError(f"{PROG}: {error} (see {PROG} --help)") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{PROG}: cannot read settings file {env_file}: {error}") from None
+
+
+#: The subcommands' models, by name.
+SUBCOMMANDS: Final[dict[str, type[BaseModel]]] = {"bench": Bench, "lesson": LessonCommand}
+
+
+def _add_argument(parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+    # After a subcommand, "(default: None)" says nothing: the flag's description says
+    # what applies when it is left out ("the shared --backend", "[5; quick: 1]").
+    text = kwargs.get("help")
+    if isinstance(text, str) and parser.prog != PROG:
+        kwargs["help"] = text.removesuffix(" (default: None)")
+    return parser.add_argument(*args, **kwargs)
+
+
+def cli_source(model: type[Settings] | None = None) -> CliSettingsSource[argparse.ArgumentParser]:
+    """The pydantic-settings command-line source for ``model`` (default :class:`Cli`)."""
+    from .. import __version__
+
+    source: CliSettingsSource[argparse.ArgumentParser] = CliSettingsSource(
+        Cli if model is None else model, add_argument_method=_add_argument
+    )
+    source.root_parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{PROG} {__version__}",
+        help="print the version and exit",
+    )
+    return source
 
 
 #: Flags that were renamed, with their new names: the nearest spelling would not find
@@ -173,7 +238,8 @@ def _refuse_unknown_flags(argv: Sequence[str]) -> None:
     # "invalid choice: '5'", never naming the flag; after a subcommand it says only
     # "unrecognized arguments". Flags after a subcommand are its own.
     command, flags = PROG, sorted(name.replace("_", "-") for name in Settings.model_fields)
-    subcommands: dict[str, type[BaseModel]] = {"bench": Bench, "lesson": LessonCommand}
+    flags.append("version")
+    subcommands = SUBCOMMANDS
     for token in argv:
         if token == "--":
             return
@@ -191,7 +257,7 @@ def _refuse_unknown_flags(argv: Sequence[str]) -> None:
                 )
                 hint = f"did you mean --{close[0]}? " if close else ""
                 raise ConfigError(
-                    f"{PROG}: unknown flag --{name}; {hint}allowed are: "
+                    f"{PROG}: unknown flag --{cut(name)}; {hint}allowed are: "
                     + ", ".join(f"--{flag}" for flag in flags)
                     + f" (see {command} --help)"
                 )
@@ -213,110 +279,4 @@ def _refuse_keys_that_cannot_be_in(env_file: Path) -> None:
     for key in dotenv_values(env_file, encoding="utf-8"):
         where = _NOT_IN_ENV_FILE.get(key.upper())
         if where is not None:
-            raise ConfigError(f"{PROG}: setting {key} cannot be given in {env_file}: {where}")
-
-
-def render_help(columns: int = HELP_COLUMNS) -> str:
-    """The ``--help`` text, as pydantic-settings renders it for :class:`Cli`."""
-    from pydantic_settings import CliSettingsSource
-
-    previous = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = str(columns)  # argparse wraps to the terminal's width
-    try:
-        return CliSettingsSource(Cli).root_parser.format_help()
-    finally:
-        if previous is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = previous
-
-
-def write_help() -> Path:
-    """Regenerate ``_help.py`` (the text of the ``--help`` fast path); return its path."""
-    path = Path(__file__).with_name("_help.py")
-    lines = "".join(f"    {line!r}\n" for line in render_help().splitlines(keepends=True))
-    path.write_text(
-        '"""Generated by ``eventsched._cli.write_help()``; tests check it matches ``Cli``.\n\n'
-        "``python -m eventsched --help`` prints this without importing pydantic-settings,\n"
-        "whose import alone (it builds its models at import) takes 0.3-0.5 s here.\n"
-        '"""\n\n'
-        f"HELP = (\n{lines})\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-def _first_leaf(group: BaseExceptionGroup[Any]) -> Any:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | None) -> int:
-    import anyio
-
-    from ._demo import run_demo
-    from ._jobstate import JobStateError, JobStateStore
-
-    def bad_state_file(error: JobStateError) -> int:
-        # One line on stderr, whatever LOG_LEVEL says, like every other bad setting.
-        print(
-            f"{PROG}: bad setting STATE_FILE (--state-file) = "
-            f"{str(settings.state_file)!r}: {error}",
-            file=sys.stderr,
-            flush=True,
-        )
-        return EXIT_CONFIG
-
-    if settings.state_file is not None:
-        # Judged before anything starts, rather than after a start-up and a summary.
-        probe = JobStateStore(settings.state_file)
-        try:
-            probe.open(warn=False)
-        except JobStateError as error:
-            return bad_state_file(error)
-        finally:
-            probe.close()
-    bad_state: JobStateError | None = None
-    try:
-        stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
-    except* JobStateError as group:
-        bad_state = _first_leaf(group)
-    if bad_state is not None:
-        # The file changed between the check above and the run.
-        return bad_state_file(bad_state)
-    return EXIT_OK if stats.unaccounted == 0 else EXIT_ERROR
-
-
-def main(
-    argv: Sequence[str] | None = None,
-    *,
-    customize: Callable[[EventScheduler], None] | None = None,
-) -> int:
-    """Run ``eventsched`` with ``argv`` (default: the process's); return the exit code.
-
-    ``customize`` is called with the demo's scheduler before it starts (extra handlers
-    for experiments and tests).
-    """
-    args = sys.argv[1:] if argv is None else list(argv)
-    try:
-        settings = load_settings(args)
-    except ConfigError as error:
-        print(error, file=sys.stderr, flush=True)
-        return EXIT_CONFIG
-
-    from loguru import logger
-    from pydantic_settings import get_subcommand
-
-    from ._logging import configure_logging
-
-    configure_logging(level=settings.log_level, log_format=settings.log_format)
-    try:
-        command = get_subcommand(settings, is_required=False)
-        if command is not None:
-            return cast("Subcommand", command).run(settings)
-        return _run_demo(settings, customize)
-    except Exception:
-        logger.exception("eventsched stopped on an unexpected error")
-        return EXIT_ERROR
-    finally:
-        logger.complete()
+            raise ConfigError(f"{PROG}: setting {cut(key)} cannot be given in {env_file}: {where}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from eventsched import EXIT_CONFIG, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
-from eventsched._settings import Settings, env_name
+from eventsched.cli._settings import Settings, env_name
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ STALL_APP = """
 import sys, time
 from loguru import logger
 from eventsched import EventType
-from eventsched._cli import main
+from eventsched.cli import main
 
 def stall(scheduler):
     @scheduler.on(EventType.SHUTDOWN_REQUESTED)
@@ -191,6 +191,20 @@ def test_demo_starts_and_signal_exits_0_with_summary(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_start_names_the_backend(tmp_path: Path, backend: str) -> None:
+    """The first record says which event loop runs: in its text and as a JSON field."""
+    result = run_once(["--backend", backend, "--duration", "0.2", "--log-format", "json"], tmp_path)
+    assert result.returncode == EXIT_OK, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert records[0]["message"] == f"Starting the scheduler application... (backend {backend})"
+    assert records[0]["backend"] == backend
+    assert records[0]["correlation_id"] is None
+    assert all("correlation_id" in record for record in records)
+    summary = [r for r in records if r.get("component") == "summary"]
+    assert [r["message"].split(":")[0] for r in summary] == ["Summary"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_duration_stops_by_itself(tmp_path: Path, backend: str) -> None:
     """``--duration`` ends the demo gracefully on its own, with exit code 0 and the summary."""
     result = run_once(["--backend", backend, "--duration", "1", "--grace-period", "1"], tmp_path)
@@ -274,6 +288,22 @@ BAD_CONFIGS = [
     pytest.param(
         {"STATE_FILE": ""}, [], None, ["STATE_FILE", "must name a file"], id="state-file-empty"
     ),
+    # It said "no such file" of a directory that exists.
+    pytest.param(
+        {},
+        ["--env-file", "."],
+        None,
+        ["--env-file='.'", "is a directory"],
+        id="env-file-directory",
+    ),
+    # A 100 KB value was echoed whole: the line is cut, the setting still named.
+    pytest.param(
+        {"DEMO_MESSAGE": "x" * 100_000},
+        [],
+        None,
+        ["DEMO_MESSAGE (--demo-message) = 'xxx", "... (100002 characters)", "at most 1000"],
+        id="long-value-cut",
+    ),
 ]
 
 
@@ -284,18 +314,16 @@ def test_bad_config_exits_2_with_one_line(
     """A bad setting gives exit 2 and one stderr line: the setting, the value, what is allowed."""
     if dotenv is not None:
         (tmp_path / ".env").write_text(dotenv)
-    start = time.monotonic()
     result = run_once(args, tmp_path, clean_env(**env))
-    elapsed = time.monotonic() - start
     assert result.returncode == EXIT_CONFIG
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("eventsched: ")
     for text in expected:
         assert text in lines[0]
+    assert len(lines[0]) < 500, len(lines[0])
     assert "Traceback" not in result.stderr
-    assert "Starting" not in result.stderr
-    assert elapsed < 2.0  # ~0.6 s on an idle machine; slack for a loaded one
+    assert "Starting" not in result.stderr  # judged before anything starts
 
 
 def test_dotenv_applies_env_beats_it_and_flags_beat_both(tmp_path: Path) -> None:
@@ -323,7 +351,7 @@ def test_production_logs_json_unless_told_otherwise(tmp_path: Path) -> None:
     result = run_once(["--duration", "0.2"], tmp_path, env)
     assert result.returncode == EXIT_OK, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines()]
-    assert records[0]["message"] == "Starting the scheduler application..."
+    assert records[0]["message"].startswith("Starting the scheduler application...")
     result = run_once(["--duration", "0.2", "--log-format", "text"], tmp_path, env)
     assert all(TEXT_RECORD.match(line) for line in result.stderr.splitlines())
 
@@ -404,24 +432,3 @@ def test_watchdog_exit_writes_summary(run_child: type[Child], backend: str) -> N
     assert "Summary (forced exit)" in summary_line(lines)
     assert any("  unaccounted" in line for line in lines)
     assert "job fire times missed" in lines[-1]  # the table's last row was written too
-
-
-def test_help_documents_every_setting(tmp_path: Path) -> None:
-    """``--help`` names every setting's flag and environment variable, and its default."""
-    result = run_once(["--help"], tmp_path)
-    assert result.returncode == EXIT_OK
-    text = " ".join(result.stdout.split())  # undo the wrapping
-    for field in Settings.model_fields:
-        assert "--" + field.replace("_", "-") in text
-        assert f"[env: {env_name(field)}]" in text
-    assert text.count("(default:") == len(Settings.model_fields)
-
-
-def test_cached_help_matches_the_model() -> None:
-    """The fast ``--help`` text is what pydantic-settings renders (else run ``write_help()``)."""
-    from eventsched._cli import render_help
-    from eventsched._help import HELP
-
-    assert render_help() == HELP, (
-        "stale: run `uv run python -c 'from eventsched._cli import write_help; write_help()'`"
-    )
