@@ -61,6 +61,13 @@ PAGE: Final = """<!doctype html>
 "use strict";
 let previous = null;
 function text(id, value) { document.getElementById(id).textContent = value; }
+function when(iso) {
+  if (iso === null) { return "-"; }
+  const at = new Date(iso);
+  const seconds = Math.round((at.getTime() - Date.now()) / 1000);
+  const relative = seconds >= 0 ? "in " + seconds + " s" : -seconds + " s ago";
+  return at.toLocaleString() + " (" + relative + ")";
+}
 function ms(seconds) { return seconds === null ? "-" : (seconds * 1000).toFixed(2); }
 function row(cells) {
   const tr = document.createElement("tr");
@@ -99,8 +106,9 @@ async function refresh() {
     const table = document.getElementById("jobs");
     table.replaceChildren();
     for (const job of jobs) {
-      table.appendChild(row([job.id, job.trigger, job.next_fire_time, job.last_fire_time,
-                             job.runs, job.failures, job.paused ? "yes" : "no"]));
+      table.appendChild(row([job.id, job.trigger, when(job.next_fire_time),
+                             when(job.last_fire_time), job.runs, job.failures,
+                             job.paused ? "yes" : "no"]));
     }
     text("status", "updated " + new Date().toLocaleTimeString());
   } catch (error) {
