@@ -71,7 +71,7 @@ def load_scheduler(target: str) -> EventScheduler:
             ) from None
     if isinstance(value, EventScheduler):
         return value
-    if (callable(value) and not isinstance(value, type)) or inspect.isclass(value):
+    if callable(value):
         return _from_factory(value, target)
     raise TargetError(
         f"run: {_shown(target)} is a {type(value).__qualname__}, not an EventScheduler "
