@@ -93,7 +93,10 @@ def run_lesson(lesson: Lesson, backend: str, out: TextIO) -> Outcome:
     took = time.perf_counter() - started
     out.write(f"\nWhat was measured (in {took:.2f} s)\n")
     for line in outcome.figures():
-        out.write(_paragraph(line, "  - ", "    ") + "\n")
+        if line.startswith(" "):  # drawn, not prose (a tree): print it as it is
+            out.write("  " + line + "\n")
+        else:
+            out.write(_paragraph(line, "  - ", "    ") + "\n")
     verdict = "HELD" if outcome.held else "DID NOT HOLD"
     out.write(f"\nThe claim ({verdict} on {backend})\n" + _paragraph(outcome.claim) + "\n\n")
     out.write("asyncio and trio\n" + _paragraph(lesson.differences) + "\n\n")
