@@ -196,8 +196,7 @@ class CtrlCOutcome:
         for (backend, kind), (cleaned, code) in sorted(self.sigterm_cleanup.items()):
             with_ = "with a receiver" if kind == "receiver" else "without a receiver"
             lines.append(
-                f"SIGTERM on {backend} {with_}: the finally block ran: {cleaned}, exit code "
-                f"{code}"
+                f"SIGTERM on {backend} {with_}: the finally block ran: {cleaned}, exit code {code}"
             )
         return lines
 
@@ -219,9 +218,7 @@ async def demonstrate() -> CtrlCOutcome:
         landed[child_backend] = lines[0] if lines else "nowhere"
 
     async def terminate(child_backend: str, kind: str) -> None:
-        lines, code = await signal_child(
-            SIGTERM_CHILD, child_backend, kind, signum=signal.SIGTERM
-        )
+        lines, code = await signal_child(SIGTERM_CHILD, child_backend, kind, signum=signal.SIGTERM)
         sigterm[(child_backend, kind)] = ("cleanup" in lines, code)
 
     async with anyio.create_task_group() as tg:

@@ -88,10 +88,8 @@ class LimitingOutcome:
             f"each job holding a CapacityLimiter({LIMIT}) token: at most "
             f"{self.peak_limiter}; a Semaphore({LIMIT}): at most {self.peak_semaphore}",
             f"the limiter raised to {RAISED} tokens at run time: at most {self.peak_raised}",
-            f"a task holding a token asked for a second: refused: "
-            f"{self.second_token_refused}",
-            f"anyio's worker-thread limiter (to_thread.run_sync): {self.thread_tokens:g} "
-            "tokens",
+            f"a task holding a token asked for a second: refused: {self.second_token_refused}",
+            f"anyio's worker-thread limiter (to_thread.run_sync): {self.thread_tokens:g} tokens",
         ]
 
 

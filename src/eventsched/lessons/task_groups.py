@@ -87,7 +87,6 @@ class TaskGroupOutcome:
             text += (
                 " asyncio.TaskGroup does the same; asyncio.gather raises the first error "
                 "and leaves the siblings running."
-                
                 " A detached asyncio.create_task fails silently: its starter never sees the "
                 "error, which surfaces only as a log line when the task is garbage collected."
             )

@@ -100,8 +100,7 @@ class ThreadsOutcome:
             f"the thread finished later anyway: {self.abandoned_thread_finished_later}",
             f"from_thread.run from a worker: ran in the loop's thread and returned its "
             f"value: {self.from_thread_in_loop_thread}",
-            f"BlockingPortal from code with no loop: portal.call returned "
-            f"{self.portal_result}",
+            f"BlockingPortal from code with no loop: portal.call returned {self.portal_result}",
         ]
 
 
