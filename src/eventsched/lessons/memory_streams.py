@@ -148,12 +148,12 @@ async def _clones() -> tuple[int, int, tuple[int, int], bool]:
         ended[me] = True
 
     with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            async with send, receive:  # the originals are closed once cloned
-                for me in (0, 1):
-                    tg.start_soon(consume, receive.clone(), me)
-                for first in (0, PER_PRODUCER):
-                    tg.start_soon(produce, send.clone(), first)
+        async with anyio.create_task_group() as tg, send, receive:
+            # Leaving the block closes the originals (once cloned, they are not needed).
+            for me in (0, 1):
+                tg.start_soon(consume, receive.clone(), me)
+            for first in (0, PER_PRODUCER):
+                tg.start_soon(produce, send.clone(), first)
     every = got[0] + got[1]
     return len(every), len(set(every)), (len(got[0]), len(got[1])), all(ended)
 

@@ -106,7 +106,7 @@ class ShutdownOutcome:
         )
 
     def figures(self) -> list[str]:
-        lines = [
+        return [
             f"quick handlers, 20 queued at shutdown: handled {self.drained_handled}, "
             f"aborted {self.drained_aborted}",
             f"stuck handler, 5 queued, grace {SHORT_GRACE} s: shutdown took "
@@ -117,7 +117,6 @@ class ShutdownOutcome:
             f"{self.second_signal_exit_code}, {self.second_signal_seconds:.2f} s after "
             "the second signal",
         ]
-        return lines
 
 
 # -- 1. Drain within the grace period ----------------------------------------------------

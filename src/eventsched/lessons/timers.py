@@ -8,7 +8,10 @@ A timer due at a random moment therefore fires up to about a millisecond late on
 idle loop (more when the machine is busy: the kernel has to schedule the process too).
 
 A busy loop never blocks in ``epoll_wait``: it only polls, and checks its timers
-between tasks, so its timers fire within tens of microseconds.
+between tasks. On a quiet machine its timers fire within tens of microseconds; on a
+loaded one a process that never sleeps is the one the kernel preempts, and its timers
+can be later than an idle loop's. The rows show which it was on your machine, in this
+run; the lesson claims only what holds on every machine: no timer fires early.
 
 Two practical consequences: never expect sub-millisecond precision from sleeps on an
 idle loop, and know which clock you measure with. asyncio and trio are measured on
@@ -96,19 +99,14 @@ class TimersOutcome:
     @property
     def claim(self) -> str:
         return (
-            "No timer fires early on asyncio or trio. On an idle loop a timer fires up to "
-            "about a millisecond late, on both backends (epoll_wait counts whole milliseconds, rounded up); a "
-            "busy loop fires its timers later than due by much less than an idle one."
+            "No timer fires early on asyncio or trio, on an idle or a busy loop: both round "
+            "epoll_wait's whole milliseconds up. How late they fire depends on the loop and "
+            "the machine: see the rows."
         )
 
     @property
     def held(self) -> bool:
-        never_early = all(m.earliest_ms >= 0 for m in self.measurements if m.backend != "uvloop")
-        busy_sooner = all(
-            self.get(b, "busy").median_ms < self.get(b, "idle").median_ms
-            for b in ("asyncio", "trio")
-        )
-        return never_early and busy_sooner
+        return all(m.earliest_ms >= 0 for m in self.measurements if m.backend != "uvloop")
 
     def figures(self) -> list[str]:
         lines = [m.line() for m in self.measurements]
@@ -123,7 +121,7 @@ class TimersOutcome:
         return (
             f"idle loop median lateness: asyncio {asyncio_.median_ms:.2f} ms, trio "
             f"{trio_.median_ms:.2f} ms; earliest on either "
-            f"{min(asyncio_.earliest_ms, trio_.earliest_ms):+.3f} ms; busy loops sooner"
+            f"{min(asyncio_.earliest_ms, trio_.earliest_ms):+.3f} ms (none early)"
         )
 
 
@@ -197,8 +195,9 @@ LESSON = Lesson(
     title="Timers: how late sleep_until wakes on an idle and a busy loop, per backend",
     idea=(
         "A timer never fires early, but it fires late by however the loop waits. An idle "
-        "loop blocks in epoll_wait, which counts whole milliseconds rounded up, so timers "
-        "are up to ~1 ms late; a busy loop only polls, so its timers are nearly on time."
+        "loop blocks in epoll_wait, which counts whole milliseconds rounded up, so its "
+        "timers are late by up to a millisecond and more; a busy loop only polls, which is "
+        "sooner on a quiet machine and not always on a loaded one."
     ),
     demonstrate=demonstrate,
     differences=(
