@@ -14,8 +14,9 @@ import anyio.abc
 
 __all__ = ["CHILD_WAIT", "LineReader", "signal_child"]
 
-#: Bound on any wait for a child process, in seconds (start-up takes ~0.5 s).
-CHILD_WAIT = 15.0
+#: Bound on any wait for a child process, in seconds: start-up takes ~0.5 s on a quiet
+#: machine and ten times that on a loaded one.
+CHILD_WAIT = 60.0
 
 
 class LineReader:

@@ -35,21 +35,10 @@ from ._base import Lesson
 from ._children import signal_child
 
 BACKENDS = ("asyncio", "trio")
+CHILDREN_AT_ONCE = 3
 
-# What does Ctrl+C look like coming out of anyio.run, with and without a task group?
-SHAPE_CHILD = """
-import sys, anyio
-
-async def main():
-    if sys.argv[2] == "group":
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(anyio.sleep_forever)
-            print("ready", flush=True)
-            await anyio.sleep_forever()
-    else:
-        print("ready", flush=True)
-        await anyio.sleep_forever()
-
+# Both children report what came out of anyio.run in one line.
+_REPORT = """
 try:
     anyio.run(main, backend=sys.argv[1])
 except BaseException as exc:
@@ -59,8 +48,24 @@ except BaseException as exc:
     print(type(exc).__name__, inner, plain, flush=True)
 """
 
-# Where does Ctrl+C land: in synchronous code, or at the next await?
-LANDING_CHILD = """
+# What does Ctrl+C look like coming out of anyio.run from inside a task group?
+GROUP_CHILD = (
+    """
+import sys, anyio
+
+async def main():
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.sleep_forever)
+        print("ready", flush=True)
+        await anyio.sleep_forever()
+"""
+    + _REPORT
+)
+
+# Where does Ctrl+C land (in synchronous code, or at the next await), and what comes
+# out of anyio.run with no task group in the way?
+LANDING_CHILD = (
+    """
 import asyncio, sys, time, anyio
 
 def interrupt_pending():
@@ -80,15 +85,12 @@ async def main():
         raise
     try:
         await anyio.sleep(10)
-    except BaseException as exc:
+    except BaseException:
         print("await", flush=True)
         raise
-
-try:
-    anyio.run(main, backend=sys.argv[1])
-except BaseException:
-    pass
 """
+    + _REPORT
+)
 
 # SIGTERM, with and without a receiver: does the finally block run?
 SIGTERM_CHILD = """
@@ -208,23 +210,34 @@ async def demonstrate() -> CtrlCOutcome:
     landed: dict[str, str] = {}
     sigterm: dict[tuple[str, str], tuple[bool, int]] = {}
 
-    async def shape(child_backend: str, kind: str) -> None:
-        lines, _ = await signal_child(SHAPE_CHILD, child_backend, kind)
-        raised, inside, plain = lines[-1].split()
-        shapes.append(Shape(child_backend, kind == "group", raised, inside, plain == "True"))
+    # Children start slowly on a loaded machine: a few at a time rather than all at once.
+    limiter = anyio.CapacityLimiter(CHILDREN_AT_ONCE)
+
+    def shape_of(child_backend: str, group: bool, report: str) -> Shape:
+        raised, inside, plain = report.split()
+        return Shape(child_backend, group, raised, inside, plain == "True")
+
+    async def in_group(child_backend: str) -> None:
+        async with limiter:
+            lines, _ = await signal_child(GROUP_CHILD, child_backend)
+        shapes.append(shape_of(child_backend, True, lines[-1]))
 
     async def landing(child_backend: str) -> None:
-        lines, _ = await signal_child(LANDING_CHILD, child_backend)
-        landed[child_backend] = lines[0] if lines else "nowhere"
+        async with limiter:
+            lines, _ = await signal_child(LANDING_CHILD, child_backend)
+        landed[child_backend] = lines[0] if len(lines) == 2 else "nowhere"
+        shapes.append(shape_of(child_backend, False, lines[-1]))
 
     async def terminate(child_backend: str, kind: str) -> None:
-        lines, code = await signal_child(SIGTERM_CHILD, child_backend, kind, signum=signal.SIGTERM)
+        async with limiter:
+            lines, code = await signal_child(
+                SIGTERM_CHILD, child_backend, kind, signum=signal.SIGTERM
+            )
         sigterm[(child_backend, kind)] = ("cleanup" in lines, code)
 
     async with anyio.create_task_group() as tg:
         for child_backend in BACKENDS:
-            for kind in ("group", "plain"):
-                tg.start_soon(shape, child_backend, kind)
+            tg.start_soon(in_group, child_backend)
             tg.start_soon(landing, child_backend)
             for kind in ("receiver", "none"):
                 tg.start_soon(terminate, child_backend, kind)

@@ -42,7 +42,8 @@ class DeadlinesOutcome:
     deadline_elapsed: float
     """Seconds it took with one ``fail_at(deadline)`` shared by the steps."""
     no_deadline: float
-    """``current_effective_deadline()`` outside any scope."""
+    """``current_effective_deadline()`` where no deadline applies (in a shielded scope,
+    so that a caller's deadline, such as a test's, does not reach in)."""
     inner_sees_outer: bool
     """Inside ``fail_after(10)`` nested in ``move_on_after(BUDGET)``, the effective
     deadline was the outer one."""
@@ -89,7 +90,7 @@ class DeadlinesOutcome:
             f"{self.per_step_elapsed * 1000:.0f} ms",
             f"the same steps under one fail_at(now + {BUDGET}): failed after "
             f"{self.deadline_elapsed * 1000:.0f} ms",
-            f"current_effective_deadline() with no scope: {self.no_deadline}",
+            f"current_effective_deadline() where no deadline applies: {self.no_deadline}",
             f"fail_after(10) inside move_on_after({BUDGET}): the effective deadline is the "
             f"outer one: {self.inner_sees_outer}; the outer scope caught it: "
             f"{self.outer_caught}",
@@ -146,6 +147,13 @@ async def _late_call() -> tuple[float, bool]:
     return 0.0, False  # not reached: the scope has time left when the step is called
 
 
+def _no_deadline() -> float:
+    # Shielded, so that whoever runs the lesson (a test with its own timeout) cannot
+    # lend us a deadline: what a function sees when nobody set one.
+    with anyio.CancelScope(shield=True):  # noqa: ASYNC100 (the shield is the point)
+        return anyio.current_effective_deadline()
+
+
 async def demonstrate() -> DeadlinesOutcome:
     """Run every part on the current backend and return what was seen."""
     backend = sniffio.current_async_library()
@@ -155,7 +163,7 @@ async def demonstrate() -> DeadlinesOutcome:
         backend=backend,
         per_step_elapsed=await _per_step_timeouts(),
         deadline_elapsed=await _one_deadline(),
-        no_deadline=anyio.current_effective_deadline(),
+        no_deadline=_no_deadline(),
         inner_sees_outer=sees_outer,
         outer_caught=outer_caught,
         budget_left=left,

@@ -108,10 +108,10 @@ class Service:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        await anyio.sleep(SETUP)  # set-up: bind, connect, subscribe...
-        self.ready = True
-        task_status.started(PORT)  # start() returns here; we run on in the group
-        async with self._inbox:
+        with self._inbox:  # closed however the service ends, even before it is ready
+            await anyio.sleep(SETUP)  # set-up: bind, connect, subscribe...
+            self.ready = True
+            task_status.started(PORT)  # start() returns here; we run on in the group
             async for _ in self._inbox:
                 self.served += 1
                 self.served_one.set()
@@ -150,6 +150,8 @@ async def demonstrate() -> StartingTasksOutcome:
         await service.request()  # the group, and the service in it, are still running
         survived = service.served == 2
         tg.cancel_scope.cancel()  # done: stop both services
+    early.requests.close()
+    service.requests.close()
     return StartingTasksOutcome(
         backend=backend,
         ready_after_start_soon=ready_soon,
