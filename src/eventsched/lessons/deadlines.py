@@ -151,7 +151,8 @@ def _no_deadline() -> float:
     # Shielded, so that whoever runs the lesson (a test with its own timeout) cannot
     # lend us a deadline: what a function sees when nobody set one.
     with anyio.CancelScope(shield=True):  # noqa: ASYNC100 (the shield is the point)
-        return anyio.current_effective_deadline()
+        deadline = anyio.current_effective_deadline()
+    return deadline
 
 
 async def demonstrate() -> DeadlinesOutcome:
