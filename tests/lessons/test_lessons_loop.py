@@ -59,6 +59,11 @@ async def test_threads(anyio_backend_name: str) -> None:
     assert outcome.abandoned_thread_finished_later
     assert outcome.from_thread_in_loop_thread
     assert outcome.portal_result == 42
+    if anyio_backend_name == "asyncio":
+        assert outcome.asyncio_to_thread_after is not None
+        assert outcome.asyncio_to_thread_after < BLOCK
+    else:
+        assert outcome.asyncio_to_thread_after is None
     assert outcome.held
 
 

@@ -183,7 +183,8 @@ LESSON = Lesson(
     demonstrate=demonstrate,
     differences=(
         "Identical through anyio. trio has the same calls natively (trio.fail_at, "
-        "trio.current_effective_deadline); asyncio has asyncio.timeout_at but no way for "
-        "a called function to read the deadline it runs under."
+        "trio.current_effective_deadline). asyncio has asyncio.timeout_at, but it offers "
+        "no call like current_effective_deadline: a function cannot ask for the deadline "
+        "it runs under, so the budget is passed as an argument."
     ),
 )

@@ -183,6 +183,6 @@ LESSON = Lesson(
     differences=(
         "anyio task groups raise groups on both backends, as trio's nurseries do "
         "(strict_exception_groups, the default since trio 0.25) and asyncio.TaskGroup "
-        "does. asyncio.gather is the exception: it raises only the first error."
+        "does. asyncio.gather does not group errors: see the task-groups lesson."
     ),
 )

@@ -223,7 +223,7 @@ LESSON = Lesson(
     demonstrate=demonstrate,
     differences=(
         "The same through anyio on both backends; trio's memory channels are the "
-        "original. asyncio.Queue has no ends to close: consumers need a sentinel or a "
-        "cancellation to stop, and putting to a queue nobody reads raises nothing."
+        "original. asyncio.Queue (before Python 3.13's shutdown()) has no ends to close: "
+        "its consumers need a sentinel value or a cancellation to stop."
     ),
 )

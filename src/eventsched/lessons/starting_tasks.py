@@ -175,6 +175,6 @@ LESSON = Lesson(
     differences=(
         "The same through anyio; trio's nursery.start() is where the idea comes from. "
         "asyncio.TaskGroup has no start(): there one passes an asyncio.Event or a Future "
-        "by hand, and a failure before it is set reaches the group, not the caller."
+        "to the task by hand and awaits it."
     ),
 )

@@ -58,6 +58,9 @@ class ThreadsOutcome:
     """``from_thread.run`` ran its coroutine in the loop's thread, and returned its value."""
     portal_result: int
     """What ``portal.call`` returned to code with no loop of its own."""
+    asyncio_to_thread_after: float | None = None
+    """asyncio only: seconds ``move_on_after(TIMEOUT)`` took around
+    ``asyncio.to_thread(sleep)`` (it does not wait for the thread)."""
 
     @property
     def claim(self) -> str:
@@ -87,6 +90,13 @@ class ThreadsOutcome:
             and self.abandoned_thread_finished_later
             and self.from_thread_in_loop_thread
             and self.portal_result == 42
+            and (
+                self.backend != "asyncio"
+                or (
+                    self.asyncio_to_thread_after is not None
+                    and self.asyncio_to_thread_after < BLOCK
+                )
+            )
         )
 
     def figures(self) -> list[str]:
@@ -144,6 +154,23 @@ async def _timeout_around_thread(*, abandon: bool) -> tuple[float, threading.Eve
     return anyio.current_time() - start, finished
 
 
+async def _asyncio_to_thread() -> float:
+    import asyncio
+
+    finished = threading.Event()
+
+    def blocking() -> None:
+        time.sleep(BLOCK)
+        finished.set()
+
+    start = anyio.current_time()
+    with anyio.move_on_after(TIMEOUT):
+        await asyncio.to_thread(blocking)
+    took = anyio.current_time() - start
+    await anyio.to_thread.run_sync(finished.wait, 10)  # leave nothing running behind us
+    return took
+
+
 async def _from_thread() -> bool:
     loop_thread = threading.get_ident()
 
@@ -185,6 +212,7 @@ async def demonstrate() -> ThreadsOutcome:
         from_thread_in_loop_thread=await _from_thread(),
         # The portal blocks its caller, so the "sync code" runs in a worker thread here.
         portal_result=await anyio.to_thread.run_sync(_plain_sync_code, backend),
+        asyncio_to_thread_after=await _asyncio_to_thread() if backend == "asyncio" else None,
     )
 
 
@@ -199,9 +227,9 @@ LESSON = Lesson(
     ),
     demonstrate=demonstrate,
     differences=(
-        "The same through anyio. asyncio.to_thread has no limiter and no way back into the "
-        "loop but run_coroutine_threadsafe; on cancellation it returns at once and leaves "
-        "the thread running (what abandon_on_cancel=True does). trio.to_thread.run_sync "
-        "waits, as anyio does by default."
+        "The same through anyio on both. Plain asyncio.to_thread, measured above on "
+        "asyncio, returns at once on cancellation and leaves the thread running (what "
+        "abandon_on_cancel=True does); its way back into the loop is "
+        "asyncio.run_coroutine_threadsafe."
     ),
 )
