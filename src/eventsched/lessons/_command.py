@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 
 
 class LessonCommand(BaseModel):
-    """List the concurrency lessons, or run one: eventsched lesson NAME [--backend trio]."""
+    """List the concurrency lessons, or run one: eventsched lesson NAME|NUMBER [--backend trio]."""
 
     # Defaults are words, not None: pydantic-settings appends "(default: X)" to every
     # help line, and "(default: None)" after our own explanation said it twice.

@@ -69,7 +69,7 @@ def list_lessons(out: TextIO) -> None:
     width = max(len(lesson.name) for lesson in LESSONS)
     out.write("Lessons in structured concurrency (run one: eventsched lesson NAME or NUMBER):\n\n")
     for number, lesson in enumerate(LESSONS, 1):
-        out.write(f"  {number}. {lesson.name:<{width}}  {lesson.title}\n")
+        out.write(f"  {number:>2}. {lesson.name:<{width}}  {lesson.title}\n")
     out.write("\nEach runs on asyncio by default; add --backend trio to compare.\n")
 
 
