@@ -4,6 +4,7 @@ the other files of this directory, on both backends."""
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import pkgutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import eventsched.lessons
-from eventsched.lessons import LESSONS, find_lesson
+from eventsched.lessons import LESSONS, find_lesson, run_lesson
 
 #: Bound on one ``python -m eventsched lesson`` child.
 CHILD_LIMIT = 60.0
@@ -76,6 +77,22 @@ def test_every_lesson_module_cites_nothing_outside_the_repository() -> None:
         text = lesson.path.read_text(encoding="utf-8").lower()
         for phrase in ("earlier notes", "notes.md", "../shared"):
             assert phrase not in text, (lesson.name, phrase)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_run_prints_one_teaches_line_and_one_verdict_line(backend: str) -> None:
+    """The runner's frame: what it teaches first, one verdict with the headline last."""
+    lesson = find_lesson("exception-groups")
+    out = io.StringIO()
+    outcome = run_lesson(lesson, backend, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"Teaches: {lesson.title} (exception-groups, on {backend})"
+    verdict = "HELD" if outcome.held else "DID NOT HOLD"
+    assert [line for line in lines if line.startswith("Verdict: ")] == [
+        f"Verdict: {outcome.headline}: {verdict}"
+    ]
+    assert lines[-1].startswith("Verdict: ")
+    assert outcome.held
 
 
 # -- the command line ----------------------------------------------------------------------
