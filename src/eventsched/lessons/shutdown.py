@@ -1,4 +1,4 @@
-"""Lesson 4: graceful shutdown and signals.
+"""Lesson: graceful shutdown and signals.
 
 Stopping well is a sequence, not a single call:
 
