@@ -14,8 +14,8 @@ import anyio.abc
 
 __all__ = ["CHILD_WAIT", "LineReader", "signal_child"]
 
-#: Bound on any wait for a child process, in seconds: start-up takes ~0.5 s on a quiet
-#: machine and ten times that on a loaded one.
+#: Bound on any wait for a child process, in seconds: generous, because a child starts
+#: many times slower on a loaded machine than on a quiet one.
 CHILD_WAIT = 60.0
 
 
