@@ -2,17 +2,9 @@
 
 Each lesson is one module here, written to be read top to bottom: the idea in its
 docstring, then a demonstration that runs on asyncio or trio and returns what it
-measured, with the claim and whether it held. ``tests/test_lessons.py`` asserts every
-claim on both backends. In reading order:
-
-1. :mod:`.task_groups`: task groups own their tasks
-2. :mod:`.cancel_scopes`: cancel scopes and timeouts
-3. :mod:`.bounded_buffers`: bounded buffers under overload
-4. :mod:`.shutdown`: graceful shutdown and signals
-5. :mod:`.correlation`: correlation ids through context variables
-6. :mod:`.checkpoints`: checkpoints and fairness
-7. :mod:`.timers`: timer lateness per backend
-8. :mod:`.testing_time`: a day of schedules in virtual time
+measured, with the claim and whether it held. The tests in ``tests/lessons/`` assert
+every claim on both backends. The reading order (and the numbers the command line
+accepts) is the list in :mod:`._registry`; ``eventsched lesson`` prints it.
 
 The registry is imported on first use, so that the command line does not pay for
 importing every lesson unless a lesson is asked for.

@@ -36,6 +36,11 @@ class Outcome(Protocol):
         """Whether the measurements bear the claim out."""
         ...
 
+    @property
+    def headline(self) -> str:
+        """The claim cut to one line, with the figure that decides it (the verdict line)."""
+        ...
+
     def figures(self) -> list[str]:
         """The measured outcome, one readable line each."""
         ...
@@ -48,7 +53,7 @@ class Lesson:
     name: str
     """What to type: ``python -m eventsched lesson NAME``."""
     title: str
-    """One line for the list."""
+    """What the lesson teaches, in one line (the list, and the first line of a run)."""
     idea: str
     """The idea in a few sentences, printed before the demonstration."""
     demonstrate: Callable[[], Awaitable[Outcome]]

@@ -24,13 +24,15 @@ EXIT_USAGE = 2
 
 
 class LessonCommand(BaseModel):
-    """List the concurrency lessons, or run one: eventsched lesson NAME [--backend trio]."""
+    """List the concurrency lessons, or run one: eventsched lesson NAME|NUMBER [--backend trio]."""
 
-    name: CliPositionalArg[str | None] = Field(
-        None, description="the lesson to run (leave out to list them)"
+    # Defaults are words, not None: pydantic-settings appends "(default: X)" to every
+    # help line, and "(default: None)" after our own explanation said it twice.
+    name: CliPositionalArg[str] = Field(
+        "list", description="the lesson to run, by name or by its number in the list"
     )
-    backend: Literal["asyncio", "trio"] | None = Field(
-        None, description="event loop to run the lesson on (default: the shared --backend)"
+    backend: Literal["asyncio", "trio", "shared"] = Field(
+        "shared", description="event loop to run the lesson on; shared: the --backend before it"
     )
 
     def run(self, settings: Settings) -> int:
@@ -39,7 +41,7 @@ class LessonCommand(BaseModel):
 
         from ._registry import find_lesson, list_lessons, run_lesson
 
-        if self.name is None:
+        if self.name == "list":
             list_lessons(sys.stdout)
             return EXIT_OK
         try:
@@ -50,5 +52,6 @@ class LessonCommand(BaseModel):
         if settings.log_level != "DEBUG":
             # The lesson prints what matters; the library's own records would drown it.
             logger.disable("eventsched")
-        outcome = run_lesson(lesson, self.backend or settings.backend, sys.stdout)
+        backend = settings.backend if self.backend == "shared" else self.backend
+        outcome = run_lesson(lesson, backend, sys.stdout)
         return EXIT_OK if outcome.held else EXIT_CLAIM_FAILED

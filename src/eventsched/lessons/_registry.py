@@ -21,11 +21,19 @@ __all__ = ["LESSONS", "Lesson", "Outcome", "find_lesson", "list_lessons", "run_l
 #: The lesson modules, in the order a learner should read them.
 _MODULES = (
     "task_groups",
+    "starting_tasks",
+    "exception_groups",
     "cancel_scopes",
+    "level_triggered",
+    "deadlines",
+    "memory_streams",
     "bounded_buffers",
-    "shutdown",
-    "correlation",
+    "limiting_concurrency",
     "checkpoints",
+    "threads",
+    "correlation",
+    "shutdown",
+    "ctrl_c",
     "timers",
     "testing_time",
 )
@@ -43,20 +51,25 @@ LESSONS: tuple[Lesson, ...] = _load()
 
 
 def find_lesson(name: str) -> Lesson:
-    """The lesson called ``name``. :raises LookupError: no such lesson (message lists them)"""
+    """The lesson called ``name``, or numbered ``name`` in the list (from 1).
+
+    :raises LookupError: no such lesson (the message lists them)
+    """
     for lesson in LESSONS:
         if lesson.name == name:
             return lesson
-    names = ", ".join(lesson.name for lesson in LESSONS)
-    raise LookupError(f"no lesson named {name!r}; the lessons are: {names}")
+    if name.isdecimal() and 1 <= int(name) <= len(LESSONS):
+        return LESSONS[int(name) - 1]
+    names = ", ".join(f"{n}. {lesson.name}" for n, lesson in enumerate(LESSONS, 1))
+    raise LookupError(f"no lesson named or numbered {name!r}; the lessons are: {names}")
 
 
 def list_lessons(out: TextIO) -> None:
     """Write the list of lessons, one line each, and how to run one."""
     width = max(len(lesson.name) for lesson in LESSONS)
-    out.write("Lessons in structured concurrency (run one: eventsched lesson NAME):\n\n")
+    out.write("Lessons in structured concurrency (run one: eventsched lesson NAME or NUMBER):\n\n")
     for number, lesson in enumerate(LESSONS, 1):
-        out.write(f"  {number}. {lesson.name:<{width}}  {lesson.title}\n")
+        out.write(f"  {number:>2}. {lesson.name:<{width}}  {lesson.title}\n")
     out.write("\nEach runs on asyncio by default; add --backend trio to compare.\n")
 
 
@@ -68,7 +81,7 @@ def _paragraph(text: str, first: str = "  ", rest: str = "  ") -> str:
 
 def run_lesson(lesson: Lesson, backend: str, out: TextIO) -> Outcome:
     """Show ``lesson`` on ``backend``: the idea, the demonstration, the outcome, the claim."""
-    out.write(f"Lesson: {lesson.title} ({lesson.name}, on {backend})\n\n")
+    out.write(f"Teaches: {lesson.title} ({lesson.name}, on {backend})\n\n")
     out.write("The idea\n" + _paragraph(lesson.idea) + "\n\n")
     out.write("Running the demonstration...\n")
     out.flush()
@@ -77,10 +90,14 @@ def run_lesson(lesson: Lesson, backend: str, out: TextIO) -> Outcome:
     took = time.perf_counter() - started
     out.write(f"\nWhat was measured (in {took:.2f} s)\n")
     for line in outcome.figures():
-        out.write(_paragraph(line, "  - ", "    ") + "\n")
+        if line.startswith(" "):  # drawn, not prose (a tree): print it as it is
+            out.write("  " + line + "\n")
+        else:
+            out.write(_paragraph(line, "  - ", "    ") + "\n")
     verdict = "HELD" if outcome.held else "DID NOT HOLD"
     out.write(f"\nThe claim ({verdict} on {backend})\n" + _paragraph(outcome.claim) + "\n\n")
     out.write("asyncio and trio\n" + _paragraph(lesson.differences) + "\n\n")
     out.write(f"Read the code: {lesson.path}\n")
+    out.write(f"Verdict: {outcome.headline}: {verdict}\n")
     out.flush()
     return outcome

@@ -1,4 +1,4 @@
-"""Lesson 3: bounded buffers, and what overload does under each policy.
+"""Lesson: bounded buffers, and what overload does under each policy.
 
 A queue between a producer and a slow consumer must be bounded, or a burst grows it
 until the process runs out of memory. Once it is bounded, something has to give when
@@ -121,6 +121,12 @@ class BoundedBuffersOutcome:
             "(False); drop_oldest keeps the newest and tells it nothing; reject raises "
             "QueueFullError. Every loss is counted by reason and nothing is unaccounted."
         )
+
+    @property
+    def headline(self) -> str:
+        lost = ", ".join(f"{run.policy} {len(run.lost)}" for run in self.runs)
+        unaccounted = sum(run.unaccounted for run in self.runs)
+        return f"a burst of {BURST} into {QUEUE_SIZE}: lost {lost}; unaccounted {unaccounted}"
 
     @property
     def held(self) -> bool:

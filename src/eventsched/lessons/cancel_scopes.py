@@ -1,26 +1,23 @@
-"""Lesson 2: cancel scopes and timeouts.
+"""Lesson: cancel scopes and timeouts.
 
 A cancel scope is a ``with`` block that can be cancelled, by a call or by a deadline.
 Everything awaited inside it is cancelled together, and the cancellation ends at the
-edge of the block. Timeouts are just scopes with a deadline:
+edge of the block: the code after the block runs as usual. Timeouts are just scopes
+with a deadline:
 
 * ``anyio.move_on_after(s)``: when time is up, leave the block and carry on
   (``scope.cancelled_caught`` tells you it happened);
 * ``anyio.fail_after(s)``: when time is up, raise ``TimeoutError``;
-* scopes nest, and the earliest deadline wins: an inner "10 s" inside an outer
-  "50 ms" gets 50 ms (``anyio.current_effective_deadline()`` shows it);
-* cleanup that must await (flush a file, send a goodbye) runs in a shielded scope,
-  which cancellation from outside cannot reach; give it its own short deadline.
+* ``scope.cancel()``, called from anywhere (another task, a handler), cancels the
+  block without a deadline: the way to stop a piece of work on request.
 
-Cancellation in anyio and trio is *level-triggered*: inside a cancelled scope every
-await raises again, so a task that swallows one cancellation by mistake is stopped at
-its next await. Plain asyncio's ``task.cancel()`` is *edge-triggered*: it delivers one
-``CancelledError``, and a task that swallows it carries on as if never cancelled.
+Three lessons build on this one: ``level-triggered`` (what happens to an await in a
+``finally`` block, and shielding), ``deadlines`` (absolute deadlines, nesting, passing a
+budget down) and ``task-groups`` (every task group has a cancel scope).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import anyio
@@ -42,71 +39,50 @@ class CancelScopesOutcome:
     """Seconds the 10 s sleep actually lasted under a 50 ms move_on_after."""
     fail_after_raised: bool
     """fail_after: TimeoutError was raised."""
-    inner_sees_outer_deadline: bool
-    """Inside "10 s" nested in "50 ms", the effective deadline was the outer one."""
-    outer_caught_inner_not: bool
-    """That outer scope, not the inner one, caught the cancellation."""
-    shorter_inner_only: bool
-    """With the short deadline inside, only the inner scope was cancelled."""
-    cleanup_done_shielded: bool
-    """Cleanup that awaits, inside a shielded scope, finished despite the cancellation."""
-    cleanup_done_unshielded: bool
-    """The same cleanup without a shield (expected: cut short)."""
-    scope_recancels: bool
-    """After swallowing one cancellation in a cancelled scope, the next await raised too."""
-    raw_asyncio_swallowed: bool | None
-    """asyncio only: after swallowing task.cancel()'s CancelledError, the task ran on."""
+    fail_after_elapsed: float
+    """Seconds until it was raised."""
+    cancelled_by_call: int
+    """Tasks inside a scope that another task cancelled with ``scope.cancel()`` (of 3)."""
+    ran_after_block: bool
+    """The code after that block ran: the cancellation ended at its edge."""
 
     @property
     def claim(self) -> str:
-        text = (
-            "move_on_after leaves the block and fail_after raises TimeoutError at the "
-            "deadline; nested scopes obey the earliest deadline; only shielded cleanup "
-            "survives cancellation; a cancelled scope cancels every await in it "
-            "(level-triggered)."
+        return (
+            f"move_on_after({TIMEOUT}) leaves a 10 s sleep after about {TIMEOUT} s and "
+            "carries on; fail_after raises TimeoutError at the deadline; scope.cancel() "
+            "from another task cancels every await in the block, and only the block."
         )
-        if self.backend == "asyncio":
-            text += " Plain asyncio task.cancel() is edge-triggered: swallowed once, gone."
-        return text
+
+    @property
+    def headline(self) -> str:
+        return (
+            f"move_on_after({TIMEOUT}) left a 10 s sleep after "
+            f"{self.move_on_elapsed * 1000:.0f} ms; scope.cancel() stopped "
+            f"{self.cancelled_by_call} of 3 tasks and the code after the block ran"
+        )
 
     @property
     def held(self) -> bool:
-        common = (
+        return (
             self.move_on_caught
+            and TIMEOUT <= self.move_on_elapsed < 5
             and self.fail_after_raised
-            and self.inner_sees_outer_deadline
-            and self.outer_caught_inner_not
-            and self.shorter_inner_only
-            and self.cleanup_done_shielded
-            and not self.cleanup_done_unshielded
-            and self.scope_recancels
+            and TIMEOUT <= self.fail_after_elapsed < 5
+            and self.cancelled_by_call == 3
+            and self.ran_after_block
         )
-        if self.backend == "asyncio":
-            return common and self.raw_asyncio_swallowed is True
-        return common
 
     def figures(self) -> list[str]:
-        lines = [
+        return [
             f"move_on_after({TIMEOUT}) around sleep(10): left the block: "
             f"{self.move_on_caught}, after {self.move_on_elapsed * 1000:.0f} ms",
             f"fail_after({TIMEOUT}) around sleep(10): raised TimeoutError: "
-            f"{self.fail_after_raised}",
-            f'"10 s" nested in "{TIMEOUT} s": effective deadline is the outer one: '
-            f"{self.inner_sees_outer_deadline}; the outer scope caught it: "
-            f"{self.outer_caught_inner_not}",
-            f'"{TIMEOUT} s" nested in "10 s": only the inner scope cancelled: '
-            f"{self.shorter_inner_only}",
-            f"cleanup that awaits after cancellation: finished with a shield: "
-            f"{self.cleanup_done_shielded}, without: {self.cleanup_done_unshielded}",
-            f"swallowed one cancellation in a cancelled scope; the next await raised "
-            f"again: {self.scope_recancels}",
+            f"{self.fail_after_raised}, after {self.fail_after_elapsed * 1000:.0f} ms",
+            f"another task called scope.cancel(): tasks in the block cancelled: "
+            f"{self.cancelled_by_call} of 3; the code after the block ran: "
+            f"{self.ran_after_block}",
         ]
-        if self.raw_asyncio_swallowed is not None:
-            lines.append(
-                f"plain asyncio task.cancel(), swallowed once: the task ran on: "
-                f"{self.raw_asyncio_swallowed}"
-            )
-        return lines
 
 
 # -- 1. move_on_after and fail_after -----------------------------------------------------
@@ -120,141 +96,82 @@ async def _move_on() -> tuple[bool, float]:
     return scope.cancelled_caught, anyio.current_time() - start
 
 
-async def _fail_after() -> bool:
+async def _fail_after() -> tuple[bool, float]:
+    start = anyio.current_time()
     try:
         with anyio.fail_after(TIMEOUT):
             await anyio.sleep(10)
     except TimeoutError:
-        return True
-    return False
+        return True, anyio.current_time() - start
+    return False, anyio.current_time() - start
 
 
-# -- 2. Nested deadlines: the earliest wins ----------------------------------------------
+# -- 2. Cancelling by a call -------------------------------------------------------------
 
 
-async def _nested() -> tuple[bool, bool, bool]:
-    with anyio.move_on_after(TIMEOUT) as outer:
-        with anyio.move_on_after(10) as inner:
-            # The inner scope asks for 10 s, but it lives inside a 50 ms scope.
-            effective = anyio.current_effective_deadline()
-            sees_outer = math.isclose(effective, outer.deadline)
-            await anyio.sleep(10)
-    outer_caught_inner_not = outer.cancelled_caught and not inner.cancelled_caught
+async def _cancel_by_call() -> tuple[int, bool]:
+    cancelled = 0
+    ran_after = False
+    all_waiting = anyio.Event()
+    waiting = 0
 
-    # The other way round: the short deadline inside only ends the inner block.
-    ran_on_after_inner = False
-    with anyio.move_on_after(10) as outer2:
-        with anyio.move_on_after(TIMEOUT) as inner2:
-            await anyio.sleep(10)
-        ran_on_after_inner = True  # the outer block continues
-    shorter_inner_only = (
-        inner2.cancelled_caught and not outer2.cancelled_caught and ran_on_after_inner
-    )
-    return sees_outer, outer_caught_inner_not, shorter_inner_only
-
-
-# -- 3. Shielding cleanup ----------------------------------------------------------------
-
-
-async def _flush() -> None:
-    """Stands for cleanup that must await: flushing a buffer, saying goodbye."""
-    await anyio.sleep(0.01)
-
-
-async def _cleanup_after_cancel(*, shield: bool) -> bool:
-    done = False
-    with anyio.CancelScope() as scope:
+    async def worker() -> None:
+        nonlocal cancelled, waiting
         try:
-            scope.cancel()  # e.g. shutdown: from now on every await here raises
+            waiting += 1
+            if waiting == 3:
+                all_waiting.set()
             await anyio.sleep_forever()
-        finally:
-            if shield:
-                # A shielded scope with its own short deadline: cancellation from the
-                # outside cannot reach in, and the cleanup still cannot hang forever.
-                with anyio.move_on_after(1, shield=True):
-                    await _flush()
-                    done = True
-            else:
-                await _flush()  # raises at once: the scope is cancelled
-                done = True
-    return done
-
-
-# -- 4. Level-triggered (anyio, trio) versus edge-triggered (plain asyncio) -------------
-
-
-async def _scope_recancels() -> bool:
-    raised_again = False
-    with anyio.CancelScope() as scope:
-        scope.cancel()
-        try:
-            await anyio.sleep(10)
         except anyio.get_cancelled_exc_class():
-            pass  # WRONG on purpose: never swallow a cancellation in real code
-        try:
-            await anyio.sleep(10)  # the scope is still cancelled: this raises too
-        except anyio.get_cancelled_exc_class():
-            raised_again = True
-            raise  # the right thing: let it propagate to the scope, which absorbs it
-    return raised_again
+            cancelled += 1
+            raise  # always re-raise a cancellation
 
+    async with anyio.create_task_group() as outer:
+        with anyio.CancelScope() as scope:
 
-async def _raw_asyncio_swallows() -> bool:
-    import asyncio
+            async def stop_on_request() -> None:
+                await all_waiting.wait()
+                scope.cancel()  # e.g. the user pressed "stop"
 
-    ran_on = False
-
-    async def stubborn() -> None:
-        nonlocal ran_on
-        try:  # noqa: SIM105 (spelled out: swallowing the cancellation is the point here)
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            pass  # WRONG on purpose, as above
-        await asyncio.sleep(0)  # plain asyncio: no second CancelledError comes
-        ran_on = True
-
-    task = asyncio.create_task(stubborn())
-    await asyncio.sleep(0)  # let it start
-    task.cancel()
-    await task  # returns normally: the task has "survived" its cancellation
-    return ran_on
+            outer.start_soon(stop_on_request)
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(worker)
+        ran_after = True  # the cancellation ended at the edge of the scope
+    return cancelled, ran_after
 
 
 async def demonstrate() -> CancelScopesOutcome:
     """Run every part on the current backend and return what was seen."""
     backend = sniffio.current_async_library()
     caught, elapsed = await _move_on()
-    sees_outer, outer_caught, shorter_inner = await _nested()
+    raised, fail_elapsed = await _fail_after()
+    cancelled, ran_after = await _cancel_by_call()
     return CancelScopesOutcome(
         backend=backend,
         move_on_caught=caught,
         move_on_elapsed=elapsed,
-        fail_after_raised=await _fail_after(),
-        inner_sees_outer_deadline=sees_outer,
-        outer_caught_inner_not=outer_caught,
-        shorter_inner_only=shorter_inner,
-        cleanup_done_shielded=await _cleanup_after_cancel(shield=True),
-        cleanup_done_unshielded=await _cleanup_after_cancel(shield=False),
-        scope_recancels=await _scope_recancels(),
-        raw_asyncio_swallowed=await _raw_asyncio_swallows() if backend == "asyncio" else None,
+        fail_after_raised=raised,
+        fail_after_elapsed=fail_elapsed,
+        cancelled_by_call=cancelled,
+        ran_after_block=ran_after,
     )
 
 
 LESSON = Lesson(
     name="cancel-scopes",
-    title="Cancel scopes and timeouts: move_on_after, fail_after, nesting, shielding",
+    title="Cancel scopes and timeouts: move_on_after, fail_after, cancelling by a call",
     idea=(
         "A cancel scope is a block whose awaits can be cancelled together, by a call or a "
-        "deadline. move_on_after leaves the block at the deadline, fail_after raises "
-        "TimeoutError. Scopes nest and the earliest deadline wins. Cleanup that must await "
-        "goes in a shielded scope with its own short deadline, so that cancellation cannot "
-        "cut it short and it cannot hang."
+        "deadline, and the cancellation stops at the block's edge. move_on_after leaves "
+        "the block at the deadline, fail_after raises TimeoutError, scope.cancel() cancels "
+        "it on request."
     ),
     demonstrate=demonstrate,
     differences=(
-        "Through anyio, scopes behave alike on both backends and cancellation is "
-        "level-triggered: every await in a cancelled scope raises. trio works this way "
-        "natively; anyio emulates it on asyncio. Plain asyncio (task.cancel(), and "
-        "asyncio.timeout) delivers a single CancelledError: swallow it and the task runs on."
+        "Through anyio, scopes behave alike on both backends: trio has them natively "
+        "(trio.CancelScope, trio.move_on_after), anyio builds them on asyncio. Plain "
+        "asyncio has asyncio.timeout, which cancels differently: see the level-triggered "
+        "lesson."
     ),
 )

@@ -1,4 +1,4 @@
-"""Lesson 6: checkpoints and fairness.
+"""Lesson: checkpoints and fairness.
 
 An event loop is cooperative: a task runs until it reaches a *checkpoint*, an await
 that actually hands control back to the scheduler. Between checkpoints nothing else
@@ -9,7 +9,10 @@ Whether an ``await`` is a checkpoint depends on the call:
 * anyio's (and trio's) ``send()`` and ``receive()`` always pass through the scheduler,
   even when there is room: fair, and a place where cancellation is noticed;
 * ``asyncio.Queue.put()`` does not yield when there is room (asyncio only);
-* ``send_nowait()`` never yields: it is a plain function call.
+* ``send_nowait()`` never yields: it is a plain function call;
+* trio's own blocking calls always checkpoint, even when they need not wait: taking an
+  uncontended ``trio.Lock``, waiting on a ``trio.Event`` that is already set. Their
+  asyncio counterparts return at once without yielding (fast, and unfair).
 
 Passing through the scheduler costs a few microseconds per item. The *nowait-first*
 pattern (try ``send_nowait``; await ``send`` only when the buffer is full; drain with
@@ -22,9 +25,11 @@ starves everyone else, so code in that style must checkpoint on purpose
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -51,6 +56,11 @@ class CheckpointsOutcome:
     """The same during ITEMS ``send_nowait()`` calls."""
     ticks_during_queue_put: int | None
     """The same during ITEMS ``await asyncio.Queue.put()`` (asyncio only; None on trio)."""
+    ticks_during_lock: int
+    """Turns another task got during ITEMS acquisitions of the backend's own uncontended
+    Lock (``asyncio.Lock`` or ``trio.Lock``)."""
+    ticks_during_event: int
+    """The same during ITEMS waits on the backend's own Event, already set."""
     rate_always_await: float
     """Items/s, producer -> consumer, ``await send`` / ``async for``."""
     rate_nowait_first: float
@@ -77,8 +87,23 @@ class CheckpointsOutcome:
             "reaches a checkpoint lets no other task run, one that checkpoints shares the loop."
         )
         if self.backend == "asyncio":
-            text += " asyncio.Queue.put() does not yield when there is room."
+            text += (
+                " asyncio.Queue.put() with room, an uncontended asyncio.Lock and a set "
+                "asyncio.Event do not yield."
+            )
+        else:
+            text += " trio's own uncontended Lock and set Event yield every time."
         return text
+
+    @property
+    def headline(self) -> str:
+        lock = "trio.Lock" if self.backend == "trio" else "asyncio.Lock"
+        return (
+            f"another task ran {self.ticks_during_send} times during {ITEMS} await send(), "
+            f"{self.ticks_during_send_nowait} during send_nowait(), "
+            f"{self.ticks_during_lock} during {ITEMS} uncontended {lock}, "
+            f"{self.ticks_during_greedy} during greedy work"
+        )
 
     @property
     def held(self) -> bool:
@@ -90,14 +115,24 @@ class CheckpointsOutcome:
             and self.ticks_during_cooperative >= CHUNKS // 2
         )
         if self.backend == "asyncio":
-            return held and self.ticks_during_queue_put == 0
-        return held
+            return (
+                held
+                and self.ticks_during_queue_put == 0
+                and self.ticks_during_lock == 0
+                and self.ticks_during_event == 0
+            )
+        return (
+            held and self.ticks_during_lock >= ITEMS // 2 and self.ticks_during_event >= ITEMS // 2
+        )
 
     def figures(self) -> list[str]:
         lines = [
             f"another task ran {self.ticks_during_send} times during {ITEMS} `await send()` "
             f"with room in the buffer, {self.ticks_during_send_nowait} times during "
             f"{ITEMS} `send_nowait()`",
+            f"another task ran {self.ticks_during_lock} times during {ITEMS} `async with` "
+            f"an uncontended {self.backend}.Lock, {self.ticks_during_event} times during "
+            f"{ITEMS} waits on a set {self.backend}.Event",
         ]
         if self.ticks_during_queue_put is not None:
             lines.append(
@@ -177,6 +212,25 @@ async def _queue_put_all() -> None:
     queue: asyncio.Queue[int] = asyncio.Queue(maxsize=ITEMS)
     for i in range(ITEMS):
         await queue.put(i)  # looks like a checkpoint, is not one when there is room
+
+
+async def _native_lock_all() -> None:
+    lock = _native().Lock()
+    for _ in range(ITEMS):
+        async with lock:  # nobody else wants it
+            pass
+
+
+async def _native_event_all() -> None:
+    event = _native().Event()
+    event.set()
+    for _ in range(ITEMS):
+        await event.wait()  # already set: nothing to wait for
+
+
+def _native() -> Any:
+    """The running backend's own module (``asyncio`` or ``trio``), for its primitives."""
+    return importlib.import_module(sniffio.current_async_library())
 
 
 # -- 2. What the checkpoints cost --------------------------------------------------------
@@ -278,6 +332,8 @@ async def demonstrate() -> CheckpointsOutcome:
         ticks_during_send=await _turns_of_others(_send_all),
         ticks_during_send_nowait=await _turns_of_others(_send_nowait_all),
         ticks_during_queue_put=await _turns_of_others(_queue_put_all) if on_asyncio else None,
+        ticks_during_lock=await _turns_of_others(_native_lock_all),
+        ticks_during_event=await _turns_of_others(_native_event_all),
         rate_always_await=await _rate(_pipeline_always_await),
         rate_nowait_first=await _rate(_pipeline_nowait_first),
         rate_asyncio_queue=await _rate(_pipeline_asyncio_queue) if on_asyncio else None,
@@ -298,9 +354,9 @@ LESSON = Lesson(
     ),
     demonstrate=demonstrate,
     differences=(
-        "anyio streams behave alike on both. trio's own calls always checkpoint; many "
-        "asyncio primitives (Queue.put/get with room, an uncontended Lock, a set Event) "
-        "return without yielding, which is fast and unfair. asyncio.Queue exists only on "
-        "asyncio, so that part is skipped on trio."
+        "anyio streams behave alike on both. trio's own calls always checkpoint (counted "
+        "above for trio.Lock and trio.Event); asyncio's Queue.put with room, uncontended "
+        "Lock and set Event return without yielding, which is fast and unfair. "
+        "asyncio.Queue exists only on asyncio, so that part is skipped on trio."
     ),
 )

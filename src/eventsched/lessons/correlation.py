@@ -1,4 +1,4 @@
-"""Lesson 5: correlation ids that follow the work, through context variables.
+"""Lesson: correlation ids that follow the work, through context variables.
 
 When three orders are processed at once, their log lines and events interleave. To
 tell which line belongs to which order, every event carries a ``correlation_id``
@@ -63,6 +63,19 @@ class CorrelationOutcome:
     """Events sent to the background task *without* the id: each started a new chain."""
     interleavings: int
     """How often consecutive events belonged to different orders (work was concurrent)."""
+    tree: tuple[str, ...]
+    """The first order's chain drawn as a tree: each event under the one that caused it."""
+    roots: tuple[str, ...]
+    """Types of that chain's events with no cause in it (the tree's roots)."""
+    reached_from_order: int
+    """Events of that chain that are ``order_placed`` or reached from it by causation ids."""
+
+    @property
+    def headline(self) -> str:
+        return (
+            f"{ORDERS} concurrent orders gave {self.complete_chains} complete chains of "
+            f"{len(CHAIN)} events; {self.lost_ids} messages without the id lost it"
+        )
 
     @property
     def claim(self) -> str:
@@ -80,6 +93,8 @@ class CorrelationOutcome:
             and self.complete_chains == ORDERS
             and self.causes_in_chain
             and self.lost_ids == ORDERS
+            and self.roots == ("order_placed", "shipped")
+            and self.reached_from_order == len(CHAIN) - 1
         )
 
     def figures(self) -> list[str]:
@@ -87,12 +102,22 @@ class CorrelationOutcome:
             f"events emitted: {ORDERS * len(CHAIN) + self.lost_ids}, in {self.chains} chains "
             f"(+ {self.lost_ids} that lost the id); the order changed "
             f"{self.interleavings} times between consecutive events",
-            f"chains with exactly their order's {len(CHAIN)} events "
-            f"({', '.join(sorted(set(CHAIN)))}): {self.complete_chains} of {ORDERS}",
+            f"chains with exactly their order's {len(CHAIN)} events ({_names(CHAIN)}): "
+            f"{self.complete_chains} of {ORDERS}",
             f"every causation id points into its own chain: {self.causes_in_chain}",
             f"messages to the running background task without the id: {self.lost_ids} "
             "events, each a new chain of its own",
+            f"one chain as a tree (type, correlation id, causation id): "
+            f"{self.reached_from_order} of {len(CHAIN)} events are order_placed and what it "
+            "caused; `shipped`, given only the correlation id, is a root of its own:",
+            *self.tree,
         ]
+
+
+def _names(types: tuple[str, ...]) -> str:
+    """``a, b x2, c``: each type once, with its count when it repeats."""
+    counts = {t: types.count(t) for t in types}
+    return ", ".join(t if n == 1 else f"{t} x{n}" for t, n in counts.items())
 
 
 async def demonstrate() -> CorrelationOutcome:
@@ -178,6 +203,8 @@ def _analyse(backend: str, events: list[Event]) -> CorrelationOutcome:
         for e in events
         if e.type == "shipped_without_id"
     )
+    first = by_chain[chained[0].correlation_id] if chained else []
+    tree, roots, reached = _tree(first)
     orders = [e.data["order"] for e in chained]
     switches = sum(a != b for a, b in itertools.pairwise(orders))
     return CorrelationOutcome(
@@ -187,7 +214,39 @@ def _analyse(backend: str, events: list[Event]) -> CorrelationOutcome:
         causes_in_chain=causes_ok,
         lost_ids=lost,
         interleavings=switches,
+        tree=tree,
+        roots=roots,
+        reached_from_order=reached,
     )
+
+
+def _tree(chain: list[Event]) -> tuple[tuple[str, ...], tuple[str, ...], int]:
+    """Draw ``chain`` with every event under its cause (lines indented, to print as they
+    are); its roots; how many events the order's subtree holds."""
+    ids = {e.id for e in chain}
+    children: dict[str | None, list[Event]] = defaultdict(list)
+    for event in chain:
+        cause = event.causation_id if event.causation_id in ids else None
+        children[cause].append(event)
+    short = {e.id: f"#{n}" for n, e in enumerate(chain, 1)}  # the real ids are long
+    lines: list[str] = []
+
+    def draw(event: Event, depth: int) -> int:
+        cause = short.get(event.causation_id or "", "-")
+        corr = short.get(event.correlation_id, event.correlation_id)
+        lines.append(
+            f"  {'    ' * depth}{short[event.id]} {event.type} "
+            f"(correlation {corr}, caused by {cause})"
+        )
+        return 1 + sum(draw(child, depth + 1) for child in children[event.id])
+
+    reached = 0
+    for root in children[None]:
+        below = draw(root, 0)
+        if root.type == "order_placed":
+            reached = below
+    roots = tuple(sorted(str(root.type) for root in children[None]))
+    return tuple(lines), roots, reached
 
 
 LESSON = Lesson(

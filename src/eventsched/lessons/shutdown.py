@@ -1,4 +1,4 @@
-"""Lesson 4: graceful shutdown and signals.
+"""Lesson: graceful shutdown and signals.
 
 Stopping well is a sequence, not a single call:
 
@@ -12,11 +12,7 @@ Stopping well is a sequence, not a single call:
 *second* signal during the drain means "I will not wait": it exits at once with code
 130 (SIGINT) or 143 (SIGTERM).
 
-What happens without anyone receiving the signal differs by backend, which is why the
-last part runs in child processes: Ctrl+C becomes a plain ``KeyboardInterrupt`` on
-asyncio, but on trio it arrives wrapped in a ``BaseExceptionGroup``, which an
-``except KeyboardInterrupt`` does not catch (use ``except* KeyboardInterrupt``). And
-without a receiver, SIGTERM kills the process with no cleanup at all.
+What happens to a signal that nobody receives is the ``ctrl-c`` lesson.
 """
 
 from __future__ import annotations
@@ -26,35 +22,14 @@ import sys
 from dataclasses import dataclass
 
 import anyio
-import anyio.abc
 import sniffio
 
 from .. import EXIT_SIGINT, Event, EventScheduler
 from ._base import Lesson
+from ._children import CHILD_WAIT, LineReader
 
-#: Bound on any wait for a child process, in seconds (start-up takes ~0.5 s).
-CHILD_WAIT = 15.0
 #: Grace period of the "stuck handler" part: short, so that the lesson is quick.
 SHORT_GRACE = 0.2
-
-# A program with a task group and no signal receiver: what does Ctrl+C look like?
-NO_RECEIVER_CHILD = """
-import sys, anyio
-
-async def main():
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(anyio.sleep_forever)
-        print("ready", flush=True)
-        await anyio.sleep_forever()
-
-try:
-    anyio.run(main, backend=sys.argv[1])
-except BaseException as exc:
-    group = isinstance(exc, BaseExceptionGroup)
-    inner = ",".join(type(e).__name__ for e in exc.exceptions) if group else "-"
-    plain = isinstance(exc, KeyboardInterrupt)  # would `except KeyboardInterrupt` catch it?
-    print("caught", type(exc).__name__, inner, plain, flush=True)
-"""
 
 # EventScheduler.run() receives the signals; a handler hangs during the drain.
 SECOND_SIGNAL_CHILD = """
@@ -80,19 +55,6 @@ anyio.run(main, backend=sys.argv[1])
 
 
 @dataclass(frozen=True, slots=True)
-class CtrlC:
-    """What Ctrl+C looked like to a program without a signal receiver."""
-
-    backend: str
-    caught_type: str
-    """Type of the exception anyio.run() raised."""
-    inside: str
-    """Types inside it, if it was an exception group ("-" if not)."""
-    except_keyboardinterrupt_catches: bool
-    """Whether a plain ``except KeyboardInterrupt`` would have caught it."""
-
-
-@dataclass(frozen=True, slots=True)
 class ShutdownOutcome:
     """What the demonstration measured."""
 
@@ -108,8 +70,6 @@ class ShutdownOutcome:
     stuck_unaccounted: int
     stuck_shutdown_seconds: float
     """How long the shutdown with the stuck handler took (about the grace period)."""
-    ctrl_c: tuple[CtrlC, ...]
-    """Ctrl+C without a receiver, one child process per backend."""
     second_signal_exit_code: int | None
     """Exit code after SIGINT, then SIGINT again during the drain (130 expected)."""
     second_signal_seconds: float
@@ -120,15 +80,20 @@ class ShutdownOutcome:
         return (
             "Shutdown drains what is queued within the grace period, then cancels what is "
             "left and counts it (aborted in flight, still queued). A second SIGINT during "
-            f"the drain exits at once with code {EXIT_SIGINT}. Without a receiver, Ctrl+C "
-            "is a plain KeyboardInterrupt on asyncio but a BaseExceptionGroup on trio, "
-            "which `except KeyboardInterrupt` misses."
+            f"the drain exits at once with code {EXIT_SIGINT}."
+        )
+
+    @property
+    def headline(self) -> str:
+        return (
+            f"drained {self.drained_handled} of 20; a stuck handler was cancelled after "
+            f"{self.stuck_shutdown_seconds:.2f} s (grace {SHORT_GRACE} s) with "
+            f"{self.stuck_aborted + self.stuck_still_queued} events counted; a second "
+            f"SIGINT exited with {self.second_signal_exit_code}"
         )
 
     @property
     def held(self) -> bool:
-        by_backend = {c.backend: c for c in self.ctrl_c}
-        asyncio_, trio_ = by_backend.get("asyncio"), by_backend.get("trio")
         return (
             self.drained_handled == 20
             and self.drained_aborted == 0
@@ -138,17 +103,10 @@ class ShutdownOutcome:
             and SHORT_GRACE <= self.stuck_shutdown_seconds < SHORT_GRACE + 5
             and self.second_signal_exit_code == EXIT_SIGINT
             and self.second_signal_seconds < 10
-            and asyncio_ is not None
-            and asyncio_.caught_type == "KeyboardInterrupt"
-            and asyncio_.except_keyboardinterrupt_catches
-            and trio_ is not None
-            and "ExceptionGroup" in trio_.caught_type
-            and trio_.inside == "KeyboardInterrupt"
-            and not trio_.except_keyboardinterrupt_catches
         )
 
     def figures(self) -> list[str]:
-        lines = [
+        return [
             f"quick handlers, 20 queued at shutdown: handled {self.drained_handled}, "
             f"aborted {self.drained_aborted}",
             f"stuck handler, 5 queued, grace {SHORT_GRACE} s: shutdown took "
@@ -159,13 +117,6 @@ class ShutdownOutcome:
             f"{self.second_signal_exit_code}, {self.second_signal_seconds:.2f} s after "
             "the second signal",
         ]
-        for c in self.ctrl_c:
-            lines.append(
-                f"Ctrl+C without a receiver on {c.backend}: anyio.run raised "
-                f"{c.caught_type} (containing: {c.inside}); `except KeyboardInterrupt` "
-                f"catches it: {c.except_keyboardinterrupt_catches}"
-            )
-        return lines
 
 
 # -- 1. Drain within the grace period ----------------------------------------------------
@@ -208,35 +159,7 @@ async def _drain_stuck() -> tuple[int, int, int, float]:
     return stats.aborted_in_flight, stats.still_queued, stats.unaccounted, took
 
 
-# -- 3 and 4. Signals, in child processes ------------------------------------------------
-
-
-class LineReader:
-    """Reads a child process's stdout one line at a time."""
-
-    def __init__(self, process: anyio.abc.Process) -> None:
-        assert process.stdout is not None
-        self._stdout = process.stdout
-        self._buffer = b""
-
-    async def readline(self) -> str:
-        while b"\n" not in self._buffer:
-            self._buffer += await self._stdout.receive()  # EndOfStream if the child died
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode()
-
-
-async def _ctrl_c_without_receiver(backend: str) -> CtrlC:
-    command = [sys.executable, "-c", NO_RECEIVER_CHILD, backend]
-    with anyio.fail_after(CHILD_WAIT):
-        async with await anyio.open_process(command, stderr=None) as process:
-            stdout = LineReader(process)
-            assert await stdout.readline() == "ready"
-            process.send_signal(signal.SIGINT)  # what Ctrl+C does
-            report = await stdout.readline()
-            await process.wait()
-    _, caught, inside, plain = report.split()
-    return CtrlC(backend, caught, inside, plain == "True")
+# -- 3. A second signal, in a child process ------------------------------------------
 
 
 async def _second_signal(backend: str) -> tuple[int | None, float]:
@@ -254,18 +177,10 @@ async def _second_signal(backend: str) -> tuple[int | None, float]:
 
 
 async def demonstrate() -> ShutdownOutcome:
-    """Run the four parts on the current backend (Ctrl+C in a child per backend)."""
+    """Run the three parts on the current backend (the second signal in a child)."""
     backend = sniffio.current_async_library()
     handled, aborted = await _drain_quick()
     stuck_aborted, still_queued, unaccounted, took = await _drain_stuck()
-    ctrl_c: list[CtrlC] = []
-
-    async def ctrl_c_on(child_backend: str) -> None:
-        ctrl_c.append(await _ctrl_c_without_receiver(child_backend))
-
-    async with anyio.create_task_group() as tg:  # the two children run side by side
-        for child_backend in ("asyncio", "trio"):
-            tg.start_soon(ctrl_c_on, child_backend)
     code, after_second = await _second_signal(backend)
     return ShutdownOutcome(
         backend=backend,
@@ -275,7 +190,6 @@ async def demonstrate() -> ShutdownOutcome:
         stuck_still_queued=still_queued,
         stuck_unaccounted=unaccounted,
         stuck_shutdown_seconds=took,
-        ctrl_c=tuple(sorted(ctrl_c, key=lambda c: c.backend)),
         second_signal_exit_code=code,
         second_signal_seconds=after_second,
     )
@@ -286,15 +200,11 @@ LESSON = Lesson(
     title="Graceful shutdown and signals: drain within a grace period, then cancel",
     idea=(
         "Stopping well means: take no new work, let queued work drain for a grace period, "
-        "then cancel what is left and count it. A second Ctrl+C means stop waiting. "
-        "Without a signal receiver, Ctrl+C is an exception raised wherever the program "
-        "happens to be, and its shape depends on the backend."
+        "then cancel what is left and count it. A second Ctrl+C means stop waiting."
     ),
     demonstrate=demonstrate,
     differences=(
         "With a receiver (anyio.open_signal_receiver, as EventScheduler.run uses) both "
-        "backends behave the same. Without one, Ctrl+C is a plain KeyboardInterrupt on "
-        "asyncio and a BaseExceptionGroup([KeyboardInterrupt]) on trio: catch it with "
-        "except* KeyboardInterrupt to handle both."
+        "backends behave the same; the ctrl-c lesson shows how they differ without one."
     ),
 )

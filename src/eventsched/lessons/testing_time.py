@@ -1,4 +1,4 @@
-"""Lesson 8: testing time, a day of schedules in milliseconds.
+"""Lesson: testing time, a day of schedules in milliseconds.
 
 Code that runs "every hour" or "at 09:30 on weekdays" is hard to test in real time:
 nobody waits a day for a test. The fix is to make time itself injectable:
@@ -14,7 +14,11 @@ run_in_virtual_time` (or ``virtual_time_backend()`` for pytest) sets this up.
 
 Nothing in the scheduler knows it is being tested: no sleeps are patched, no
 "if testing" branches exist. Virtual time only works for code that waits on the loop's
-clock; a worker thread (a sync job) blocks in real time, so keep such tests async.
+clock. A worker thread (a sync job) blocks in real time, and worse, the loop does not
+count it as work: while the thread runs, every task is waiting, so the clock jumps to
+the next deadline. A 0.1 s sync step under a one-hour timeout takes 0.1 s of real time
+and an hour of virtual time. Keep such tests async, or give the thread no deadline to
+race.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from ..testing import VirtualClock, run_in_virtual_time
 from ._base import Lesson
 
 DAY = 24 * 3600
+THREAD_WORK = 0.1
+"""Seconds of real time the sync step in a worker thread takes."""
+HOUR = 3600
 #: The schedules of our pretend application: (job id, cron fields, runs in one day).
 SCHEDULES: tuple[tuple[str, dict[str, Any], int], ...] = (
     ("hourly-report", {"minute": 0}, 24),
@@ -66,13 +73,27 @@ class VirtualDayOutcome:
     """How much virtual time passed."""
     wall_seconds: float
     """How long that took for real."""
+    thread_real_s: float
+    """Real seconds a THREAD_WORK sync step in a worker thread took, in virtual time."""
+    thread_virtual_s: float
+    """Virtual seconds that passed meanwhile, under a one-hour timeout."""
 
     @property
     def claim(self) -> str:
         return (
             f"A day of {len(self.jobs)} cron schedules runs in virtual time in well under "
             "a second: every job runs exactly as often as its schedule says, each run "
-            "starting exactly at its fire time."
+            "starting exactly at its fire time. A sync step in a worker thread takes real "
+            "time, and the virtual clock jumps to the next deadline while it runs."
+        )
+
+    @property
+    def headline(self) -> str:
+        return (
+            f"{self.virtual_seconds / 3600:.0f} virtual hours in "
+            f"{self.wall_seconds * 1000:.0f} ms, every job on time; a "
+            f"{THREAD_WORK * 1000:.0f} ms thread took {self.thread_real_s * 1000:.0f} ms "
+            f"real and {self.thread_virtual_s:.0f} s virtual"
         )
 
     @property
@@ -81,12 +102,14 @@ class VirtualDayOutcome:
             all(job.runs == job.expected for job in self.jobs)
             and self.latest_start_s == 0
             and self.virtual_seconds >= DAY - 1
-            and self.wall_seconds < 10  # in practice ~0.1 s; generous on a shared machine
+            and self.wall_seconds < 10  # a bound, generous for a shared machine
+            and self.thread_real_s >= THREAD_WORK
+            and self.thread_virtual_s >= HOUR
         )
 
     def figures(self) -> list[str]:
         lines = [
-            f"{job.job_id}: {job.runs} runs (schedule says {job.expected}), "
+            f"{job.job_id}: {_runs(job.runs)} (schedule says {job.expected}), "
             f"first {job.first}, last {job.last}"
             for job in self.jobs
         ]
@@ -96,7 +119,17 @@ class VirtualDayOutcome:
             f"{self.wall_seconds * 1000:.0f} ms of real time "
             f"({self.virtual_seconds / max(self.wall_seconds, 1e-9):,.0f}x)"
         )
+        lines.append(
+            f"time.sleep({THREAD_WORK}) in a worker thread, in virtual time, under "
+            f"move_on_after({HOUR}): {self.thread_real_s:.2f} s of real time, "
+            f"{self.thread_virtual_s:.0f} s of virtual time (the clock jumped to the "
+            "deadline while the thread worked)"
+        )
         return lines
+
+
+def _runs(count: int) -> str:
+    return "1 run" if count == 1 else f"{count} runs"
 
 
 async def _a_day() -> tuple[dict[str, list[datetime]], float, float]:
@@ -126,6 +159,18 @@ async def _a_day() -> tuple[dict[str, list[datetime]], float, float]:
     return fired, latest_start, anyio.current_time() - start
 
 
+async def _a_thread() -> tuple[float, float]:
+    """The pitfall: sync work in a worker thread, under a deadline, in virtual time."""
+    real, virtual = time.perf_counter(), anyio.current_time()
+    with anyio.move_on_after(HOUR):  # stands for a timeout, or the next cron fire time
+        await anyio.to_thread.run_sync(time.sleep, THREAD_WORK)
+    return time.perf_counter() - real, anyio.current_time() - virtual
+
+
+def _run_the_thread() -> tuple[float, float]:
+    return run_in_virtual_time(_a_thread)
+
+
 def _run_the_day() -> tuple[dict[str, list[datetime]], float, float, float]:
     started = time.perf_counter()
     fired, latest, virtual = run_in_virtual_time(_a_day)
@@ -137,6 +182,7 @@ async def demonstrate() -> VirtualDayOutcome:
     # Virtual time needs trio's MockClock, and trio.run cannot start inside a running
     # loop: so the day runs in a thread of its own, whichever backend this is.
     fired, latest, virtual, wall = await anyio.to_thread.run_sync(_run_the_day)
+    thread_real, thread_virtual = await anyio.to_thread.run_sync(_run_the_thread)
     jobs = tuple(
         JobDay(
             job_id=job_id,
@@ -153,6 +199,8 @@ async def demonstrate() -> VirtualDayOutcome:
         latest_start_s=latest,
         virtual_seconds=virtual,
         wall_seconds=wall,
+        thread_real_s=thread_real,
+        thread_virtual_s=thread_virtual,
     )
 
 
@@ -163,7 +211,8 @@ LESSON = Lesson(
         "Make time injectable and a day of schedules can be tested in milliseconds: the "
         "jobs read wall time from a VirtualClock that follows the loop's clock, and trio's "
         "MockClock jumps to the next deadline whenever every task is waiting. Nothing in "
-        "the code under test changes."
+        "the code under test changes. Sync work in a worker thread escapes it: it takes "
+        "real time while the virtual clock jumps ahead."
     ),
     demonstrate=demonstrate,
     differences=(
