@@ -12,15 +12,14 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import CliPositionalArg
 
+from .._exit import EXIT_CONFIG as EXIT_USAGE
+from .._exit import EXIT_ERROR as EXIT_CLAIM_FAILED  # the claim did not hold (this run)
+from .._exit import EXIT_OK
+
 if TYPE_CHECKING:
     from ..cli._settings import Settings
 
 __all__ = ["LessonCommand"]
-
-EXIT_OK = 0
-#: The lesson ran but its claim did not hold on this machine (this run).
-EXIT_CLAIM_FAILED = 1
-EXIT_USAGE = 2
 
 
 class LessonCommand(BaseModel):
