@@ -19,8 +19,11 @@ from ._events import (
     current_event,
 )
 from ._exceptions import (
+    ConflictingIdError,
     EventschedError,
     InvalidEventError,
+    JobLookupError,
+    JobStateError,
     QueueFullError,
     SchedulerStateError,
     StrayCancellationError,
@@ -35,15 +38,16 @@ from ._exit import (
 )
 from ._handlers import ALL_EVENTS, Handler, HandlerFunc
 from ._jobs import (
-    ConflictingIdError,
     Job,
-    JobLookupError,
     JobScheduler,
     JobSchedulerState,
     JobStatistics,
+    JobStore,
+    MemoryJobStore,
     MissReason,
+    SavedJob,
+    SQLiteJobStore,
 )
-from ._jobstate import JobStateError
 from ._scheduler import EventScheduler, SchedulerState, Service
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
 from ._summary import format_summary
@@ -76,10 +80,14 @@ __all__ = [
     "JobSchedulerState",
     "JobStateError",
     "JobStatistics",
+    "JobStore",
+    "MemoryJobStore",
     "MissReason",
     "OverflowPolicy",
     "QueueFullError",
     "RejectReason",
+    "SQLiteJobStore",
+    "SavedJob",
     "SchedulerState",
     "SchedulerStateError",
     "Service",

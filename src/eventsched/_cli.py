@@ -255,7 +255,8 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
     import anyio
 
     from ._demo import run_demo
-    from ._jobstate import JobStateError, JobStateStore
+    from ._exceptions import JobStateError
+    from ._jobs import check_state_file
 
     def bad_state_file(error: JobStateError) -> int:
         # One line on stderr, whatever LOG_LEVEL says, like every other bad setting.
@@ -269,13 +270,10 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
 
     if settings.state_file is not None:
         # Judged before anything starts, rather than after a start-up and a summary.
-        probe = JobStateStore(settings.state_file)
         try:
-            probe.open(warn=False)
+            check_state_file(settings.state_file)
         except JobStateError as error:
             return bad_state_file(error)
-        finally:
-            probe.close()
     bad_state: JobStateError | None = None
     try:
         stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
