@@ -8,11 +8,14 @@ interval: 1 s of virtual time on trio, 50 ms of real time on asyncio.
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
 from jobtools import Recorder, fire_times, new_scheduler, unit_of
+from loguru import logger
 
 from conftest import VIRTUAL_TIME
 from eventsched import (
@@ -20,7 +23,7 @@ from eventsched import (
     EventType,
     SchedulerState,
 )
-from eventsched._jobs import summarize_result
+from eventsched._jobs import format_duration, summarize_result
 from eventsched.testing import DEFAULT_EPOCH, assert_accounted
 
 EPOCH = DEFAULT_EPOCH
@@ -219,3 +222,70 @@ async def test_a_stray_cancelled_error_in_a_job_is_a_failure(
     assert stats.runs_failed == len(recorder.of(EventType.JOB_FAILED))
     assert stats.runs_aborted == 0
     assert_accounted(scheduler.statistics())
+
+
+@pytest.fixture
+def job_log() -> Iterator[list[str]]:
+    """The messages the job scheduler logs during the test."""
+    messages: list[str] = []
+    sink = logger.add(
+        lambda message: messages.append(message.record["message"]),
+        filter=lambda record: record["extra"].get("component") == "jobs",
+        level="DEBUG",
+    )
+    logger.enable("eventsched")
+    try:
+        yield messages
+    finally:
+        logger.disable("eventsched")
+        logger.remove(sink)
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken too")
+
+
+@virtual_time
+async def test_an_exception_whose_str_raises_is_a_counted_failure(
+    unit: float, job_log: list[str]
+) -> None:
+    """Issue 15, item 9: the run is failed and counted; the scheduler keeps firing."""
+    scheduler = new_scheduler()
+
+    async def broken() -> None:
+        raise _Unprintable
+
+    scheduler.add_job(broken, "interval", seconds=unit, id="broken")
+    recorder = Recorder(scheduler)
+    async with scheduler:
+        failed = await recorder.wait_count(EventType.JOB_FAILED, 2, limit=30 * unit)
+    assert failed[0].data["error_type"] == "_Unprintable"
+    assert failed[0].data["error"] == "<str() raised RuntimeError>"
+    assert scheduler.job_statistics().runs_failed == len(recorder.of(EventType.JOB_FAILED))
+    assert scheduler.statistics().unaccounted == 0
+    assert any("failed after" in line and "_Unprintable" in line for line in job_log)
+
+
+def test_durations_have_one_format() -> None:
+    """Issue 15, item 11: milliseconds below a second, seconds above, three decimals."""
+    assert format_duration(0.000087) == "0.087 ms"
+    assert format_duration(0.25) == "250.000 ms"
+    assert format_duration(1.5) == "1.500 s"
+
+
+@virtual_time
+async def test_a_failure_log_line_gives_its_duration_in_that_format(
+    unit: float, job_log: list[str]
+) -> None:
+    scheduler = new_scheduler()
+
+    async def broken() -> None:
+        raise ValueError("no")
+
+    scheduler.add_job(broken, "interval", seconds=unit, id="broken")
+    recorder = Recorder(scheduler)
+    async with scheduler:
+        await recorder.wait_count(EventType.JOB_FAILED, 1, limit=30 * unit)
+    (line,) = [line for line in job_log if "failed after" in line][:1]
+    assert re.search(r"failed after \d+\.\d{3} (ms|s) ", line), line
