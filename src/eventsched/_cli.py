@@ -260,9 +260,10 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
 
     def bad_state_file(error: JobStateError) -> int:
         # One line on stderr, whatever LOG_LEVEL says, like every other bad setting.
+        value = repr(str(settings.state_file))
+        value = value if len(value) <= 80 else value[:60] + "..." + value[-17:]
         print(
-            f"{PROG}: bad setting STATE_FILE (--state-file) = "
-            f"{str(settings.state_file)!r}: {error}",
+            f"{PROG}: bad setting STATE_FILE (--state-file) = {value}: {error}",
             file=sys.stderr,
             flush=True,
         )
