@@ -390,6 +390,13 @@ class EventScheduler(JobMethods):
             )
         self._services.append(service)
 
+    # -- jobs (add_job and friends: JobMethods, in _jobs/_facade.py) --------------------
+
+    @property
+    def jobs(self) -> JobScheduler:
+        """The job scheduler task: its clock, job store and statistics."""
+        return self._jobs
+
     # -- lifecycle ---------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:

@@ -118,7 +118,7 @@ async def test_a_run_cut_short_by_a_crash_is_reported_interrupted_not_run() -> N
     scheduler = new_scheduler()
     # The fingerprint of the same job, as a previous process saved it.
     scheduler.add_job(job, "date", run_date=fire_time, id="once")
-    fingerprint = scheduler.jobs._jobs["once"].fingerprint
+    fingerprint = scheduler.jobs._entries["once"].fingerprint
     store = RecordingStore({"once": SavedJob(fingerprint, fire_time, None, running=(fire_time,))})
     scheduler.configure_jobs(store=store)
     recorder = Recorder(scheduler)

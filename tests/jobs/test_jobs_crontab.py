@@ -35,7 +35,7 @@ def week_of(trigger: Any) -> list[str]:
 def job_trigger(**options: Any) -> Any:
     scheduler = JobScheduler(_Silent())
     scheduler.add_job(_async_noop, "cron", id="j", **options)
-    return scheduler._jobs["j"].trigger
+    return scheduler._entries["j"].trigger
 
 
 class _Silent:

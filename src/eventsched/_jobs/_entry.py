@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -16,82 +17,48 @@ from ._triggers import build_trigger, fingerprint
 __all__ = ["Entry", "new_entry"]
 
 
+@dataclass(slots=True, eq=False, kw_only=True)
 class Entry:
     """A job and its scheduling state; mutated on the event loop thread only."""
 
-    __slots__ = (
-        "args",
-        "coalesce",
-        "deferred",
-        "failures",
-        "fingerprint",
-        "fire_at",
-        "func",
-        "id",
-        "in_flight",
-        "is_async",
-        "jitter",
-        "kwargs",
-        "last_fire",
-        "max_instances",
-        "misfire_grace_time",
-        "name",
-        "next_fire",
-        "paused",
-        "persist",
-        "removed",
-        "runs",
-        "runs_in_progress",
-        "timeout",
-        "trigger",
-    )
+    id: str
+    name: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    trigger: Any
+    deferred: str | None
+    """What the trigger still needs at schedule time: "start", "now" (see build_trigger)."""
+    max_instances: int
+    misfire_grace_time: float | None
+    coalesce: bool
+    timeout: float | None
+    jitter: float | None
+    paused: bool
+    is_async: bool = field(init=False)
+    persist: bool = field(init=False)
+    """Whether its state goes to the job store: not for a "run now" date job (no stable
+    schedule to resume), nor once removed or replaced (the row is no longer its own)."""
+    fingerprint: str = field(init=False)
+    next_fire: datetime | None = None
+    """The next fire time as the trigger computed it."""
+    fire_at: datetime | None = None
+    """next_fire plus jitter."""
+    last_fire: datetime | None = None
+    # One-item and plain lists, so that a job replacing this one (same id) can share
+    # them: runs of the old one still in progress count against the new max_instances,
+    # and their claims stay in the saved state until they end.
+    runs_in_progress: list[int] = field(default_factory=lambda: [0])
+    in_flight: list[datetime] = field(default_factory=list)
+    runs: int = 0
+    failures: int = 0
+    removed: bool = False
+    """Removed by the user, replaced, or finished: no longer in the schedule."""
 
-    def __init__(
-        self,
-        *,
-        id: str,
-        name: str,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        trigger: Any,
-        deferred: str | None,
-        max_instances: int,
-        misfire_grace_time: float | None,
-        coalesce: bool,
-        timeout: float | None,
-        jitter: float | None,
-        paused: bool,
-    ) -> None:
-        self.id = id
-        self.name = name
-        self.func = func
-        self.args = args
-        self.kwargs = kwargs
-        self.trigger = trigger
-        self.deferred = deferred
-        self.is_async = is_async(func)
-        self.max_instances = max_instances
-        self.misfire_grace_time = misfire_grace_time
-        self.coalesce = coalesce
-        self.timeout = timeout
-        self.jitter = jitter
-        self.paused = paused
-        # A "run now" date job has no stable schedule to resume after a restart.
-        self.persist = deferred != "now"
-        self.fingerprint = fingerprint(trigger)
-        self.next_fire: datetime | None = None  # as the trigger computed it
-        self.fire_at: datetime | None = None  # next_fire plus jitter
-        self.last_fire: datetime | None = None
-        # One-item and plain lists, so that a job replacing this one (same id) can share
-        # them: runs of the old one still in progress count against the new
-        # max_instances, and their claims stay in the saved state until they end.
-        self.runs_in_progress = [0]
-        self.in_flight: list[datetime] = []
-        self.runs = 0
-        self.failures = 0
-        # Removed by the user, replaced, or finished: no longer in the schedule.
-        self.removed = False
+    def __post_init__(self) -> None:
+        self.is_async = is_async(self.func)
+        self.persist = self.deferred != "now"
+        self.fingerprint = fingerprint(self.trigger)
 
     @property
     def running(self) -> int:

@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from os import PathLike
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._clock import Clock
+from ._entry import new_entry
 from ._records import Job, JobStatistics
-from ._scheduler import JobScheduler
 from ._store import JobStore
+
+if TYPE_CHECKING:
+    from ._scheduler import JobScheduler
+    from ._table import JobTable
 from ._triggers import BaseTrigger
 
 __all__ = ["JobMethods"]
@@ -23,14 +27,15 @@ JobFunc = TypeVar("JobFunc", bound=Callable[..., Any])
 
 
 class JobMethods:
-    """Mixin: ``add_job`` and friends, for a class whose ``_jobs`` is its JobScheduler."""
+    """Mixin: ``add_job`` and friends, for EventScheduler (whose ``_jobs`` is its
+    JobScheduler) and JobScheduler itself (whose table is itself)."""
 
     __slots__ = ()
-    _jobs: JobScheduler
+    _jobs: JobScheduler  # an EventScheduler's
 
     @property
-    def jobs(self) -> JobScheduler:
-        """The job scheduler task: its clock, job store and statistics."""
+    def _job_table(self) -> JobTable:
+        """The jobs these methods change (JobTable overrides this with itself)."""
         return self._jobs
 
     def add_job(
@@ -80,7 +85,8 @@ class JobMethods:
         :raises ConflictingIdError: a job with this id exists and not replace_existing
         :raises SchedulerStateError: the scheduler is shutting down or has stopped
         """
-        return self._jobs.add_job(
+        table = self._job_table
+        job = new_entry(
             func,
             trigger,
             id=id,
@@ -92,11 +98,11 @@ class JobMethods:
             coalesce=coalesce,
             timeout=timeout,
             jitter=jitter,
-            timezone=timezone,
-            replace_existing=replace_existing,
+            timezone=table.timezone_for(timezone),
             paused=paused,
-            **trigger_args,
+            trigger_args=trigger_args,
         )
+        return table.add(job, replace_existing=replace_existing)
 
     def job(
         self, /, trigger: str | BaseTrigger = "interval", **options: Any
@@ -106,39 +112,50 @@ class JobMethods:
         Takes the same arguments as :meth:`add_job` after ``func``; returns the
         function unchanged.
         """
-        return self._jobs.job(trigger, **options)
+        if callable(trigger) and not isinstance(trigger, (str, BaseTrigger)):
+            # ``@scheduler.job`` without parentheses: the function came as the trigger.
+            raise TypeError(
+                f"@job needs a trigger, as in @job('interval', seconds=10); it was given "
+                f"{getattr(trigger, '__qualname__', trigger)!r} directly (no parentheses)"
+            )
+
+        def register(func: JobFunc) -> JobFunc:
+            self.add_job(func, trigger, **options)
+            return func
+
+        return register
 
     def remove_job(self, job_id: str) -> None:
         """Unschedule a job; runs in progress finish.
 
         :raises JobLookupError: no job has this id
         """
-        self._jobs.remove_job(job_id)
+        self._job_table.remove_job(job_id)
 
     def pause_job(self, job_id: str) -> Job:
         """Stop a job firing until resumed; fire times meanwhile are not reported.
 
         :raises JobLookupError: no job has this id
         """
-        return self._jobs.pause_job(job_id)
+        return self._job_table.pause_job(job_id)
 
     def resume_job(self, job_id: str) -> Job:
         """Resume a paused job from now on: its next fire time is computed afresh.
 
         :raises JobLookupError: no job has this id
         """
-        return self._jobs.resume_job(job_id)
+        return self._job_table.resume_job(job_id)
 
     def get_job(self, job_id: str) -> Job:
         """A snapshot of one job.
 
         :raises JobLookupError: no job has this id
         """
-        return self._jobs.get_job(job_id)
+        return self._job_table.get_job(job_id)
 
     def get_jobs(self) -> list[Job]:
         """Snapshots of every scheduled job, in the order they were added."""
-        return self._jobs.get_jobs()
+        return self._job_table.get_jobs()
 
     def configure_jobs(
         self,
@@ -160,8 +177,10 @@ class JobMethods:
         :param store: any :class:`~eventsched.JobStore`, instead of ``state_file``
         :raises SchedulerStateError: the scheduler has started
         """
-        self._jobs.configure(clock=clock, state_file=state_file, timezone=timezone, store=store)
+        self._job_table.configure(
+            clock=clock, state_file=state_file, timezone=timezone, store=store
+        )
 
     def job_statistics(self) -> JobStatistics:
         """A snapshot of the job run counters (see :class:`~eventsched.JobStatistics`)."""
-        return self._jobs.statistics()
+        return self._job_table.statistics()

@@ -27,6 +27,7 @@ from loguru import logger
 from .._events import Event, _handling
 from .._lifecycle import State
 from ._entry import Entry
+from ._facade import JobMethods
 from ._planning import Miss, plan
 from ._records import MissReason
 from ._sync import StoreSync
@@ -50,7 +51,7 @@ RUN_LEAD: Final = 0.002
 EARLY_TOLERANCE: Final = 0.0002
 
 
-class JobScheduler(JobTable):
+class JobScheduler(JobTable, JobMethods):
     """The scheduler task: runs jobs on APScheduler triggers inside an EventScheduler.
 
     Every :class:`~eventsched.EventScheduler` has one (``scheduler.jobs``) and forwards
@@ -90,7 +91,7 @@ class JobScheduler(JobTable):
             if store.location is not None:
                 log.info("Job state file {}: {} saved job(s)", store.location, len(self._saved))
             now = self._clock.now()
-            for job in list(self._jobs.values()):
+            for job in list(self._entries.values()):
                 self._schedule_new(job, now)
             async with anyio.create_task_group() as group:
                 self._group = group
@@ -124,7 +125,7 @@ class JobScheduler(JobTable):
 
     def _seconds_to_next(self) -> float:
         earliest: datetime | None = None
-        for job in self._jobs.values():
+        for job in self._entries.values():
             at = job.fire_at
             if at is not None and not job.paused and (earliest is None or at < earliest):
                 earliest = at
@@ -139,7 +140,7 @@ class JobScheduler(JobTable):
             horizon = now + timedelta(seconds=RUN_LEAD + EARLY_TOLERANCE)
             reports, self._reports = self._reports, []
             starts: list[tuple[Entry, datetime]] = []
-            for job in list(self._jobs.values()):
+            for job in list(self._entries.values()):
                 if not job.paused and job.fire_at is not None and job.fire_at <= horizon:
                     self._fire(job, now, horizon, reports, starts)
             if starts:

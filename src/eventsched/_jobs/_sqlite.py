@@ -96,10 +96,7 @@ class SQLiteJobStore:
         lock_path = Path(f"{self.path}.lock")
         _check_path(self.path)
         _check_path(lock_path)
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise _open_error(lock_path, exc, "lock file") from None
+        fd = _open(lock_path, "lock file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,10 +117,7 @@ class SQLiteJobStore:
         """Open (creating it if missing) and return the saved states. :raises JobStateError:"""
         path = self.path
         _check_path(path)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise _open_error(path, exc, "job state file") from None
+        fd = _open(path, "job state file")
         try:
             mode = stat.S_IMODE(os.fstat(fd).st_mode)
         finally:
@@ -253,6 +247,14 @@ def _check_path(path: Path) -> None:
         raise JobStateError(f"{_show(path)} is a directory; name a file in it instead")
     if not stat.S_ISREG(info.st_mode):
         raise JobStateError(f"{_show(path)} is not a regular file")
+
+
+def _open(path: Path, what: str) -> int:
+    """Open (creating, mode 0600) for writing, never through a symlink. :raises JobStateError:"""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _open_error(path, exc, what) from None
 
 
 def _open_error(path: Path, exc: OSError, what: str) -> JobStateError:

@@ -7,7 +7,7 @@ task that fires the jobs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from os import PathLike
 from typing import Any, TypeVar
@@ -20,7 +20,7 @@ from .._clock import Clock, SystemClock
 from .._events import Event
 from .._exceptions import ConflictingIdError, JobLookupError, SchedulerStateError
 from .._lifecycle import Lifecycle, State
-from ._entry import Entry, new_entry
+from ._entry import Entry
 from ._planning import Miss
 from ._records import Job, JobStatistics, MissReason
 from ._runs import Emitter, Runs
@@ -28,7 +28,6 @@ from ._sqlite import SQLiteJobStore
 from ._store import JobStore, MemoryJobStore, SavedJob
 from ._sync import StoreSync
 from ._triggers import (
-    BaseTrigger,
     interval_of,
     next_fire_time,
     set_run_date,
@@ -61,7 +60,7 @@ class JobTable:
         self._store: JobStore = MemoryJobStore()
         self.configure(clock=clock, state_file=state_file, timezone=timezone, store=store)
         self._runs = Runs(emitter, lambda: self._clock, self._accepting, self._run_ended)
-        self._jobs: dict[str, Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._saved: dict[str, SavedJob] = {}
         self._sync = StoreSync(self._store)
         self._wakeup = anyio.Event()
@@ -124,7 +123,7 @@ class JobTable:
         """A snapshot of the run counters (see :class:`JobStatistics`)."""
         runs = self._runs
         return JobStatistics(
-            jobs=len(self._jobs),
+            jobs=len(self._entries),
             running=runs.running,
             runs_started=runs.started,
             runs_completed=runs.completed,
@@ -136,57 +135,22 @@ class JobTable:
 
     def get_jobs(self) -> list[Job]:
         """Snapshots of every scheduled job, in the order they were added."""
-        return [job.snapshot() for job in self._jobs.values()]
+        return [job.snapshot() for job in self._entries.values()]
 
     def get_job(self, job_id: str) -> Job:
         """A snapshot of one job. :raises JobLookupError: no such job"""
         return self._lookup(job_id).snapshot()
 
-    # -- changing the schedule (EventScheduler documents each) ---------------------------
+    # -- changing the schedule (JobMethods documents each) --------------------------------
 
-    def add_job(
-        self,
-        /,
-        func: Callable[..., Any],
-        trigger: str | BaseTrigger = "interval",
-        *,
-        id: str | None = None,
-        name: str | None = None,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        max_instances: int = 1,
-        misfire_grace_time: float | None = 1.0,
-        coalesce: bool = True,
-        timeout: float | None = None,
-        jitter: float | None = None,
-        timezone: str | tzinfo | None = None,
-        replace_existing: bool = False,
-        paused: bool = False,
-        **trigger_args: Any,
-    ) -> Job:
-        """Schedule ``func(*args, **kwargs)``: see :meth:`EventScheduler.add_job`."""
+    def add(self, job: Entry, *, replace_existing: bool) -> Job:
+        """Schedule a job built by ``new_entry``; see :meth:`EventScheduler.add_job`."""
         if self._life.reached(State.STOPPING):
             raise SchedulerStateError(
                 f"cannot add a job while the job scheduler is {self._life.state.value}"
             )
-        job = new_entry(
-            func,
-            trigger,
-            id=id,
-            name=name,
-            args=args,
-            kwargs=kwargs,
-            max_instances=max_instances,
-            misfire_grace_time=misfire_grace_time,
-            coalesce=coalesce,
-            timeout=timeout,
-            jitter=jitter,
-            timezone=self._timezone if timezone is None else to_timezone(timezone),
-            paused=paused,
-            trigger_args=trigger_args,
-        )
         id = job.id
-        existing = self._jobs.get(id)
+        existing = self._entries.get(id)
         if existing is not None and not replace_existing:
             raise ConflictingIdError(
                 f"a job with id {id!r} exists already; pass another id= or replace_existing=True"
@@ -201,34 +165,27 @@ class JobTable:
                 self._saved[id] = SavedJob(
                     existing.fingerprint, existing.last_fire, existing.next_fire
                 )
-        self._jobs[id] = job
+        self._entries[id] = job
         if self._life.is_(State.RUNNING):
             self._schedule_new(job, self._clock.now())
             self._wake()
         log.debug("Added job {} ({})", id, job.trigger)
         return job.snapshot()
 
-    def job(
-        self, /, trigger: str | BaseTrigger = "interval", **options: Any
-    ) -> Callable[[JobFunc], JobFunc]:
-        """Decorator form of :meth:`add_job`; returns the function unchanged."""
-        if callable(trigger) and not isinstance(trigger, (str, BaseTrigger)):
-            # ``@scheduler.job`` without parentheses: the function came as the trigger.
-            raise TypeError(
-                f"@job needs a trigger, as in @job('interval', seconds=10); it was given "
-                f"{getattr(trigger, '__qualname__', trigger)!r} directly (no parentheses)"
-            )
+    def timezone_for(self, timezone: str | tzinfo | None) -> tzinfo:
+        """The timezone a job's trigger given by name uses: its own, or the default."""
+        return self._timezone if timezone is None else to_timezone(timezone)
 
-        def register(func: JobFunc) -> JobFunc:
-            self.add_job(func, trigger, **options)
-            return func
-
-        return register
+    @property
+    def _job_table(self) -> JobTable:
+        # What JobMethods forwards to: this table itself (an EventScheduler's is its
+        # JobScheduler).
+        return self
 
     def remove_job(self, job_id: str) -> None:
         """Unschedule a job; runs in progress finish. :raises JobLookupError:"""
         job = self._lookup(job_id)
-        del self._jobs[job_id]
+        del self._entries[job_id]
         job.removed = True
         job.persist = False
         self._saved.pop(job_id, None)
@@ -260,7 +217,7 @@ class JobTable:
         """Clear the claim of a run that ended (or never started) in the store."""
         if fire_time in job.in_flight:
             job.in_flight.remove(fire_time)
-        owner = self._jobs.get(job.id)
+        owner = self._entries.get(job.id)
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
         if target.persist:
             self._sync.mark(target.id, target.saved())
@@ -275,7 +232,7 @@ class JobTable:
 
     def _lookup(self, job_id: str) -> Entry:
         try:
-            return self._jobs[job_id]
+            return self._entries[job_id]
         except KeyError:
             raise JobLookupError(f"no job with id {job_id!r}") from None
 
@@ -285,8 +242,8 @@ class JobTable:
             self._sync.mark(job.id, job.saved())
         if job.next_fire is None and not job.removed:
             job.removed = True
-            if self._jobs.get(job.id) is job:
-                del self._jobs[job.id]
+            if self._entries.get(job.id) is job:
+                del self._entries[job.id]
             log.debug("Job {} has no more fire times and was removed", job.id)
 
     def _schedule_new(self, job: Entry, now: datetime) -> None:
