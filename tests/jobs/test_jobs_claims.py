@@ -200,3 +200,17 @@ def test_a_store_that_is_not_one_is_refused() -> None:
         EventScheduler().configure_jobs(store=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not both"):
         EventScheduler().configure_jobs(store=MemoryJobStore(), state_file="x.sqlite")
+
+
+async def test_a_job_removed_before_start_leaves_the_store() -> None:
+    store = RecordingStore({"gone": SavedJob("interval", None, EPOCH)})
+    scheduler = with_store(store)
+
+    async def job() -> None:
+        pass
+
+    scheduler.add_job(job, "interval", seconds=1, id="gone")
+    scheduler.remove_job("gone")
+    async with scheduler:
+        pass
+    assert "gone" not in await store.load()

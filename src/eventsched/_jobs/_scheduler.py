@@ -30,7 +30,6 @@ from ._entry import Entry
 from ._facade import JobMethods
 from ._planning import Miss, plan
 from ._records import MissReason
-from ._sync import StoreSync
 from ._table import JobTable
 from ._triggers import due_fire_times
 
@@ -84,7 +83,8 @@ class JobScheduler(JobTable, JobMethods):
         self._life.require(State.CREATED, "run the job scheduler")
         self._life.advance(State.STARTING)
         _handling.set(None)  # each run starts a chain of its own
-        self._sync = sync = StoreSync(self._store)
+        sync = self._sync
+        sync.store = self._store  # changes made before start (removals) stay pending
         store = self._store
         try:
             self._saved.update(await sync.open())
