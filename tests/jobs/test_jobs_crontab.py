@@ -60,6 +60,10 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri"]
         ("0 12 * * mon-fri", [f"{day} 12:00" for day in WEEKDAYS]),
         ("0 12 * * SUN", ["Sun 12:00"]),
         ("0 12 * * *", [f"{day} 12:00" for day in [*WEEKDAYS, "Sat", "Sun"]]),
+        # Both day fields restricted: either matches (the 9th is the Wednesday).
+        ("0 12 9 * 1", ["Mon 12:00", "Wed 12:00"]),
+        ("0 12 9 * *", ["Wed 12:00"]),
+        ("0 12 */2 * 1", ["Mon 12:00"]),  # day field starts with *: both must match
     ],
 )
 def test_a_crontab_day_of_week_means_what_crontab_5_says(crontab: str, expected: list[str]) -> None:

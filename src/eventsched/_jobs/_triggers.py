@@ -6,8 +6,9 @@ through ``get_next_fire_time(previous, now)``: APScheduler's own schedulers are 
 used (``AsyncIOScheduler`` cannot run on trio).
 
 A ``crontab=`` string means what crontab(5) means: day-of-week 0 and 7 are Sunday,
-1-5 Monday to Friday. The keyword field ``day_of_week=`` keeps APScheduler's meaning
-(0 is Monday, 6 Sunday), since that is how APScheduler documents it.
+1-5 Monday to Friday, and when both day-of-month and day-of-week are restricted (neither
+starts with ``*``) a day matching either fires. The keyword field ``day_of_week=``
+keeps APScheduler's meaning (0 is Monday, 6 Sunday), as APScheduler documents it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final, cast
 
 from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.combining import OrTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
@@ -201,14 +203,13 @@ def _from_crontab(crontab: str, fields: dict[str, Any], tz: tzinfo) -> Any:
             "(minute hour day month day-of-week)"
         )
     minute, hour, day, month, day_of_week = values
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=crontab_day_of_week(day_of_week),
-        timezone=tz,
-    )
+    common = {"minute": minute, "hour": hour, "month": month, "timezone": tz}
+    weekdays = crontab_day_of_week(day_of_week)
+    if day.startswith("*") or day_of_week.startswith("*"):
+        return CronTrigger(day=day, day_of_week=weekdays, **common)
+    # Both restricted: crontab(5) fires when either matches; APScheduler's fields would
+    # have to match both.
+    return OrTrigger([CronTrigger(day=day, **common), CronTrigger(day_of_week=weekdays, **common)])
 
 
 def crontab_day_of_week(field: str) -> str:
