@@ -70,7 +70,8 @@ class JobMethods:
         Day-of-week numbering: a ``crontab=`` string means what crontab(5) means (0 and
         7 are Sunday, ``1-5`` Monday to Friday); the keyword field ``day_of_week=``
         keeps APScheduler's meaning (0 is Monday, 6 Sunday). Day names mean the same in
-        both.
+        both. As in crontab(5), a ``crontab=`` string that restricts both day-of-month
+        and day-of-week fires on a day matching either.
 
         :param id: unique id (default: the function's module and qualified name); also
             the key under which the job store keeps its schedule
