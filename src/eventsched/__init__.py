@@ -21,8 +21,11 @@ from ._events import (
     current_event,
 )
 from ._exceptions import (
+    ConflictingIdError,
     EventschedError,
     InvalidEventError,
+    JobLookupError,
+    JobStateError,
     QueueFullError,
     SchedulerStateError,
     StrayCancellationError,
@@ -37,15 +40,16 @@ from ._exit import (
 )
 from ._handlers import ALL_EVENTS, Handler, HandlerFunc
 from ._jobs import (
-    ConflictingIdError,
     Job,
-    JobLookupError,
     JobScheduler,
     JobSchedulerState,
     JobStatistics,
+    JobStore,
+    MemoryJobStore,
     MissReason,
+    SavedJob,
+    SQLiteJobStore,
 )
-from ._jobstate import JobStateError
 from ._logcontext import correlation_patcher
 from ._scheduler import EventScheduler, SchedulerState, Service
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
@@ -79,10 +83,14 @@ __all__ = [
     "JobSchedulerState",
     "JobStateError",
     "JobStatistics",
+    "JobStore",
+    "MemoryJobStore",
     "MissReason",
     "OverflowPolicy",
     "QueueFullError",
     "RejectReason",
+    "SQLiteJobStore",
+    "SavedJob",
     "SchedulerState",
     "SchedulerStateError",
     "Service",

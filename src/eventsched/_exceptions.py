@@ -6,8 +6,11 @@ Every message names the value at fault and what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "ConflictingIdError",
     "EventschedError",
     "InvalidEventError",
+    "JobLookupError",
+    "JobStateError",
     "QueueFullError",
     "SchedulerStateError",
     "StrayCancellationError",
@@ -54,4 +57,21 @@ class StrayCancellationError(EventschedError):
     counted as a failure of that handler or job, with this error logged in its place
     and the original as its ``__cause__``. (trio has no such case: its ``Cancelled``
     comes only from a cancel scope around the code that sees it.)
+    """
+
+
+class ConflictingIdError(EventschedError, ValueError):
+    """A job with this id exists already; pass another ``id`` or ``replace_existing=True``."""
+
+
+class JobLookupError(EventschedError, LookupError):
+    """No job has this id (it was never added, was removed, or has finished)."""
+
+
+class JobStateError(EventschedError):
+    """The job store cannot be used: corrupt, foreign, of another version, a symlink,
+    read-only, or held by another process.
+
+    The message is one line naming the file and what to do. Nothing in it was acted
+    upon; fix the file, or point ``state_file`` elsewhere.
     """

@@ -34,7 +34,7 @@ from ._events import (
 from ._exceptions import InvalidEventError, QueueFullError, SchedulerStateError
 from ._exit import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
 from ._handlers import HandlerFunc, HandlerRegistry
-from ._jobs import JobScheduler, jobs_method
+from ._jobs import JobMethods, JobScheduler
 from ._shutdown import (
     SIGNALS,
     SignalGuard,
@@ -94,7 +94,7 @@ class SchedulerState(StrEnum):
     STOPPED = "stopped"
 
 
-class EventScheduler:
+class EventScheduler(JobMethods):
     """Owns the event queue, the handler tasks, the scheduler task and signal handling.
 
     Use it as an async context manager (leaving the block shuts down gracefully) or
@@ -390,22 +390,12 @@ class EventScheduler:
             )
         self._services.append(service)
 
-    # -- jobs (see _jobs.py; these delegate to the JobScheduler service) -------------
+    # -- jobs (add_job and friends: JobMethods, in _jobs/_facade.py) --------------------
 
     @property
     def jobs(self) -> JobScheduler:
-        """The job scheduler task: its clock, state file and statistics."""
+        """The job scheduler task: its clock, job store and statistics."""
         return self._jobs
-
-    add_job = jobs_method(JobScheduler.add_job)
-    job = jobs_method(JobScheduler.job)
-    remove_job = jobs_method(JobScheduler.remove_job)
-    pause_job = jobs_method(JobScheduler.pause_job)
-    resume_job = jobs_method(JobScheduler.resume_job)
-    get_job = jobs_method(JobScheduler.get_job)
-    get_jobs = jobs_method(JobScheduler.get_jobs)
-    configure_jobs = jobs_method(JobScheduler.configure)
-    job_statistics = jobs_method(JobScheduler.statistics)
 
     # -- lifecycle ---------------------------------------------------------------------
 

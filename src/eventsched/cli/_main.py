@@ -93,7 +93,7 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
     import anyio
 
     from .. import JobStateError
-    from .._jobstate import JobStateStore
+    from .._jobs import check_state_file
     from ._config import bad_setting
     from ._demo import run_demo
 
@@ -105,13 +105,10 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
 
     if settings.state_file is not None:
         # Judged before anything starts, rather than after a start-up and a summary.
-        probe = JobStateStore(settings.state_file)
         try:
-            probe.open(warn=False)
+            check_state_file(settings.state_file)
         except JobStateError as error:
             return bad_state_file(error)
-        finally:
-            probe.close()
     bad_state: JobStateError | None = None
     try:
         stats = anyio.run(run_demo, settings, customize, backend=settings.backend)

@@ -1,0 +1,144 @@
+"""One scheduled job and its place in its schedule, as the scheduler task keeps it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from .._invoke import is_async
+from .._validate import check_int, check_seconds
+from ._records import Job
+from ._store import SavedJob
+from ._triggers import build_trigger, fingerprint
+
+__all__ = ["Entry", "new_entry"]
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class Entry:
+    """A job and its scheduling state; mutated on the event loop thread only."""
+
+    id: str
+    name: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    trigger: Any
+    deferred: str | None
+    """What the trigger still needs at schedule time: "start", "now" (see build_trigger)."""
+    max_instances: int
+    misfire_grace_time: float | None
+    coalesce: bool
+    timeout: float | None
+    jitter: float | None
+    paused: bool
+    is_async: bool = field(init=False)
+    persist: bool = field(init=False)
+    """Whether its state goes to the job store: not for a "run now" date job (no stable
+    schedule to resume), nor once removed or replaced (the row is no longer its own)."""
+    fingerprint: str = field(init=False)
+    next_fire: datetime | None = None
+    """The next fire time as the trigger computed it."""
+    fire_at: datetime | None = None
+    """next_fire plus jitter."""
+    last_fire: datetime | None = None
+    # One-item and plain lists, so that a job replacing this one (same id) can share
+    # them: runs of the old one still in progress count against the new max_instances,
+    # and their claims stay in the saved state until they end.
+    runs_in_progress: list[int] = field(default_factory=lambda: [0])
+    in_flight: list[datetime] = field(default_factory=list)
+    runs: int = 0
+    failures: int = 0
+    removed: bool = False
+    """Removed by the user, replaced, or finished: no longer in the schedule."""
+
+    def __post_init__(self) -> None:
+        self.is_async = is_async(self.func)
+        self.persist = self.deferred != "now"
+        self.fingerprint = fingerprint(self.trigger)
+
+    @property
+    def running(self) -> int:
+        return self.runs_in_progress[0]
+
+    @running.setter
+    def running(self, value: int) -> None:
+        self.runs_in_progress[0] = value
+
+    def snapshot(self) -> Job:
+        return Job(
+            id=self.id,
+            name=self.name,
+            trigger=str(self.trigger),
+            next_fire_time=None if self.paused else self.fire_at,
+            last_fire_time=self.last_fire,
+            paused=self.paused,
+            running=self.running,
+            runs=self.runs,
+            failures=self.failures,
+            max_instances=self.max_instances,
+            coalesce=self.coalesce,
+            misfire_grace_time=self.misfire_grace_time,
+            timeout=self.timeout,
+        )
+
+    def saved(self) -> SavedJob:
+        return SavedJob(self.fingerprint, self.last_fire, self.next_fire, tuple(self.in_flight))
+
+    def set_next(self, next_fire: datetime | None) -> None:
+        self.next_fire = next_fire
+        if next_fire is not None and self.jitter:
+            next_fire = next_fire + timedelta(seconds=random.uniform(0, self.jitter))
+        self.fire_at = next_fire
+
+
+def new_entry(
+    func: Callable[..., Any],
+    trigger: Any,
+    *,
+    id: str | None,
+    name: str | None,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
+    max_instances: int,
+    misfire_grace_time: float | None,
+    coalesce: bool,
+    timeout: float | None,
+    jitter: float | None,
+    timezone: tzinfo,
+    paused: bool,
+    trigger_args: Mapping[str, Any],
+) -> Entry:
+    """A job from ``add_job``'s arguments, checked; each error names the argument."""
+    if not callable(func):
+        raise TypeError(f"job function must be callable, not {func!r}")
+    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
+    if id is None:
+        id = f"{getattr(func, '__module__', None) or '?'}.{qualname}"
+    if not isinstance(id, str) or not id:
+        raise ValueError(f"job id={id!r} must be a non-empty string")
+    check_int("max_instances", max_instances, minimum=1)
+    for option, value in (("misfire_grace_time", misfire_grace_time), ("timeout", timeout)):
+        if value is not None:
+            check_seconds(option, value, allow_zero=False)
+    if jitter is not None:
+        check_seconds("jitter", jitter, allow_zero=True)
+    built, deferred = build_trigger(trigger, dict(trigger_args), timezone)
+    return Entry(
+        id=id,
+        name=name or qualname,
+        func=func,
+        args=tuple(args),
+        kwargs=dict(kwargs or {}),
+        trigger=built,
+        deferred=deferred,
+        max_instances=max_instances,
+        misfire_grace_time=misfire_grace_time,
+        coalesce=bool(coalesce),
+        timeout=timeout,
+        jitter=jitter or None,
+        paused=paused,
+    )

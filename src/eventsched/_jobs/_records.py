@@ -1,0 +1,97 @@
+"""The public records of the job scheduler: job snapshots, counters, miss reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = ["Job", "JobStatistics", "MissReason"]
+
+
+class MissReason(StrEnum):
+    """Why a fire time did not become a run; the ``reason`` of ``JOB_MISSED``."""
+
+    MISFIRE = "misfire"
+    """Later than ``misfire_grace_time`` (without ``coalesce``)."""
+    COALESCED = "coalesced"
+    """Collapsed with later due fire times into one run (``coalesce``)."""
+    MAX_INSTANCES = "max_instances"
+    """``max_instances`` runs of the job were still going."""
+    INTERRUPTED = "interrupted"
+    """Its run started but the process ended before the outcome was recorded (a crash,
+    ``kill -9``): reported at the next start, never run again (at most once)."""
+    NOT_SAVED = "not_saved"
+    """The job store could not record the claim on it, so it was not run (at most once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A snapshot of one job, as :meth:`JobScheduler.get_jobs` returns it."""
+
+    id: str
+    """Unique id; also the key of the job's saved state."""
+    name: str
+    """Readable name (the function's qualified name unless given)."""
+    trigger: str
+    """Description of the trigger, e.g. ``interval[0:00:10]``."""
+    next_fire_time: datetime | None
+    """When it is due next (jitter included); None before start, or while paused."""
+    last_fire_time: datetime | None
+    """The latest fire time handled (ran or reported missed)."""
+    paused: bool
+    """Whether it is paused."""
+    running: int
+    """Runs in progress."""
+    runs: int
+    """Runs started since this scheduler started."""
+    failures: int
+    """Runs that raised or timed out."""
+    max_instances: int
+    """Most runs allowed at once."""
+    coalesce: bool
+    """Whether due fire times collapse into one run."""
+    misfire_grace_time: float | None
+    """Seconds a run may be late (without ``coalesce``); None: no limit."""
+    timeout: float | None
+    """Seconds a run may take before it is cancelled; None: no limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatistics:
+    """Counters of the job scheduler, from :meth:`JobScheduler.statistics`.
+
+    ``runs_started = runs_completed + runs_failed + runs_aborted + running``.
+    """
+
+    jobs: int
+    """Jobs scheduled (finished and removed ones excluded)."""
+    running: int
+    """Runs in progress."""
+    runs_started: int
+    """Runs begun."""
+    runs_completed: int
+    """Runs that returned."""
+    runs_failed: int
+    """Runs that raised or timed out."""
+    runs_timed_out: int
+    """Of the failed runs, those cancelled by their job's ``timeout``."""
+    runs_aborted: int
+    """Runs cancelled by shutdown after the grace period."""
+    missed: Mapping[str, int]
+    """Fire times that did not become runs, by :class:`MissReason`."""
+
+    @property
+    def missed_total(self) -> int:
+        """All missed fire times, whatever the reason."""
+        return sum(self.missed.values())
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data, for logs and reports."""
+        figures: dict[str, object] = {
+            name: getattr(self, name) for name in self.__dataclass_fields__
+        }
+        figures["missed"] = dict(self.missed)
+        figures["missed_total"] = self.missed_total
+        return figures

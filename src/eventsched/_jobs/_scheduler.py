@@ -1,0 +1,223 @@
+"""The job scheduler: one anyio task that fires jobs on APScheduler triggers.
+
+The :class:`JobScheduler` is a service of the :class:`~eventsched.EventScheduler`: one
+task in its top-level task group. It keeps the jobs, sleeps until the earliest fire
+time (converted to the event loop's clock each time it sleeps) and wakes early when a
+job is added, removed, paused or resumed; it never polls. Each due fire time becomes a
+run in a task group this task owns, or a ``JOB_MISSED`` report, never nothing
+(:mod:`._planning` decides which).
+
+Each pass claims the fire times it will run in the job store, in one transaction,
+before any of those runs starts (:mod:`._store` has the contract): a fire time runs
+at most once, even across a crash, and a run a crash cut short is reported
+(``interrupted``) at the next start.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Final
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskStatus
+from loguru import logger
+
+from .._events import Event, _handling
+from .._lifecycle import State
+from ._entry import Entry
+from ._facade import JobMethods
+from ._planning import Miss, plan
+from ._records import MissReason
+from ._table import JobTable
+from ._triggers import due_fire_times
+
+__all__ = ["JobScheduler"]
+
+log = logger.bind(component="jobs")
+
+#: The scheduler task wakes this long before a fire time and starts the run's task,
+#: which then sleeps until the fire time itself. So the job starts on a timer of its
+#: own, as punctually as a bare ``sleep_until`` loop, with the task spawn, the claim
+#: in the job store and the scheduler's bookkeeping done ahead. It also absorbs the
+#: rounding between the loop clock and microsecond datetimes. A job paused or removed
+#: within this last moment still runs that once.
+RUN_LEAD: Final = 0.002
+#: A fire time this close beyond RUN_LEAD counts as due too: the loop clock and the
+#: wall clock are converted through floats and microsecond datetimes, and a wake-up
+#: a hair early must not cost a second trip (or, in virtual time, endless ones).
+EARLY_TOLERANCE: Final = 0.0002
+
+
+class JobScheduler(JobTable, JobMethods):
+    """The scheduler task: runs jobs on APScheduler triggers inside an EventScheduler.
+
+    Every :class:`~eventsched.EventScheduler` has one (``scheduler.jobs``) and forwards
+    ``add_job`` and friends to it; you rarely build one yourself. All methods except
+    :meth:`run`, :meth:`wait_idle` and :meth:`flush_state` are sync and must be called
+    on the event loop thread (from another thread, go through
+    ``anyio.from_thread.run_sync``).
+
+    :param emitter: where events go (the EventScheduler, whose accounting counts them)
+    :param clock: wall time for triggers (default :class:`~eventsched.SystemClock`)
+    :param state_file: path of an SQLite file that keeps each job's schedule across
+        restarts (None, the default: in memory only)
+    :param timezone: for triggers given by name (default UTC); a job may override it
+    :param store: a :class:`~eventsched.JobStore` instead of ``state_file``
+    """
+
+    name = "jobs"
+
+    # -- the Service protocol ----------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """The scheduler task: lock and load the job store, then fire jobs until shutdown.
+
+        Returns after :meth:`begin_shutdown` once the runs in progress are done. When
+        cancelled, the runs still going are cancelled and counted as aborted. Either
+        way the store gets the last changes (shielded, up to :data:`FLUSH_TIMEOUT` s).
+
+        :raises JobStateError: the store cannot be used (before started)
+        """
+        self._life.require(State.CREATED, "run the job scheduler")
+        self._life.advance(State.STARTING)
+        _handling.set(None)  # each run starts a chain of its own
+        sync = self._sync
+        sync.store = self._store  # changes made before start (removals) stay pending
+        store = self._store
+        try:
+            self._saved.update(await sync.open())
+            if store.location is not None:
+                log.info("Job state file {}: {} saved job(s)", store.location, len(self._saved))
+            now = self._clock.now()
+            for job in list(self._entries.values()):
+                self._schedule_new(job, now)
+            async with anyio.create_task_group() as group:
+                self._group = group
+                writer = anyio.CancelScope()
+                group.start_soon(sync.writer, writer, name="eventsched job state")
+                self._life.advance(State.RUNNING)
+                task_status.started()
+                try:
+                    await self._loop()
+                finally:
+                    self._life.advance(State.STOPPING)
+                    writer.cancel()
+        finally:
+            self._group = None
+            self._life.advance(State.STOPPED)
+            await sync.close()
+
+    def begin_shutdown(self) -> None:
+        """Start no new runs: the scheduler task stops; runs in progress go on."""
+        if self._life.is_(State.RUNNING):
+            self._life.advance(State.STOPPING)
+        self._wake()
+
+    async def wait_idle(self) -> None:
+        """Return once no run is in progress."""
+        await self._runs.wait_idle()
+
+    async def flush_state(self) -> None:
+        """Save pending changes to the job store now."""
+        await self._sync.flush()
+
+    def _seconds_to_next(self) -> float:
+        earliest: datetime | None = None
+        for job in self._entries.values():
+            at = job.fire_at
+            if at is not None and not job.paused and (earliest is None or at < earliest):
+                earliest = at
+        if earliest is None:
+            return math.inf
+        return (earliest - self._clock.now()).total_seconds()
+
+    async def _loop(self) -> None:
+        while self._life.is_(State.RUNNING):
+            self._wakeup = anyio.Event()
+            now = self._clock.now()
+            horizon = now + timedelta(seconds=RUN_LEAD + EARLY_TOLERANCE)
+            reports, self._reports = self._reports, []
+            starts: list[tuple[Entry, datetime]] = []
+            for job in list(self._entries.values()):
+                if not job.paused and job.fire_at is not None and job.fire_at <= horizon:
+                    self._fire(job, now, horizon, reports, starts)
+            if starts:
+                await self._claim_and_start(starts, now, reports)
+            for report in reports:
+                await self._runs.emit(report)
+            if not self._life.is_(State.RUNNING):
+                break
+            delay = self._seconds_to_next() - RUN_LEAD
+            if delay > 0:
+                # Deadline on the loop's clock, recomputed from the wall clock each time.
+                with anyio.move_on_after(delay):
+                    await self._wakeup.wait()
+            else:
+                await anyio.lowlevel.checkpoint()
+
+    def _fire(
+        self,
+        job: Entry,
+        now: datetime,
+        horizon: datetime,
+        reports: list[Event],
+        starts: list[tuple[Entry, datetime]],
+    ) -> None:
+        """Plan a job's due fire times: runs to claim and start, and misses to report."""
+        assert job.next_fire is not None
+        assert job.fire_at is not None
+        # The scheduler acts up to RUN_LEAD ahead: what is due is what falls before that
+        # horizon (and at least the first fire time, or a trigger would answer with that
+        # same time again).
+        due, more, following = due_fire_times(
+            job.trigger, job.next_fire, max(horizon, job.next_fire)
+        )
+        job.last_fire = due[-1]
+        due[0] = job.fire_at  # the first with its jitter
+        job.set_next(following)
+        decided = plan(
+            due,
+            now,
+            coalesce=job.coalesce,
+            misfire_grace_time=job.misfire_grace_time,
+            max_instances=job.max_instances,
+            running=job.running,
+            more=more,
+        )
+        for miss in decided.missed:
+            reports.append(self._runs.missed_event(job, miss, now))
+        for at in decided.run:
+            job.in_flight.append(at)
+            starts.append((job, at))
+        self._after_update(job)
+
+    async def _claim_and_start(
+        self, starts: list[tuple[Entry, datetime]], now: datetime, reports: list[Event]
+    ) -> None:
+        """Save the claims of this pass in one transaction, then start those runs."""
+        try:
+            refused = await self._sync.flush()
+        except Exception:
+            log.exception("Could not save to the job store {}", self._store.location)
+            unsaved: dict[str, list[datetime]] = {}
+            for job, at in starts:
+                self._run_ended(job, at)
+                unsaved.setdefault(job.id, []).append(at)
+            for job, _ in dict.fromkeys(starts):
+                if job.id in unsaved:
+                    miss = Miss(MissReason.NOT_SAVED, tuple(unsaved.pop(job.id)))
+                    reports.append(self._runs.missed_event(job, miss, now))
+            return
+        except BaseException:
+            for job, at in starts:
+                self._run_ended(job, at)  # cancelled: none of them starts
+            raise
+        assert self._group is not None
+        for job, at in starts:
+            if job.id in refused:
+                log.debug("Job {}: fire time {} was claimed elsewhere", job.id, at)
+                self._run_ended(job, at)
+            else:
+                self._runs.start(self._group, job, at)

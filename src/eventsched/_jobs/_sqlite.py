@@ -1,0 +1,330 @@
+"""The SQLite job store: each job's saved state in a small file that one process holds.
+
+Only data is stored, as JSON: never the callable, never pickle. The file is refused
+unless it is a regular file reached without a symlink (a symlink could make us
+rewrite some other file as SQLite), writable (checked by a write when it is opened,
+so that a read-only file fails at start rather than at every save), and ours (a
+``meta`` table with our format marker and version).
+
+One process at a time: an OS lock (``flock``) on a sidecar file ``<state file>.lock``,
+which holds the pid of the process that has it. The kernel drops the lock when that
+process ends, even by ``kill -9``, so a crash never leaves the file locked.
+
+Commits use SQLite's default rollback journal with ``synchronous=FULL``: when
+:meth:`SQLiteJobStore.save` returns, the changes survive a crash of the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+import anyio.to_thread
+from loguru import logger
+
+from .._exceptions import JobStateError
+from ._store import SavedJob
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "SQLiteJobStore", "check_state_file"]
+
+log = logger.bind(component="jobstate")
+
+#: Marker stored in the ``meta`` table; a file without it is not ours.
+FORMAT: Final = "eventsched-job-state"
+FORMAT_VERSION: Final = 1
+
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, state TEXT NOT NULL)",
+)
+# Failures of open(2) that mean "you may not write here", whoever you are.
+_READ_ONLY = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _show(path: object) -> str:
+    """The path for a one-line message: quoted, cut if long."""
+    text = repr(os.fspath(path)) if isinstance(path, str | os.PathLike) else repr(path)
+    return text if len(text) <= 80 else text[:60] + "..." + text[-17:]
+
+
+class SQLiteJobStore:
+    """A :class:`~eventsched.JobStore` in an SQLite file; see the module documentation.
+
+    :param path: the state file (created with mode 0600 if missing; its directory must
+        exist)
+    :param warn: warn when the file is accessible to others
+    """
+
+    __slots__ = ("_conn", "_lock_fd", "_warn", "path")
+
+    def __init__(self, path: str | os.PathLike[str], *, warn: bool = True) -> None:
+        self.path = Path(path)
+        self._warn = warn
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+
+    @property
+    def location(self) -> str | None:
+        return str(self.path)
+
+    async def lock(self) -> None:
+        await anyio.to_thread.run_sync(self.lock_now)
+
+    async def load(self) -> dict[str, SavedJob]:
+        return await anyio.to_thread.run_sync(self.load_now)
+
+    async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
+        await anyio.to_thread.run_sync(self.save_now, dict(changes))
+        return frozenset()
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.close_now)
+
+    # -- the blocking work, in a worker thread ---------------------------------------
+
+    def lock_now(self) -> None:
+        """Take the sidecar lock and write our pid in it. :raises JobStateError:"""
+        lock_path = Path(f"{self.path}.lock")
+        _check_path(self.path)
+        _check_path(lock_path)
+        fd = _open(lock_path, "lock file")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise JobStateError(
+                f"{_show(self.path)} is in use by process {holder} (lock {_show(lock_path)}); "
+                "stop that process or point the state file elsewhere"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise JobStateError(f"cannot lock {_show(lock_path)}: {exc.strerror}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def load_now(self) -> dict[str, SavedJob]:
+        """Open (creating it if missing) and return the saved states. :raises JobStateError:"""
+        path = self.path
+        _check_path(path)
+        fd = _open(path, "job state file")
+        try:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+        if self._warn and mode & 0o077:
+            log.warning("Job state file {} is accessible to others (mode {:o})", path, mode)
+        try:
+            # nofollow: SQLite itself refuses a symlink put in place since the check.
+            uri = f"file:{quote(os.fspath(path))}?nofollow=1"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise JobStateError(f"cannot open the job state file {_show(path)}: {exc}") from None
+        try:
+            saved = self._load(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return saved
+
+    def _load(self, conn: sqlite3.Connection) -> dict[str, SavedJob]:
+        path = _show(self.path)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if not tables:
+                with conn:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [("format", FORMAT), ("version", str(FORMAT_VERSION))],
+                    )
+                return {}
+            if "meta" not in tables or "jobs" not in tables:
+                raise JobStateError(
+                    f"{path} is an SQLite file but not an eventsched job state file "
+                    f"(tables: {', '.join(sorted(tables))}); point state_file elsewhere"
+                )
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            rows = conn.execute("SELECT job_id, state FROM jobs").fetchall()
+            if meta.get("format") == FORMAT:
+                # A write now, so that a read-only file fails at start, not at each save.
+                with conn:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('opened_at', ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (datetime.now(UTC).isoformat(),),
+                    )
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise JobStateError(f"{path} is read-only: {exc}; make it writable") from None
+            raise JobStateError(f"{path} is not a usable job state file ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            raise JobStateError(
+                f"{path} is not a usable job state file ({exc}); move or delete it"
+            ) from None
+        if meta.get("format") != FORMAT:
+            raise JobStateError(
+                f"{path} is not an eventsched job state file (format {meta.get('format')!r})"
+            )
+        if meta.get("version") != str(FORMAT_VERSION):
+            raise JobStateError(
+                f"{path} has job state version {meta.get('version')!r}; this eventsched "
+                f"reads version {FORMAT_VERSION}"
+            )
+        return {str(job_id): _parse(path, job_id, state) for job_id, state in rows}
+
+    def save_now(self, changes: Mapping[str, SavedJob | None]) -> None:
+        """Apply ``changes`` in one committed transaction; None deletes a job's state."""
+        conn = self._conn
+        if conn is None:
+            raise JobStateError(f"the job state file {_show(self.path)} is not open")
+        now = datetime.now(UTC).isoformat()
+        deleted = [(job_id,) for job_id, saved in changes.items() if saved is None]
+        written = [
+            (job_id, _to_json(saved, now)) for job_id, saved in changes.items() if saved is not None
+        ]
+        with conn:
+            if deleted:
+                conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
+            if written:
+                conn.executemany(
+                    "INSERT INTO jobs (job_id, state) VALUES (?, ?) "
+                    "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state",
+                    written,
+                )
+
+    def close_now(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+
+def check_state_file(path: str | os.PathLike[str]) -> None:
+    """Lock, open and read the state file, then let go: for a check before start.
+
+    :raises JobStateError: it cannot be used (the message says why, in one line)
+    """
+    store = SQLiteJobStore(path, warn=False)
+    try:
+        store.lock_now()
+        store.load_now()
+    finally:
+        store.close_now()
+
+
+def _check_path(path: Path) -> None:
+    """Refuse a path that cannot name our file: a NUL, too long, a symlink, a directory."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise JobStateError(f"the path {_show(path)} contains a NUL character")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise JobStateError(f"cannot use {_show(path)}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise JobStateError(
+            f"{_show(path)} is a symlink; name the file itself (symlinks are refused so "
+            "that no other file is rewritten)"
+        )
+    if stat.S_ISDIR(info.st_mode):
+        raise JobStateError(f"{_show(path)} is a directory; name a file in it instead")
+    if not stat.S_ISREG(info.st_mode):
+        raise JobStateError(f"{_show(path)} is not a regular file")
+
+
+def _open(path: Path, what: str) -> int:
+    """Open (creating, mode 0600) for writing, never through a symlink. :raises JobStateError:"""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _open_error(path, exc, what) from None
+
+
+def _open_error(path: Path, exc: OSError, what: str) -> JobStateError:
+    if exc.errno == errno.ELOOP:
+        return JobStateError(f"{_show(path)} is a symlink; name the file itself")
+    if exc.errno in _READ_ONLY:
+        return JobStateError(
+            f"cannot write the {what} {_show(path)} ({exc.strerror}): it or its directory "
+            "is read-only; make it writable or point the state file elsewhere"
+        )
+    return JobStateError(f"cannot open the {what} {_show(path)}: {exc.strerror}")
+
+
+def _to_json(saved: SavedJob, now: str) -> str:
+    return json.dumps(
+        {
+            "fingerprint": saved.fingerprint,
+            "last_fire_time": _iso(saved.last_fire_time),
+            "next_fire_time": _iso(saved.next_fire_time),
+            "running": [at.isoformat() for at in saved.running],
+            "updated_at": now,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse(path: str, job_id: object, state: object) -> SavedJob:
+    def bad(why: str) -> JobStateError:
+        return JobStateError(f"{path}: the saved state of job {job_id!r} is malformed ({why})")
+
+    if not isinstance(job_id, str) or not isinstance(state, str):
+        raise bad("not text")
+    try:
+        data: Any = json.loads(state)
+    except ValueError as exc:
+        raise bad(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise bad("JSON nested too deeply") from None
+    if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), str):
+        raise bad("no fingerprint")
+    running = data.get("running", [])
+    if not isinstance(running, list):
+        raise bad(f"running {running!r} is not a list")
+    return SavedJob(
+        data["fingerprint"],
+        _parse_time(data.get("last_fire_time"), bad),
+        _parse_time(data.get("next_fire_time"), bad),
+        tuple(t for t in (_parse_time(at, bad) for at in running) if t is not None),
+    )
+
+
+def _parse_time(value: object, bad: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad(f"fire time {value!r} is not a string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad(f"fire time {value!r} is not an ISO 8601 datetime") from None
+    if parsed.tzinfo is None:
+        raise bad(f"fire time {value!r} has no timezone")
+    try:
+        # Checked here, where the file is judged: a time near the ends of the datetime
+        # range can be written but not moved to UTC (year 1 at +05:00, for one).
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise bad(f"fire time {value!r} is out of range") from None
+    return parsed

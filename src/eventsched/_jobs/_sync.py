@@ -1,0 +1,84 @@
+"""Keeping the job store in step: changes batched per pass, saved off the hot path."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import anyio
+from loguru import logger
+
+from ._store import JobStore, SavedJob
+
+__all__ = ["FLUSH_TIMEOUT", "StoreSync"]
+
+log = logger.bind(component="jobs")
+
+#: Seconds the final save to the job store may take at shutdown.
+FLUSH_TIMEOUT: Final = 5.0
+
+
+class StoreSync:
+    """The changes not yet saved to a job store, and the one way they get there.
+
+    Saves never overlap (a lock); a failed save keeps its changes pending, under
+    any newer change to the same job.
+    """
+
+    __slots__ = ("_dirty", "_loaded", "_lock", "_signal", "store")
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._dirty: dict[str, SavedJob | None] = {}
+        self._signal = anyio.Event()
+        self._lock: anyio.Lock | None = None
+        self._loaded = False
+
+    async def open(self) -> dict[str, SavedJob]:
+        """Lock and load the store. :raises JobStateError:"""
+        self._lock = anyio.Lock()
+        await self.store.lock()
+        saved = await self.store.load()
+        self._loaded = True
+        return saved
+
+    async def close(self) -> None:
+        """Save what is pending and release the store (shielded, bounded)."""
+        with anyio.move_on_after(FLUSH_TIMEOUT, shield=True):
+            await self.flush_logged()
+            await self.store.close()
+
+    def mark(self, job_id: str, saved: SavedJob | None) -> None:
+        """Note a job's new state (None: deleted), for the next save."""
+        self._dirty[job_id] = saved
+        self._signal.set()
+
+    async def flush(self) -> frozenset[str]:
+        """Save what changed in one transaction; the ids whose change was refused."""
+        lock = self._lock
+        if lock is None or not self._loaded:
+            return frozenset()
+        async with lock:
+            if not self._dirty:
+                return frozenset()
+            states, self._dirty = self._dirty, {}
+            try:
+                return await self.store.save(states)
+            except BaseException:
+                for job_id, saved in states.items():
+                    self._dirty.setdefault(job_id, saved)
+                raise
+
+    async def flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            # Kept pending: the next change (or shutdown) tries again.
+            log.exception("Could not save to the job store {}", self.store.location)
+
+    async def writer(self, scope: anyio.CancelScope) -> None:
+        """Save changes made outside a pass (ended runs, resumes) as they happen."""
+        with scope:
+            while True:
+                await self._signal.wait()
+                self._signal = anyio.Event()
+                await self.flush_logged()

@@ -1,0 +1,281 @@
+"""The jobs and their place in their schedules: what ``add_job`` and friends change.
+
+:class:`JobTable` is the half of the job scheduler that the caller's methods touch
+(synchronously, on the event loop thread); :class:`~._scheduler.JobScheduler` adds the
+task that fires the jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from os import PathLike
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from loguru import logger
+
+from .._clock import Clock, SystemClock
+from .._events import Event
+from .._exceptions import ConflictingIdError, JobLookupError, SchedulerStateError
+from .._lifecycle import Lifecycle, State
+from ._entry import Entry
+from ._planning import Miss
+from ._records import Job, JobStatistics, MissReason
+from ._runs import Emitter, Runs
+from ._sqlite import SQLiteJobStore
+from ._store import JobStore, MemoryJobStore, SavedJob
+from ._sync import StoreSync
+from ._triggers import (
+    interval_of,
+    next_fire_time,
+    set_run_date,
+    set_start,
+    to_timezone,
+)
+
+__all__ = ["JobTable"]
+
+log = logger.bind(component="jobs")
+
+JobFunc = TypeVar("JobFunc", bound=Callable[..., Any])
+
+
+class JobTable:
+    """The jobs, their saved states and their counters; see :class:`JobScheduler`."""
+
+    def __init__(
+        self,
+        emitter: Emitter,
+        *,
+        clock: Clock | None = None,
+        state_file: str | PathLike[str] | None = None,
+        timezone: str | tzinfo = UTC,
+        store: JobStore | None = None,
+    ) -> None:
+        self._life = Lifecycle("the job scheduler")
+        self._clock: Clock = SystemClock()
+        self._timezone: tzinfo = UTC
+        self._store: JobStore = MemoryJobStore()
+        self.configure(clock=clock, state_file=state_file, timezone=timezone, store=store)
+        self._runs = Runs(emitter, lambda: self._clock, self._accepting, self._run_ended)
+        self._entries: dict[str, Entry] = {}
+        self._saved: dict[str, SavedJob] = {}
+        self._sync = StoreSync(self._store)
+        self._wakeup = anyio.Event()
+        self._group: TaskGroup | None = None
+        self._reports: list[Event] = []  # made outside a pass, emitted by the next one
+
+    def configure(
+        self,
+        *,
+        clock: Clock | None = None,
+        state_file: str | PathLike[str] | None = None,
+        timezone: str | tzinfo | None = None,
+        store: JobStore | None = None,
+    ) -> None:
+        """Change the clock, the job store or the default timezone before start.
+
+        Arguments left as None keep their current value. ``state_file=path`` turns on
+        persistence in an SQLite file (:class:`~eventsched.SQLiteJobStore`: created with
+        mode 0600, its directory must exist, one process at a time); ``store=`` takes
+        any :class:`~eventsched.JobStore`. Without either, schedules live in memory.
+        """
+        if self._life.state is not State.CREATED:
+            raise SchedulerStateError("configure the job scheduler before it starts")
+        if clock is not None:
+            if not callable(getattr(clock, "now", None)):
+                raise TypeError(f"clock={clock!r} has no now() method (see eventsched.Clock)")
+            self._clock = clock
+        if state_file is not None and store is not None:
+            raise TypeError("pass state_file= or store=, not both")
+        if state_file is not None:
+            self._store = SQLiteJobStore(state_file)
+        if store is not None:
+            if not isinstance(store, JobStore):
+                raise TypeError(f"store={store!r} is not a JobStore (see eventsched.JobStore)")
+            self._store = store
+        if timezone is not None:
+            self._timezone = to_timezone(timezone)
+
+    # -- inspection --------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._life.state
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def store(self) -> JobStore:
+        """Where the jobs' schedules are kept."""
+        return self._store
+
+    @property
+    def state_file(self) -> str | None:
+        """Where the store keeps the schedules, or None when they are in memory only."""
+        return self._store.location
+
+    def statistics(self) -> JobStatistics:
+        """A snapshot of the run counters (see :class:`JobStatistics`)."""
+        runs = self._runs
+        return JobStatistics(
+            jobs=len(self._entries),
+            running=runs.running,
+            runs_started=runs.started,
+            runs_completed=runs.completed,
+            runs_failed=runs.failed,
+            runs_timed_out=runs.timed_out,
+            runs_aborted=runs.aborted,
+            missed={str(reason): n for reason, n in runs.missed.items()},
+        )
+
+    def get_jobs(self) -> list[Job]:
+        """Snapshots of every scheduled job, in the order they were added."""
+        return [job.snapshot() for job in self._entries.values()]
+
+    def get_job(self, job_id: str) -> Job:
+        """A snapshot of one job. :raises JobLookupError: no such job"""
+        return self._lookup(job_id).snapshot()
+
+    # -- changing the schedule (JobMethods documents each) --------------------------------
+
+    def add(self, job: Entry, *, replace_existing: bool) -> Job:
+        """Schedule a job built by ``new_entry``; see :meth:`EventScheduler.add_job`."""
+        if self._life.reached(State.STOPPING):
+            raise SchedulerStateError(
+                f"cannot add a job while the job scheduler is {self._life.state.value}"
+            )
+        id = job.id
+        existing = self._entries.get(id)
+        if existing is not None and not replace_existing:
+            raise ConflictingIdError(
+                f"a job with id {id!r} exists already; pass another id= or replace_existing=True"
+            )
+        if existing is not None:
+            existing.removed = True
+            existing.persist = False  # its row is the new job's from now on
+            job.runs_in_progress = existing.runs_in_progress
+            job.in_flight = existing.in_flight
+            if existing.fingerprint == job.fingerprint and existing.deferred is None:
+                # Same schedule: keep its place in it rather than starting over.
+                self._saved[id] = SavedJob(
+                    existing.fingerprint, existing.last_fire, existing.next_fire
+                )
+        self._entries[id] = job
+        if self._life.is_(State.RUNNING):
+            self._schedule_new(job, self._clock.now())
+            self._wake()
+        log.debug("Added job {} ({})", id, job.trigger)
+        return job.snapshot()
+
+    def timezone_for(self, timezone: str | tzinfo | None) -> tzinfo:
+        """The timezone a job's trigger given by name uses: its own, or the default."""
+        return self._timezone if timezone is None else to_timezone(timezone)
+
+    @property
+    def _job_table(self) -> JobTable:
+        # What JobMethods forwards to: this table itself (an EventScheduler's is its
+        # JobScheduler).
+        return self
+
+    def remove_job(self, job_id: str) -> None:
+        """Unschedule a job; runs in progress finish. :raises JobLookupError:"""
+        job = self._lookup(job_id)
+        del self._entries[job_id]
+        job.removed = True
+        job.persist = False
+        self._saved.pop(job_id, None)
+        self._sync.mark(job_id, None)
+        self._wake()
+        log.debug("Removed job {}", job_id)
+
+    def pause_job(self, job_id: str) -> Job:
+        """Stop a job firing until resumed (fire times meanwhile are not reported)."""
+        job = self._lookup(job_id)
+        job.paused = True
+        self._wake()
+        return job.snapshot()
+
+    def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job from now on: its next fire time is computed afresh."""
+        job = self._lookup(job_id)
+        if job.paused:
+            job.paused = False
+            if self._life.is_(State.RUNNING):
+                job.set_next(next_fire_time(job.trigger, None, self._clock.now()))
+                self._after_update(job)
+                self._wake()
+        return job.snapshot()
+
+    # -- the job store -----------------------------------------------------------------
+
+    def _run_ended(self, job: Entry, fire_time: datetime) -> None:
+        """Clear the claim of a run that ended (or never started) in the store."""
+        if fire_time in job.in_flight:
+            job.in_flight.remove(fire_time)
+        owner = self._entries.get(job.id)
+        target = owner if owner is not None and owner.in_flight is job.in_flight else job
+        if target.persist:
+            self._sync.mark(target.id, target.saved())
+
+    def _accepting(self) -> bool:
+        return self._life.is_(State.RUNNING)
+
+    # -- the scheduler task ------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    def _lookup(self, job_id: str) -> Entry:
+        try:
+            return self._entries[job_id]
+        except KeyError:
+            raise JobLookupError(f"no job with id {job_id!r}") from None
+
+    def _after_update(self, job: Entry) -> None:
+        """Save the job's fire times and retire it once its trigger is exhausted."""
+        if job.persist and not job.removed:
+            self._sync.mark(job.id, job.saved())
+        if job.next_fire is None and not job.removed:
+            job.removed = True
+            if self._entries.get(job.id) is job:
+                del self._entries[job.id]
+            log.debug("Job {} has no more fire times and was removed", job.id)
+
+    def _schedule_new(self, job: Entry, now: datetime) -> None:
+        """Give a newly started job its first fire time, or its saved one."""
+        saved = self._saved.pop(job.id, None)
+        if saved is not None and saved.running:
+            miss = Miss(MissReason.INTERRUPTED, saved.running)
+            self._reports.append(self._runs.missed_event(job, miss, now))
+        if saved is not None and saved.fingerprint != job.fingerprint:
+            log.info(
+                "Job {}: its trigger changed since the state was saved ({} -> {}); "
+                "starting its schedule afresh",
+                job.id,
+                saved.fingerprint,
+                job.fingerprint,
+            )
+            saved = None
+        if job.deferred == "start":
+            first = saved.next_fire_time if saved is not None else None
+            set_start(job.trigger, first or now + interval_of(job.trigger))
+        elif job.deferred == "now":
+            set_run_date(job.trigger, now)
+        job.deferred = None
+        if saved is not None:
+            job.last_fire = saved.last_fire_time
+            job.set_next(saved.next_fire_time)
+            if saved.next_fire_time is not None and saved.next_fire_time < now:
+                log.info(
+                    "Job {} was due at {} while the scheduler was not running",
+                    job.id,
+                    saved.next_fire_time.isoformat(),
+                )
+        else:
+            job.set_next(next_fire_time(job.trigger, None, now))
+        self._after_update(job)

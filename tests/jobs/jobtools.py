@@ -1,0 +1,92 @@
+"""Helpers of the job tests: a recorder of handled events, a scheduler on a virtual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import anyio
+import pytest
+
+from conftest import VIRTUAL_TIME
+from eventsched import (
+    Event,
+    EventScheduler,
+)
+from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+
+EPOCH = DEFAULT_EPOCH
+virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+pytestmark = pytest.mark.anyio
+
+
+def is_virtual(anyio_backend: tuple[str, dict[str, Any]]) -> bool:
+    return "clock" in anyio_backend[1]
+
+
+class Recorder:
+    """Every event a scheduler handles, with a bounded wait for a condition on them."""
+
+    def __init__(self, scheduler: EventScheduler) -> None:
+        self.events: list[Event] = []
+        self._changed: anyio.Event | None = None
+        scheduler.on("*", self._record)
+
+    async def _record(self, event: Event) -> None:
+        self.events.append(event)
+        if self._changed is not None:
+            self._changed.set()
+
+    def of(self, event_type: str, job_id: str | None = None) -> list[Event]:
+        return [
+            e
+            for e in self.events
+            if e.type == event_type and (job_id is None or e.data.get("job_id") == job_id)
+        ]
+
+    async def wait_for(self, condition: Callable[[], bool], limit: float) -> None:
+        with anyio.fail_after(limit):
+            while True:
+                changed = self._changed = anyio.Event()
+                if condition():
+                    return
+                await changed.wait()
+
+    async def wait_count(
+        self, event_type: str, count: int, limit: float, job_id: str | None = None
+    ) -> list[Event]:
+        await self.wait_for(lambda: len(self.of(event_type, job_id)) >= count, limit)
+        return self.of(event_type, job_id)
+
+
+def fire_times(events: list[Event]) -> list[datetime]:
+    return [datetime.fromisoformat(e.data["fire_time"]) for e in events]
+
+
+def new_scheduler(clock: VirtualClock | None = None, **options: Any) -> EventScheduler:
+    scheduler = EventScheduler(**options)
+    scheduler.configure_jobs(clock=clock or VirtualClock())
+    return scheduler
+
+
+def close_to(a: datetime, b: datetime) -> bool:
+    return abs((a - b).total_seconds()) < 1e-5
+
+
+async def _async_noop() -> None:
+    pass
+
+
+class StubEmitter:
+    """Stands in for an EventScheduler where no event loop is needed."""
+
+    max_event_bytes = 65536
+
+    async def emit(self, event: Event) -> bool:
+        raise AssertionError("not running")
+
+
+def unit_of(anyio_backend: tuple[str, dict[str, Any]]) -> float:
+    """One interval: 1 s of virtual time on trio, 50 ms of real time on asyncio."""
+    return 1.0 if is_virtual(anyio_backend) else 0.05

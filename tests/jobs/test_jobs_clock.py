@@ -1,0 +1,50 @@
+"""Wall time: the injectable clock, and a simulated day in virtual time.
+
+Time-based tests run on asyncio in real time (short intervals, generous bounds,
+asserting counts and order) and on trio in virtual time (exact). ``unit`` is one
+interval: 1 s of virtual time on trio, 50 ms of real time on asyncio.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+import anyio
+import pytest
+from jobtools import Recorder, _async_noop, fire_times, new_scheduler
+
+from conftest import VIRTUAL_TIME
+from eventsched import (
+    EventType,
+)
+from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+
+EPOCH = DEFAULT_EPOCH
+virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [p for p in VIRTUAL_TIME if p.id == "trio-virtual"], indirect=True
+)
+async def test_crontab_every_minute_over_a_simulated_day_runs_1440_times() -> None:
+    """A crontab job every minute over a virtual day runs exactly 1440 times, fast."""
+    real_start = time.perf_counter()
+    scheduler = new_scheduler()
+    scheduler.add_job(_async_noop, "cron", crontab="* * * * *", id="minutely")
+    recorder = Recorder(scheduler)
+    async with scheduler:
+        await anyio.sleep(24 * 3600 - 30)
+    elapsed = time.perf_counter() - real_start
+    times = fire_times(recorder.of(EventType.JOB_COMPLETED, "minutely"))
+    assert times == [EPOCH + timedelta(minutes=m) for m in range(1440)]
+    assert scheduler.job_statistics().runs_completed == 1440
+    assert scheduler.statistics().unaccounted == 0
+    assert elapsed < 3.0, f"a simulated day took {elapsed:.2f}s of real time"
+
+
+def test_virtual_clock_needs_an_aware_epoch() -> None:
+    """A naive epoch is refused: trigger times are always timezone-aware."""
+    with pytest.raises(ValueError, match="timezone-aware"):
+        VirtualClock(datetime(2030, 1, 1))
