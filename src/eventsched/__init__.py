@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from loguru import logger
 
-from ._bus import CHECKPOINT_EVERY
 from ._clock import Clock, SystemClock
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -33,7 +32,6 @@ from ._exit import (
     EXIT_SIGTERM,
     EXIT_WATCHDOG,
 )
-from ._handlers import ALL_EVENTS, Handler, HandlerFunc
 from ._jobs import (
     ConflictingIdError,
     Job,
@@ -44,9 +42,25 @@ from ._jobs import (
     MissReason,
 )
 from ._jobstate import JobStateError
-from ._scheduler import EventScheduler, SchedulerState, Service
-from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
-from ._summary import format_summary
+from ._pipeline import (
+    ALL_EVENTS,
+    CHECKPOINT_EVERY,
+    DropReason,
+    Handler,
+    HandlerFunc,
+    OverflowPolicy,
+    RejectReason,
+    Statistics,
+    format_summary,
+)
+from ._scheduler import (
+    MAX_GRACE_PERIOD,
+    MAX_QUEUE_SIZE,
+    MAX_WORKERS,
+    EventScheduler,
+    SchedulerState,
+    Service,
+)
 
 __all__ = [
     "ALL_EVENTS",
@@ -58,6 +72,9 @@ __all__ = [
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
     "EXIT_WATCHDOG",
+    "MAX_GRACE_PERIOD",
+    "MAX_QUEUE_SIZE",
+    "MAX_WORKERS",
     "Clock",
     "ConflictingIdError",
     "DropReason",

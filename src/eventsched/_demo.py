@@ -28,9 +28,9 @@ from loguru import logger
 
 from ._events import Event, EventType
 from ._exceptions import QueueFullError
+from ._pipeline import Statistics
 from ._scheduler import EventScheduler
 from ._settings import Settings
-from ._stats import Statistics
 
 __all__ = ["DemoEvent", "build_scheduler", "run_demo"]
 

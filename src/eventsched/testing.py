@@ -49,7 +49,7 @@ import trio
 import trio.testing
 
 from ._clock import DEFAULT_EPOCH, Clock, SystemClock, VirtualClock
-from ._stats import Statistics
+from ._pipeline import Statistics
 
 __all__ = [
     "DEFAULT_EPOCH",

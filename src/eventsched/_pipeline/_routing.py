@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from ._events import Event, EventTypeLike
-from ._invoke import is_async
+from .._events import Event, EventTypeLike
+from .._invoke import is_async
 
 __all__ = [
     "ALL_EVENTS",
