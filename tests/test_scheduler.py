@@ -19,7 +19,7 @@ from eventsched import (
     SchedulerState,
     SchedulerStateError,
 )
-from eventsched.testing import assert_accounted
+from eventsched.testing import assert_accounted, capture_events
 
 pytestmark = pytest.mark.anyio
 
@@ -27,18 +27,15 @@ pytestmark = pytest.mark.anyio
 async def _run_until_quit(scheduler: EventScheduler) -> list[str]:
     """Run ``scheduler`` under ``run()``, emit ``quit`` (its handler is to stop it) and
     wait for ``run()`` to return; the reasons its SHUTDOWN_REQUESTED events gave."""
-    reasons: list[str] = []
-
-    @scheduler.on(EventType.SHUTDOWN_REQUESTED)
-    async def on_shutdown(event: Event) -> None:
-        reasons.append(event.data["reason"])
-
-    with anyio.fail_after(10):
+    with (
+        anyio.fail_after(10),
+        capture_events(scheduler, EventType.SHUTDOWN_REQUESTED) as notices,
+    ):
         async with anyio.create_task_group() as tg:
             await tg.start(functools.partial(scheduler.run, handle_signals=False, watchdog=False))
             assert scheduler.state is SchedulerState.RUNNING
             await scheduler.emit("quit")
-    return reasons
+    return [event.data["reason"] for event in notices]
 
 
 @pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)

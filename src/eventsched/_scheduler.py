@@ -21,13 +21,12 @@ from typing import Any, Final, Self, TypeVar, overload
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from loguru import logger
 
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
     Event,
-    EventType,
     EventTypeLike,
     _invalid_hook,
     admit,
@@ -44,10 +43,8 @@ from ._pipeline import (
     OverflowPolicy,
     Statistics,
     log_summary,
-    report_drops,
-    report_drops_now,
-    work,
 )
+from ._runtime import TaskTree
 from ._shutdown import (
     SIGNALS,
     SignalGuard,
@@ -166,12 +163,7 @@ class EventScheduler:
         self._life = Lifecycle("this EventScheduler")
         self._emits = 0
         self._services: list[Service] = []
-        self._task_group: TaskGroup | None = None
-        self._service_scopes: list[anyio.CancelScope] = []
-        self._workers_scope: anyio.CancelScope | None = None
-        self._workers_done: anyio.Event | None = None
-        self._stop_requested: anyio.Event | None = None
-        self._stop_reason = "stop() called"
+        self._tree: TaskTree | None = None  # built at start, from the settings then
         # stop() before start (a task that starts run() and one that stops it, racing):
         # kept, and honoured as soon as the scheduler runs, instead of being lost.
         self._early_stop: str | None = None
@@ -365,30 +357,20 @@ class EventScheduler:
             raise SchedulerStateError(
                 f"this EventScheduler is {self._life.state.value}; create a new one to run again"
             )
-        self._stop_requested = anyio.Event()
-        self._workers_done = anyio.Event()
+        self._tree = TaskTree(
+            self._life,
+            self._queue,
+            self._registry,
+            self._services,
+            workers=self.workers,
+            grace_period=self.grace_period,
+            drop_report_interval=self._drop_report_interval,
+        )
         self._hook_token = _invalid_hook.set(self._queue.count_invalid)
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
         try:
-            self._queue.open()
-            await task_group.start(self._run_workers)
-            task_group.start_soon(report_drops, self._queue, self._drop_report_interval)
-            for service in self._services:
-                await task_group.start(self._run_service, service)
-            task_group.start_soon(self._lifecycle)
-        except BaseException as exc:
-            # Could not start: undo everything, then let the error through.
-            self._queue.close_intake(force=True)
-            task_group.cancel_scope.cancel()
-            try:
-                await task_group.__aexit__(type(exc), exc, exc.__traceback__)
-            except BaseExceptionGroup as group:
-                raise _single(group) from None
-            finally:
-                self._queue.close_receive()
-                self._finish()
+            await self._tree.start()
+        except BaseException:
+            self._finish()  # could not start: everything is undone, the error goes on
             raise
         self._life.advance(State.RUNNING)
         log.info(
@@ -407,20 +389,14 @@ class EventScheduler:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        task_group = self._task_group
-        assert task_group is not None
+        tree = self._tree
+        assert tree is not None
         if exc_type is None:
             self.stop(reason="the scheduler's block ended")
         elif not self._stop_requested_set():
-            # The body failed: no grace, cancel everything now (still all accounted).
-            self._stop_reason = f"{exc_type.__name__} in the scheduler's block"
-            self._life.advance(State.STOPPING)
-            self._queue.close_intake()
-            task_group.cancel_scope.cancel()
+            tree.abort(f"{exc_type.__name__} in the scheduler's block")
         try:
-            return bool(await task_group.__aexit__(exc_type, exc, tb))
-        except BaseExceptionGroup as group:
-            raise _single(group) from None
+            return await tree.exit(exc_type, exc, tb)
         finally:
             self._finish()
 
@@ -434,7 +410,8 @@ class EventScheduler:
         to the event loop and returns once it has run there. Called before the
         scheduler has started, the shutdown begins as soon as it is running.
         """
-        if self._stop_requested is None:
+        tree = self._tree
+        if tree is None or tree.stop_requested is None:
             if self._life.is_(State.CREATED) and self._early_stop is None:
                 self._early_stop = reason
             return
@@ -451,12 +428,16 @@ class EventScheduler:
                     functools.partial(self.stop, reason=reason), token=queue.token
                 )
             return
-        if self._stop_requested.is_set():
+        if tree.stop_requested.is_set():
             return
-        self._stop_reason = reason
+        tree.stop_reason = reason
         if self._watchdog is not None:
             self._watchdog.arm(self.grace_period)
-        self._stop_requested.set()
+        tree.stop_requested.set()
+
+    def _stop_requested_set(self) -> bool:
+        tree = self._tree
+        return tree is not None and tree.stop_requested is not None and tree.stop_requested.is_set()
 
     async def run(
         self,
@@ -495,85 +476,8 @@ class EventScheduler:
     async def _task_group_start(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any
     ) -> None:
-        assert self._task_group is not None
-        await self._task_group.start(func, *args)
-
-    # -- the tasks of the top-level group ----------------------------------------------
-    async def _run_workers(self, *, task_status: TaskStatus[None]) -> None:
-        assert self._workers_done is not None
-        try:
-            with anyio.CancelScope() as scope:
-                self._workers_scope = scope
-                async with anyio.create_task_group() as workers:
-                    for _ in range(self.workers):
-                        workers.start_soon(work, self._queue, self._registry)
-                    task_status.started()
-        finally:
-            # The workers are gone: close both ends of the stream (else ResourceWarning).
-            self._queue.close_intake(force=True)
-            self._queue.close_receive()
-            self._workers_done.set()
-
-    async def _run_service(self, service: Service, *, task_status: TaskStatus[None]) -> None:
-        with anyio.CancelScope() as scope:
-            self._service_scopes.append(scope)
-            await service.run(task_status=task_status)
-        log.debug("Service {} stopped", service.name)
-
-    async def _lifecycle(self) -> None:
-        """Wait for a stop request, then drain, cancel what is left and end the group."""
-        assert self._stop_requested is not None
-        await self._stop_requested.wait()
-        await self._shutdown()
-        assert self._task_group is not None
-        self._task_group.cancel_scope.cancel()
-
-    async def _shutdown(self) -> None:
-        queue = self._queue
-        self._life.advance(State.STOPPING)
-        deadline = anyio.current_time() + self.grace_period
-        log.info(
-            "Shutting down ({}): draining {} queued event(s) within {}s",
-            self._stop_reason,
-            queue.queued,
-            self.grace_period,
-        )
-        # 1. No new job runs: the scheduler task (and any other service) stops first;
-        # and no emitter waits for room any more (see EventQueue.begin_shutdown).
-        for service in self._services:
-            service.begin_shutdown()
-        queue.begin_shutdown()
-        # 2. Tell the handlers: the notice takes the queue's reserved slot, so it gets
-        # in even when the queue is full (behind the events queued before it).
-        queue.emit_shutdown_notice(
-            Event.create(EventType.SHUTDOWN_REQUESTED, {"reason": self._stop_reason})
-        )
-        # Job runs in progress may finish within the grace period and report it.
-        with anyio.move_on_at(deadline):
-            for service in self._services:
-                await service.wait_idle()
-        # 3. Report drops so far while the report can still get in, then stop intake;
-        # the workers drain the buffer and then see the end of the stream.
-        with anyio.move_on_at(deadline):
-            await report_drops_now(queue)
-        queue.close_intake()
-        assert self._workers_done is not None
-        with anyio.move_on_at(deadline):
-            await self._workers_done.wait()
-        # 4. Past the grace period: cancel the handlers still running.
-        if not self._workers_done.is_set():
-            log.warning(
-                "Grace period of {}s is over: cancelling {} handler(s) in flight, "
-                "{} event(s) left in the queue",
-                self.grace_period,
-                queue.in_flight,
-                queue.leftover(),
-            )
-            assert self._workers_scope is not None
-            self._workers_scope.cancel()
-        for scope in self._service_scopes:
-            scope.cancel()
-        await self._workers_done.wait()
+        assert self._tree is not None
+        await self._tree.start_task(func, *args)
 
     async def _watch_signals(self, guard: SignalGuard, *, task_status: TaskStatus[None]) -> None:
         with contextlib.ExitStack() as pending:
@@ -604,9 +508,6 @@ class EventScheduler:
                 self.grace_period,
             )
             self.stop(reason=f"{name} received")
-
-    def _stop_requested_set(self) -> bool:
-        return self._stop_requested is not None and self._stop_requested.is_set()
 
     # -- outside the loop: signal handler and watchdog thread --------------------------
 
@@ -653,20 +554,3 @@ class EventScheduler:
         log_summary(self._queue.statistics(), self._jobs.statistics(), forced=False)
         if self._watchdog is not None:
             self._watchdog.disarm()
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one error a task group wrapped, so users see it as raised; else the group.
-
-    The task group wraps even a lone exception from the ``async with`` body; a user of
-    ``async with EventScheduler()`` expects the body's own exception back.
-    """
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, BaseExceptionGroup):
-            pending.extend(current.exceptions)
-        else:
-            leaves.append(current)
-    return leaves[0] if len(leaves) == 1 else group

@@ -16,7 +16,7 @@ from eventsched import (
     OverflowPolicy,
     QueueFullError,
 )
-from eventsched.testing import assert_accounted
+from eventsched.testing import assert_accounted, capture_events
 
 pytestmark = pytest.mark.anyio
 
@@ -24,16 +24,14 @@ pytestmark = pytest.mark.anyio
 async def test_drop_newest_counts_every_refused_event() -> None:
     """With the queue full, drop_newest refuses new events and counts each as queue_full."""
     scheduler = EventScheduler(queue_size=10)
-    seen: list[int] = []
-    scheduler.on("n", lambda e: seen.append(e.data["i"]))
-    with anyio.fail_after(5):
+    with anyio.fail_after(5), capture_events(scheduler, "n") as seen:
         async with scheduler:
             # No checkpoint between these: the handler task cannot run yet.
             results = [scheduler.emit_nowait("n", {"i": i}) for i in range(25)]
     assert results == [True] * 10 + [False] * 15
     stats = scheduler.statistics()
     assert dict(stats.dropped) == {"queue_full": 15}
-    assert sorted(seen) == list(range(10))
+    assert [event.data["i"] for event in seen] == list(range(10))
     assert stats.queue_high_water == 10
     assert_accounted(stats)
 

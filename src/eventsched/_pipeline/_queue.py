@@ -190,7 +190,7 @@ class EventQueue(Ledger):
     def emit_nowait(self, event: Event) -> bool:
         """Offer an event without waiting; see :meth:`EventScheduler.emit_nowait`."""
         if _get_ident() != self.loop_thread:
-            return self._emit_from_thread(event)
+            return _emit_from_thread(self, event)
         accepted = self.offer(event)
         if accepted is None:  # policy block, but this caller cannot wait
             self.drop(DropReason.QUEUE_FULL)
@@ -300,7 +300,7 @@ class EventQueue(Ledger):
             self.drop(DropReason.QUEUE_FULL)
             return False
         if policy is OverflowPolicy.DROP_OLDEST:
-            return self._evict_oldest_for(event)
+            return _evict_oldest_for(self, event)
         if policy is OverflowPolicy.REJECT:
             self.rejected[RejectReason.QUEUE_FULL] += 1
             raise QueueFullError(
@@ -311,30 +311,6 @@ class EventQueue(Ledger):
             self.rejected[RejectReason.SHUTTING_DOWN] += 1
             return False
         return None
-
-    def _evict_oldest_for(self, event: Event) -> bool:
-        kept: list[Event] = []
-        evicted: Event | None = None
-        while evicted is None:
-            try:
-                oldest = self.receive_nowait()
-            except (WouldBlock, EndOfStream):
-                break
-            if oldest.type in PROTECTED:
-                kept.append(oldest)
-            else:
-                evicted = oldest
-        send_nowait = self._send.send_nowait
-        for protected in kept:  # back in, behind the rest: room was just made for them
-            send_nowait(protected)
-        if evicted is None:  # the buffer holds nothing but our own reports
-            self.drop(DropReason.QUEUE_FULL)
-            return False
-        self.accepted -= 1
-        self.drop(DropReason.EVICTED)
-        send_nowait(event)
-        self._accepted(event)
-        return True
 
     async def _wait_for_room(self, event: Event, limit: float | None) -> bool:
         # An emit waiting for room has no outcome yet: it leaves "emitted" until it has
@@ -395,27 +371,55 @@ class EventQueue(Ledger):
                     self._idle.popleft().set()
             raise
 
-    def _emit_from_thread(self, event: Event) -> bool:
-        # Memory object streams are not thread-safe: hand the event to the loop thread.
-        token = self._token
-        if token is None or not self._accepting():
-            self.emitted += 1
-            return self._refuse_closed()
-        try:
-            if self._policy is OverflowPolicy.BLOCK:
-                # A worker thread can wait, so under "block" it gets backpressure.
-                return anyio.from_thread.run(self._emit_for_thread, event, token=token)
-            return anyio.from_thread.run_sync(self.emit_nowait, event, token=token)
-        except anyio.RunFinishedError:
-            self.emitted += 1
-            return self._refuse_closed()
 
-    async def _emit_for_thread(self, event: Event) -> bool:
-        # Shielded, so that both backends give a thread the same answer: on asyncio a
-        # call from a worker thread runs inside the cancel scopes of the task waiting
-        # for that thread (a sync handler's timeout would raise CancelledError in it
-        # although its event may be placed a moment later); on trio it does not. The
-        # wait stays bounded: by block_timeout, and at shutdown every waiter is released.
-        with anyio.CancelScope(shield=True):
-            return await self.emit(event)
-        raise AssertionError("unreachable: nothing cancels this scope itself")
+def _evict_oldest_for(queue: EventQueue, event: Event) -> bool:
+    """``drop_oldest``: evict the oldest event that is not one of our reports."""
+    kept: list[Event] = []
+    evicted: Event | None = None
+    while evicted is None:
+        try:
+            oldest = queue.receive_nowait()
+        except (WouldBlock, EndOfStream):
+            break
+        if oldest.type in PROTECTED:
+            kept.append(oldest)
+        else:
+            evicted = oldest
+    send_nowait = queue._send.send_nowait
+    for protected in kept:  # back in, behind the rest: room was just made for them
+        send_nowait(protected)
+    if evicted is None:  # the buffer holds nothing but our own reports
+        queue.drop(DropReason.QUEUE_FULL)
+        return False
+    queue.accepted -= 1
+    queue.drop(DropReason.EVICTED)
+    send_nowait(event)
+    queue._accepted(event)
+    return True
+
+
+def _emit_from_thread(queue: EventQueue, event: Event) -> bool:
+    # Memory object streams are not thread-safe: hand the event to the loop thread.
+    token = queue._token
+    if token is None or not queue._accepting():
+        queue.emitted += 1
+        return queue._refuse_closed()
+    try:
+        if queue._policy is OverflowPolicy.BLOCK:
+            # A worker thread can wait, so under "block" it gets backpressure.
+            return anyio.from_thread.run(_emit_for_thread, queue, event, token=token)
+        return anyio.from_thread.run_sync(queue.emit_nowait, event, token=token)
+    except anyio.RunFinishedError:
+        queue.emitted += 1
+        return queue._refuse_closed()
+
+
+async def _emit_for_thread(queue: EventQueue, event: Event) -> bool:
+    # Shielded, so that both backends give a thread the same answer: on asyncio a
+    # call from a worker thread runs inside the cancel scopes of the task waiting
+    # for that thread (a sync handler's timeout would raise CancelledError in it
+    # although its event may be placed a moment later); on trio it does not. The
+    # wait stays bounded: by block_timeout, and at shutdown every waiter is released.
+    with anyio.CancelScope(shield=True):
+        return await queue.emit(event)
+    raise AssertionError("unreachable: nothing cancels this scope itself")
