@@ -214,24 +214,6 @@ class EventScheduler:
 
     # -- emitting ----------------------------------------------------------------------
 
-    def _admit(
-        self,
-        event: Event | EventTypeLike,
-        data: Mapping[str, Any] | None = None,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-    ) -> Event:
-        """The one admission (``_events.admit``), a refusal counted in this scheduler.
-
-        Every path into the queue comes through here or through the same call inlined
-        in :meth:`emit`: the facade's emits, threads (via :meth:`emit_nowait`), jobs.
-        """
-        try:
-            return admit(event, data, correlation_id, causation_id, self.max_event_bytes)
-        except InvalidEventError as error:
-            self._queue.count_invalid(error)
-            raise
-
     async def emit(
         self,
         event: Event | EventTypeLike,
@@ -253,7 +235,8 @@ class EventScheduler:
         """
         queue = self._queue
         try:
-            # _admit inlined: one call less per event on the path every producer takes.
+            # The one admission (_events.admit): every path into the queue passes here or
+            # through emit_nowait (threads, sync code); jobs emit through emit().
             event = admit(event, data, correlation_id, causation_id, self.max_event_bytes)
             # No thread check here (emit_nowait has one): a coroutine runs on an event
             # loop, and awaiting ours from another loop's thread is as unsupported as it
@@ -292,7 +275,12 @@ class EventScheduler:
         handler, a sync job, a thread of your own) the event is handed to the loop
         thread, and under ``block`` that thread waits for room.
         """
-        return self._queue.emit_nowait(self._admit(event, data, correlation_id, causation_id))
+        try:
+            event = admit(event, data, correlation_id, causation_id, self.max_event_bytes)
+        except InvalidEventError as error:
+            self._queue.count_invalid(error)
+            raise
+        return self._queue.emit_nowait(event)
 
     # -- state and accounting ----------------------------------------------------------
 
