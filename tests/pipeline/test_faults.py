@@ -9,7 +9,7 @@ import anyio.lowlevel
 import pytest
 from loguru import logger
 
-from eventsched import Event, EventScheduler, EventType
+from eventsched import Event, EventScheduler, EventType, OverflowPolicy
 from eventsched.testing import assert_accounted
 
 pytestmark = pytest.mark.anyio
@@ -75,9 +75,10 @@ async def test_a_handler_exception_whose_str_raises_is_a_counted_failure(
     assert "_Unprintable" in failures[0]
 
 
-async def test_shutdown_notice_gets_in_when_the_queue_is_full() -> None:
+@pytest.mark.parametrize("overflow", [policy.value for policy in OverflowPolicy])
+async def test_shutdown_notice_gets_in_when_the_queue_is_full(overflow: str) -> None:
     """SHUTDOWN_REQUESTED is accepted even with the queue full at stop (never refused)."""
-    scheduler = EventScheduler(queue_size=2, grace_period=0.2)
+    scheduler = EventScheduler(queue_size=2, grace_period=0.2, overflow=overflow)
     release, started = anyio.Event(), anyio.Event()
 
     @scheduler.on("slow")
