@@ -56,3 +56,32 @@ def test_the_library_logs_nothing_until_enabled() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["0", "True"], out.stderr
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    """__all__ names nothing that is not a public attribute of the package."""
+    public = {
+        name
+        for name, value in vars(eventsched).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name not in {"annotations", "logger"}
+    }
+    assert set(eventsched.__all__) == public
+
+
+def test_importing_the_library_loads_none_of_the_tools() -> None:
+    """``import eventsched`` loads no command line, settings, lessons or benchmark code."""
+    program = textwrap.dedent(
+        """
+        import sys
+        import eventsched
+        import eventsched.testing
+        tools = ("pydantic_settings", "eventsched.cli", "eventsched.lessons", "eventsched._bench")
+        print(" ".join(sorted(name for name in sys.modules if name.startswith(tools))) or "-")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["-"], out.stdout

@@ -10,7 +10,6 @@ import importlib.metadata as _metadata
 
 from loguru import logger
 
-from ._bus import CHECKPOINT_EVERY
 from ._clock import Clock, SystemClock
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -38,7 +37,6 @@ from ._exit import (
     EXIT_SIGTERM,
     EXIT_WATCHDOG,
 )
-from ._handlers import ALL_EVENTS, Handler, HandlerFunc
 from ._jobs import (
     Job,
     JobScheduler,
@@ -51,9 +49,25 @@ from ._jobs import (
     SQLiteJobStore,
 )
 from ._logcontext import correlation_patcher
-from ._scheduler import EventScheduler, SchedulerState, Service
-from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
-from ._summary import format_summary
+from ._pipeline import (
+    ALL_EVENTS,
+    CHECKPOINT_EVERY,
+    DropReason,
+    Handler,
+    HandlerFunc,
+    OverflowPolicy,
+    RejectReason,
+    Statistics,
+    format_summary,
+)
+from ._scheduler import (
+    MAX_GRACE_PERIOD,
+    MAX_QUEUE_SIZE,
+    MAX_WORKERS,
+    EventScheduler,
+    SchedulerState,
+    Service,
+)
 
 __all__ = [
     "ALL_EVENTS",
@@ -65,6 +79,9 @@ __all__ = [
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
     "EXIT_WATCHDOG",
+    "MAX_GRACE_PERIOD",
+    "MAX_QUEUE_SIZE",
+    "MAX_WORKERS",
     "Clock",
     "ConflictingIdError",
     "DropReason",

@@ -382,6 +382,36 @@ def admit_event(event: Event, max_bytes: int) -> Event:
     return event._replace(data=frozen, data_size=size)
 
 
+def admit(
+    event: Event | EventTypeLike,
+    data: Mapping[str, Any] | None,
+    correlation_id: str | None,
+    causation_id: str | None,
+    max_bytes: int,
+) -> Event:
+    """The one admission of an event into a scheduler: what every emit path calls.
+
+    Given a ready-made :class:`Event`, check it against ``max_bytes`` (see
+    :func:`admit_event`); given a type, build the event from ``data`` and the lineage
+    (see :func:`make_event`). The caller counts a refusal in its ledger.
+
+    :raises InvalidEventError: the type or data is not acceptable
+    :raises TypeError: an Event came with data or lineage besides
+    """
+    if event.__class__ is not Event:
+        return make_event(Event, event, data, max_bytes, correlation_id, causation_id)  # type: ignore[arg-type]
+    if data is not None or correlation_id is not None or causation_id is not None:
+        raise TypeError("pass either an Event or a type with data, not both")
+    if (
+        event.data.__class__ is FrozenDict
+        and 2 <= event.data_size <= max_bytes
+        and isinstance(event.type, _TYPE_KINDS)
+    ):
+        return event
+    # Data this module did not build (the constructor, _replace), or near the limit.
+    return admit_event(event, max_bytes)
+
+
 # tuple.__new__ directly skips NamedTuple's Python-level __new__ (half the cost).
 _new_event = tuple.__new__
 _time = time.time

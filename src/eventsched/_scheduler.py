@@ -1,4 +1,10 @@
-"""EventScheduler: the top-level task group and the lifecycle that owns everything."""
+"""EventScheduler: the facade over the pipeline, the services and the one lifecycle.
+
+Everything the scheduler runs lives in one top-level task group: the handler tasks
+(``_pipeline``), the drop reporter, the services (the job scheduler task) and the
+lifecycle task that performs the shutdown. This module wires them together; the
+queue, the workers and the accounting are in ``_pipeline``.
+"""
 
 from __future__ import annotations
 
@@ -9,47 +15,64 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from enum import StrEnum
 from types import TracebackType
-from typing import Any, Final, Protocol, Self, TypeVar, overload
+from typing import Any, Final, Self, TypeVar, overload
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from loguru import logger
 
-from ._bus import CHECKPOINT_EVERY, EventBus
 from ._events import (
-    _TYPE_KINDS,
     DEFAULT_MAX_EVENT_BYTES,
     Event,
-    EventType,
     EventTypeLike,
-    FrozenDict,
     _invalid_hook,
-    admit_event,
-    make_event,
+    admit,
 )
 from ._exceptions import InvalidEventError, QueueFullError, SchedulerStateError
 from ._exit import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
-from ._handlers import HandlerFunc, HandlerRegistry
 from ._jobs import JobMethods, JobScheduler
+from ._lifecycle import Lifecycle, Service, State
+from ._pipeline import (
+    CHECKPOINT_EVERY,
+    EventQueue,
+    HandlerFunc,
+    HandlerRegistry,
+    OverflowPolicy,
+    Statistics,
+    log_summary,
+)
+from ._runtime import TaskTree
 from ._shutdown import (
     SIGNALS,
     SignalGuard,
     Watchdog,
     force_exit,
 )
-from ._stats import OverflowPolicy, Statistics
-from ._summary import log_summary
 from ._validate import check_int as _check_int
 from ._validate import check_seconds as _check_seconds
 
-__all__ = ["EventScheduler", "SchedulerState"]
+__all__ = [
+    "MAX_GRACE_PERIOD",
+    "MAX_QUEUE_SIZE",
+    "MAX_WORKERS",
+    "EventScheduler",
+    "SchedulerState",
+    "Service",
+]
 
 log = logger.bind(component="scheduler")
 
+#: Where an :class:`EventScheduler` is in its life: the one :class:`State` of
+#: ``_lifecycle`` (kept under this name for compatibility).
+SchedulerState = State
+
+#: The limits of the constructor, defined once: the command line uses the same.
+MAX_WORKERS: Final = 1000
+MAX_QUEUE_SIZE: Final = 10_000_000
+MAX_GRACE_PERIOD: Final = 3600.0
 
 F = TypeVar("F", bound=HandlerFunc)
 
@@ -62,36 +85,6 @@ _SNAPSHOT_TRIES: Final = 20
 #: Extra time the watchdog allows beyond the grace period: cancelling what is left,
 #: writing the summary and flushing the logs take well under this.
 DEFAULT_WATCHDOG_MARGIN: Final = 2.0
-
-
-class Service(Protocol):
-    """Something the scheduler runs in its task group: the job scheduler task is one.
-
-    Shutdown calls :meth:`begin_shutdown` first (start no new work), waits for
-    :meth:`wait_idle` within the grace period (work in progress may still emit its
-    events), then closes intake, and cancels :meth:`run` when the grace period ends.
-    """
-
-    name: str
-
-    async def run(self, *, task_status: TaskStatus[None]) -> None:
-        """Run until cancelled; call ``task_status.started()`` once ready."""
-
-    def begin_shutdown(self) -> None:
-        """Start no new work from now on."""
-
-    async def wait_idle(self) -> None:
-        """Return once no work is in progress."""
-
-
-class SchedulerState(StrEnum):
-    """Where an :class:`EventScheduler` is in its life. It only moves forward."""
-
-    CREATED = "created"
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
 
 
 class EventScheduler(JobMethods):
@@ -109,9 +102,10 @@ class EventScheduler(JobMethods):
         async with scheduler:
             await scheduler.emit(EventType.JOB_FAILED, {"job_id": "demo_job"})
 
-    Shutdown, whatever starts it: ``SHUTDOWN_REQUESTED`` is emitted, services (the job
-    scheduler task) stop, intake closes, the workers drain the queue for up to
-    ``grace_period`` seconds, then whatever is still running is cancelled and counted.
+    Shutdown, whatever starts it: ``SHUTDOWN_REQUESTED`` is emitted (into a slot of
+    the queue reserved for it, so it always gets in), services (the job scheduler
+    task) stop, intake closes, the workers drain the queue for up to ``grace_period``
+    seconds, then whatever is still running is cancelled and counted.
     """
 
     def __init__(
@@ -128,10 +122,11 @@ class EventScheduler(JobMethods):
         watchdog_margin: float = DEFAULT_WATCHDOG_MARGIN,
     ) -> None:
         """
-        :param queue_size: capacity of the bounded event queue
+        :param queue_size: capacity of the bounded event queue (1 to :data:`MAX_QUEUE_SIZE`)
         :param overflow: what an emit does when the queue is full (:class:`OverflowPolicy`)
-        :param workers: number of handler tasks consuming the queue
+        :param workers: number of handler tasks consuming the queue (1 to :data:`MAX_WORKERS`)
         :param grace_period: seconds the queue may drain at shutdown before cancellation
+            (0 to :data:`MAX_GRACE_PERIOD`)
         :param block_timeout: under ``block``, seconds an emitter waits before the event
             counts as dropped (None: wait as long as it takes)
         :param handler_timeout: default per-handler timeout in seconds (None: none)
@@ -145,10 +140,10 @@ class EventScheduler(JobMethods):
         except ValueError:
             allowed = ", ".join(p.value for p in OverflowPolicy)
             raise ValueError(f"overflow={overflow!r} is not one of: {allowed}") from None
-        _check_int("queue_size", queue_size, minimum=1)
-        _check_int("workers", workers, minimum=1)
+        _check_int("queue_size", queue_size, minimum=1, maximum=MAX_QUEUE_SIZE)
+        _check_int("workers", workers, minimum=1, maximum=MAX_WORKERS)
         _check_int("max_event_bytes", max_event_bytes, minimum=2)
-        _check_seconds("grace_period", grace_period, allow_zero=True)
+        _check_seconds("grace_period", grace_period, allow_zero=True, maximum=MAX_GRACE_PERIOD)
         _check_seconds("drop_report_interval", drop_report_interval, allow_zero=False)
         _check_seconds("watchdog_margin", watchdog_margin, allow_zero=True)
         if block_timeout is not None:
@@ -162,22 +157,13 @@ class EventScheduler(JobMethods):
         self._handler_timeout = handler_timeout
         self._drop_report_interval = drop_report_interval
         self._registry = HandlerRegistry()
-        self._bus = EventBus(
-            self._registry,
-            queue_size=queue_size,
-            overflow=policy,
-            block_timeout=block_timeout,
-            max_event_bytes=max_event_bytes,
+        self._queue = EventQueue(
+            queue_size=queue_size, overflow=policy, block_timeout=block_timeout
         )
-        self._state = SchedulerState.CREATED
+        self._life = Lifecycle("this EventScheduler")
         self._emits = 0
         self._services: list[Service] = []
-        self._task_group: TaskGroup | None = None
-        self._service_scopes: list[anyio.CancelScope] = []
-        self._workers_scope: anyio.CancelScope | None = None
-        self._workers_done: anyio.Event | None = None
-        self._stop_requested: anyio.Event | None = None
-        self._stop_reason = "stop() called"
+        self._tree: TaskTree | None = None  # built at start, from the settings then
         # stop() before start (a task that starts run() and one that stops it, racing):
         # kept, and honoured as soon as the scheduler runs, instead of being lost.
         self._early_stop: str | None = None
@@ -228,39 +214,6 @@ class EventScheduler(JobMethods):
 
     # -- emitting ----------------------------------------------------------------------
 
-    def _event(
-        self,
-        event: Event | EventTypeLike,
-        data: Mapping[str, Any] | None,
-        correlation_id: str | None,
-        causation_id: str | None,
-    ) -> Event:
-        if type(event) is Event:
-            if data is not None or correlation_id is not None or causation_id is not None:
-                raise TypeError("pass either an Event or a type with data, not both")
-            return self._admit(event)
-        try:
-            return make_event(
-                Event,
-                event,  # type: ignore[arg-type]
-                data,
-                self.max_event_bytes,
-                correlation_id,
-                causation_id,
-            )
-        except InvalidEventError as error:
-            self._bus.count_invalid(error)
-            raise
-
-    def _admit(self, event: Event) -> Event:
-        # A ready-made event whose data this scheduler cannot trust as measured: built
-        # by the constructor or _replace, or near (or over) this scheduler's limit.
-        try:
-            return admit_event(event, self.max_event_bytes)
-        except InvalidEventError as error:
-            self._bus.count_invalid(error)
-            raise
-
     async def emit(
         self,
         event: Event | EventTypeLike,
@@ -280,34 +233,18 @@ class EventScheduler(JobMethods):
         :raises InvalidEventError: the data is not acceptable (counted as rejected)
         :raises QueueFullError: the queue is full and the policy is ``reject``
         """
-        bus = self._bus
+        queue = self._queue
         try:
-            if event.__class__ is not Event:
-                # make_event called here rather than through _event: one call less per
-                # event on the path every producer loop takes.
-                event = make_event(
-                    Event,
-                    event,  # type: ignore[arg-type]
-                    data,
-                    self.max_event_bytes,
-                    correlation_id,
-                    causation_id,
-                )
-            elif data is not None or correlation_id is not None or causation_id is not None:
-                raise TypeError("pass either an Event or a type with data, not both")
-            elif (
-                event.data.__class__ is not FrozenDict
-                or not 2 <= event.data_size <= self.max_event_bytes
-                or not isinstance(event.type, _TYPE_KINDS)  # _replace(type=...)
-            ):
-                event = self._admit(event)
+            # The one admission (_events.admit): every path into the queue passes here or
+            # through emit_nowait (threads, sync code); jobs emit through emit().
+            event = admit(event, data, correlation_id, causation_id, self.max_event_bytes)
             # No thread check here (emit_nowait has one): a coroutine runs on an event
             # loop, and awaiting ours from another loop's thread is as unsupported as it
             # is for every anyio object. Other threads use emit_nowait().
-            accepted = bus.offer(event)
+            accepted = queue.offer(event)
         except (InvalidEventError, QueueFullError) as error:
             if isinstance(error, InvalidEventError):
-                bus.count_invalid(error)
+                queue.count_invalid(error)
             # A refused emit counts toward the batch as well: a producer that catches
             # the error and goes on would otherwise never yield to the handlers.
             emits = self._emits = self._emits + 1
@@ -315,7 +252,7 @@ class EventScheduler(JobMethods):
                 await anyio.lowlevel.checkpoint()
             raise
         if accepted is None:
-            return await bus.wait_for_room(event)
+            return await queue.wait_for_room(event)
         # Accepted emits never yield (that is the speed of send_nowait), so a producer
         # loop would starve every other task: yield every CHECKPOINT_EVERY emits.
         emits = self._emits = self._emits + 1
@@ -338,26 +275,19 @@ class EventScheduler(JobMethods):
         handler, a sync job, a thread of your own) the event is handed to the loop
         thread, and under ``block`` that thread waits for room.
         """
-        if (
-            event.__class__ is not Event
-            or data is not None
-            or correlation_id is not None
-            or causation_id is not None
-        ):
-            event = self._event(event, data, correlation_id, causation_id)
-        elif (
-            event.data.__class__ is not FrozenDict
-            or not 2 <= event.data_size <= self.max_event_bytes
-            or not isinstance(event.type, _TYPE_KINDS)  # _replace(type=...)
-        ):
-            event = self._admit(event)
-        return self._bus.emit_nowait(event)
+        try:
+            event = admit(event, data, correlation_id, causation_id, self.max_event_bytes)
+        except InvalidEventError as error:
+            self._queue.count_invalid(error)
+            raise
+        return self._queue.emit_nowait(event)
 
     # -- state and accounting ----------------------------------------------------------
 
     @property
-    def state(self) -> SchedulerState:
-        return self._state
+    def state(self) -> State:
+        """Where the scheduler is in its life; it only moves forward."""
+        return self._life.state
 
     def statistics(self) -> Statistics:
         """A consistent snapshot of the accounting (see :class:`Statistics`).
@@ -366,16 +296,16 @@ class EventScheduler(JobMethods):
         snapshot is taken on the loop thread (the call waits for it), since counters
         read from elsewhere could be caught halfway through one of its updates.
         """
-        bus = self._bus
-        token = bus.token
+        queue = self._queue
+        token = queue.token
         if (
             token is not None
-            and self._state is not SchedulerState.STOPPED  # stopped: nothing changes
-            and threading.get_ident() != bus.loop_thread
+            and not self._life.is_(State.STOPPED)  # stopped: nothing changes
+            and threading.get_ident() != queue.loop_thread
         ):
             with contextlib.suppress(anyio.RunFinishedError):
-                return anyio.from_thread.run_sync(bus.statistics, token=token)
-        return bus.statistics()
+                return anyio.from_thread.run_sync(queue.statistics, token=token)
+        return queue.statistics()
 
     # -- services (the job scheduler task) --------------------------------------------
 
@@ -384,7 +314,7 @@ class EventScheduler(JobMethods):
 
         This is the slot the job scheduler task uses. Must be called before start.
         """
-        if self._state is not SchedulerState.CREATED:
+        if not self._life.is_(State.CREATED):
             raise SchedulerStateError(
                 f"service {service.name!r} must be added before the scheduler starts"
             )
@@ -400,42 +330,31 @@ class EventScheduler(JobMethods):
     # -- lifecycle ---------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._state is not SchedulerState.CREATED:
-            raise SchedulerStateError(
-                f"this EventScheduler is {self._state.value}; create a new one to run again"
-            )
         # Before the first await: a second entry racing this one must see it.
-        self._state = SchedulerState.STARTING
-        self._stop_requested = anyio.Event()
-        self._workers_done = anyio.Event()
-        self._hook_token = _invalid_hook.set(self._bus.count_invalid)
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
+        if not self._life.advance(State.STARTING):
+            raise SchedulerStateError(
+                f"this EventScheduler is {self._life.state.value}; create a new one to run again"
+            )
+        self._tree = TaskTree(
+            self._life,
+            self._queue,
+            self._registry,
+            self._services,
+            workers=self.workers,
+            grace_period=self.grace_period,
+            drop_report_interval=self._drop_report_interval,
+        )
+        self._hook_token = _invalid_hook.set(self._queue.count_invalid)
         try:
-            self._bus.open()
-            await task_group.start(self._run_workers)
-            task_group.start_soon(self._report_drops)
-            for service in self._services:
-                await task_group.start(self._run_service, service)
-            task_group.start_soon(self._lifecycle)
-        except BaseException as exc:
-            # Could not start: undo everything, then let the error through.
-            self._bus.close_intake(force=True)
-            task_group.cancel_scope.cancel()
-            try:
-                await task_group.__aexit__(type(exc), exc, exc.__traceback__)
-            except BaseExceptionGroup as group:
-                raise _single(group) from None
-            finally:
-                self._bus.close_receive()
-                self._finish()
+            await self._tree.start()
+        except BaseException:
+            self._finish()  # could not start: everything is undone, the error goes on
             raise
-        self._state = SchedulerState.RUNNING
+        self._life.advance(State.RUNNING)
         log.info(
             "Event handler started ({} handler task(s), queue of {}, overflow {})",
             self.workers,
-            self._bus._capacity,
+            self._queue.capacity,
             self.overflow.value,
         )
         if self._early_stop is not None:
@@ -448,20 +367,14 @@ class EventScheduler(JobMethods):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        task_group = self._task_group
-        assert task_group is not None
+        tree = self._tree
+        assert tree is not None
         if exc_type is None:
             self.stop(reason="the scheduler's block ended")
         elif not self._stop_requested_set():
-            # The body failed: no grace, cancel everything now (still all accounted).
-            self._stop_reason = f"{exc_type.__name__} in the scheduler's block"
-            self._state = SchedulerState.STOPPING
-            self._bus.close_intake()
-            task_group.cancel_scope.cancel()
+            tree.abort(f"{exc_type.__name__} in the scheduler's block")
         try:
-            return bool(await task_group.__aexit__(exc_type, exc, tb))
-        except BaseExceptionGroup as group:
-            raise _single(group) from None
+            return await tree.exit(exc_type, exc, tb)
         finally:
             self._finish()
 
@@ -475,29 +388,34 @@ class EventScheduler(JobMethods):
         to the event loop and returns once it has run there. Called before the
         scheduler has started, the shutdown begins as soon as it is running.
         """
-        if self._stop_requested is None:
-            if self._state is SchedulerState.CREATED and self._early_stop is None:
+        tree = self._tree
+        if tree is None or tree.stop_requested is None:
+            if self._life.is_(State.CREATED) and self._early_stop is None:
                 self._early_stop = reason
             return
-        bus = self._bus
-        if self._state is SchedulerState.STOPPED:
+        queue = self._queue
+        if self._life.is_(State.STOPPED):
             return
-        if threading.get_ident() != bus.loop_thread and bus.token is not None:
+        if threading.get_ident() != queue.loop_thread and queue.token is not None:
             # A sync handler or job (a worker thread) or a thread of the user's: the
             # event and the watchdog belong to the loop thread, so hand the call over.
             # (trio refuses to set its Event from another thread; asyncio's would not
             # wake the lifecycle task reliably.)
             with contextlib.suppress(anyio.RunFinishedError):
                 anyio.from_thread.run_sync(
-                    functools.partial(self.stop, reason=reason), token=bus.token
+                    functools.partial(self.stop, reason=reason), token=queue.token
                 )
             return
-        if self._stop_requested.is_set():
+        if tree.stop_requested.is_set():
             return
-        self._stop_reason = reason
+        tree.stop_reason = reason
         if self._watchdog is not None:
             self._watchdog.arm(self.grace_period)
-        self._stop_requested.set()
+        tree.stop_requested.set()
+
+    def _stop_requested_set(self) -> bool:
+        tree = self._tree
+        return tree is not None and tree.stop_requested is not None and tree.stop_requested.is_set()
 
     async def run(
         self,
@@ -536,117 +454,8 @@ class EventScheduler(JobMethods):
     async def _task_group_start(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any
     ) -> None:
-        assert self._task_group is not None
-        await self._task_group.start(func, *args)
-
-    # -- the tasks of the top-level group ----------------------------------------------
-
-    async def _run_workers(self, *, task_status: TaskStatus[None]) -> None:
-        assert self._workers_done is not None
-        try:
-            with anyio.CancelScope() as scope:
-                self._workers_scope = scope
-                async with anyio.create_task_group() as workers:
-                    for _ in range(self.workers):
-                        workers.start_soon(self._bus.worker)
-                    task_status.started()
-        finally:
-            # The workers are gone: close both ends of the stream (else ResourceWarning).
-            self._bus.close_intake(force=True)
-            self._bus.close_receive()
-            self._workers_done.set()
-
-    async def _run_service(self, service: Service, *, task_status: TaskStatus[None]) -> None:
-        with anyio.CancelScope() as scope:
-            self._service_scopes.append(scope)
-            await service.run(task_status=task_status)
-        log.debug("Service {} stopped", service.name)
-
-    async def _report_drops(self) -> None:
-        """Report drops at most once per interval; the report itself is never dropped."""
-        bus = self._bus
-        while True:
-            signal_ = bus.drop_signal
-            assert signal_ is not None
-            await signal_.wait()
-            bus.drop_signal = anyio.Event()
-            await self._report_drops_now()
-            # Rate limit: drops during this pause are gathered into the next report.
-            await anyio.sleep(self._drop_report_interval)
-
-    async def _report_drops_now(self) -> None:
-        by_reason = self._bus.take_unreported_drops()
-        if not by_reason:
-            return
-        count = sum(by_reason.values())
-        total = sum(self._bus.dropped.values())
-        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(by_reason.items()))
-        log.warning(
-            "Dropped {} event(s) since the last report ({}); {} dropped in all",
-            count,
-            reasons,
-            total,
-        )
-        report = Event.create(
-            EventType.EVENTS_DROPPED,
-            {"count": count, "by_reason": by_reason, "total": total},
-        )
-        await self._bus.emit_protected(report)
-
-    async def _lifecycle(self) -> None:
-        """Wait for a stop request, then drain, cancel what is left and end the group."""
-        assert self._stop_requested is not None
-        await self._stop_requested.wait()
-        await self._shutdown()
-        assert self._task_group is not None
-        self._task_group.cancel_scope.cancel()
-
-    async def _shutdown(self) -> None:
-        bus = self._bus
-        self._state = SchedulerState.STOPPING
-        deadline = anyio.current_time() + self.grace_period
-        log.info(
-            "Shutting down ({}): draining {} queued event(s) within {}s",
-            self._stop_reason,
-            bus.queued,
-            self.grace_period,
-        )
-        # 1. No new job runs: the scheduler task (and any other service) stops first;
-        # and no emitter waits for room any more (see EventBus.begin_shutdown).
-        for service in self._services:
-            service.begin_shutdown()
-        bus.begin_shutdown()
-        # 2. Tell the handlers; the event waits for room rather than being dropped.
-        with anyio.move_on_at(deadline):
-            await bus.emit_protected(
-                Event.create(EventType.SHUTDOWN_REQUESTED, {"reason": self._stop_reason})
-            )
-        # Job runs in progress may finish within the grace period and report it.
-        with anyio.move_on_at(deadline):
-            for service in self._services:
-                await service.wait_idle()
-        # 3. Report drops so far while the report can still get in, then stop intake;
-        # the workers drain the buffer and then see the end of the stream.
-        with anyio.move_on_at(deadline):
-            await self._report_drops_now()
-        bus.close_intake()
-        assert self._workers_done is not None
-        with anyio.move_on_at(deadline):
-            await self._workers_done.wait()
-        # 4. Past the grace period: cancel the handlers still running.
-        if not self._workers_done.is_set():
-            log.warning(
-                "Grace period of {}s is over: cancelling {} handler(s) in flight, "
-                "{} event(s) left in the queue",
-                self.grace_period,
-                bus.in_flight,
-                bus.leftover(),
-            )
-            assert self._workers_scope is not None
-            self._workers_scope.cancel()
-        for scope in self._service_scopes:
-            scope.cancel()
-        await self._workers_done.wait()
+        assert self._tree is not None
+        await self._tree.start_task(func, *args)
 
     async def _watch_signals(self, guard: SignalGuard, *, task_status: TaskStatus[None]) -> None:
         with contextlib.ExitStack() as pending:
@@ -668,7 +477,7 @@ class EventScheduler(JobMethods):
                 guard.reinstall()
 
     def _stop_on_signal(self, signum: int) -> None:
-        if self._state is SchedulerState.RUNNING and not self._stop_requested_set():
+        if self._life.is_(State.RUNNING) and not self._stop_requested_set():
             name = signal.Signals(signum).name
             log.warning(
                 "Received {}: shutting down gracefully (grace period {}s); "
@@ -677,9 +486,6 @@ class EventScheduler(JobMethods):
                 self.grace_period,
             )
             self.stop(reason=f"{name} received")
-
-    def _stop_requested_set(self) -> bool:
-        return self._stop_requested is not None and self._stop_requested.is_set()
 
     # -- outside the loop: signal handler and watchdog thread --------------------------
 
@@ -710,7 +516,7 @@ class EventScheduler(JobMethods):
         for _ in range(_SNAPSHOT_TRIES):
             sys.setswitchinterval(60.0)
             try:
-                stats, jobs = self._bus.statistics(), self._jobs.statistics()
+                stats, jobs = self._queue.statistics(), self._jobs.statistics()
             finally:
                 sys.setswitchinterval(interval)
             if stats.unaccounted == 0:
@@ -719,27 +525,10 @@ class EventScheduler(JobMethods):
         log_summary(stats, jobs, forced=True)
 
     def _finish(self) -> None:
-        self._state = SchedulerState.STOPPED
+        self._life.advance(State.STOPPED)
         if self._hook_token is not None:
             _invalid_hook.reset(self._hook_token)
             self._hook_token = None
-        log_summary(self._bus.statistics(), self._jobs.statistics(), forced=False)
+        log_summary(self._queue.statistics(), self._jobs.statistics(), forced=False)
         if self._watchdog is not None:
             self._watchdog.disarm()
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one error a task group wrapped, so users see it as raised; else the group.
-
-    The task group wraps even a lone exception from the ``async with`` body; a user of
-    ``async with EventScheduler()`` expects the body's own exception back.
-    """
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, BaseExceptionGroup):
-            pending.extend(current.exceptions)
-        else:
-            leaves.append(current)
-    return leaves[0] if len(leaves) == 1 else group

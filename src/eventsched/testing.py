@@ -1,4 +1,12 @@
-"""Helpers for testing code that uses eventsched: virtual time, and the accounting check.
+"""Helpers for testing code that uses eventsched: virtual time, recorded events, accounting.
+
+:func:`capture_events` records the events a scheduler handles, as structlog's
+``capture_logs`` records log entries::
+
+    with capture_events(scheduler, "order_placed") as seen:
+        async with scheduler:
+            await scheduler.emit("order_placed", {"id": 1})
+    assert [event.data["id"] for event in seen] == [1]
 
 :func:`assert_accounted` checks the two identities of a :class:`~eventsched.Statistics`
 snapshot (every accepted event handled, failed, timed out, aborted or still queued),
@@ -42,14 +50,19 @@ keep virtual-time tests to async jobs, and test persistence in real time.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 import trio.testing
 
 from ._clock import DEFAULT_EPOCH, Clock, SystemClock, VirtualClock
-from ._stats import Statistics
+from ._events import Event, EventTypeLike
+from ._pipeline import ALL_EVENTS, Statistics
+
+if TYPE_CHECKING:
+    from ._scheduler import EventScheduler
 
 __all__ = [
     "DEFAULT_EPOCH",
@@ -57,6 +70,7 @@ __all__ = [
     "SystemClock",
     "VirtualClock",
     "assert_accounted",
+    "capture_events",
     "run_in_virtual_time",
     "virtual_time_backend",
 ]
@@ -84,3 +98,27 @@ def assert_accounted(stats: Statistics) -> None:
     intake = stats.accepted + stats.dropped_total + stats.rejected_total
     assert stats.emitted == intake, f"emitted {stats.emitted} != {intake} ({stats})"
     assert stats.accepted == outcomes, f"accepted {stats.accepted} != {outcomes} ({stats})"
+
+
+@contextlib.contextmanager
+def capture_events(
+    scheduler: EventScheduler, event_type: EventTypeLike = ALL_EVENTS
+) -> Iterator[list[Event]]:
+    """Record the events ``scheduler`` handles, in the order its handler tasks take them.
+
+    Subscribes a recorder to ``event_type`` (every event by default, the runtime's own
+    ``SHUTDOWN_REQUESTED`` and ``EVENTS_DROPPED`` included) for the ``with`` block and
+    yields the list it appends to; the recorder is unsubscribed when the block ends.
+    Enter it before the scheduler starts to see every event. The recorder is an async
+    handler like any other: each recorded event counts as handled.
+    """
+    events: list[Event] = []
+
+    async def record(event: Event) -> None:
+        events.append(event)
+
+    scheduler.on(event_type, record)
+    try:
+        yield events
+    finally:
+        scheduler.off(event_type, record)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import pytest
-from loguru import logger
 
 from conftest import VIRTUAL_TIME
 from eventsched import (
@@ -19,7 +16,7 @@ from eventsched import (
     OverflowPolicy,
     QueueFullError,
 )
-from eventsched.testing import assert_accounted
+from eventsched.testing import assert_accounted, capture_events
 
 pytestmark = pytest.mark.anyio
 
@@ -27,16 +24,14 @@ pytestmark = pytest.mark.anyio
 async def test_drop_newest_counts_every_refused_event() -> None:
     """With the queue full, drop_newest refuses new events and counts each as queue_full."""
     scheduler = EventScheduler(queue_size=10)
-    seen: list[int] = []
-    scheduler.on("n", lambda e: seen.append(e.data["i"]))
-    with anyio.fail_after(5):
+    with anyio.fail_after(5), capture_events(scheduler, "n") as seen:
         async with scheduler:
             # No checkpoint between these: the handler task cannot run yet.
             results = [scheduler.emit_nowait("n", {"i": i}) for i in range(25)]
     assert results == [True] * 10 + [False] * 15
     stats = scheduler.statistics()
     assert dict(stats.dropped) == {"queue_full": 15}
-    assert sorted(seen) == list(range(10))
+    assert [event.data["i"] for event in seen] == list(range(10))
     assert stats.queue_high_water == 10
     assert_accounted(stats)
 
@@ -185,75 +180,6 @@ async def test_reject_raises_the_named_error() -> None:
     assert_accounted(stats)
 
 
-async def test_bad_data_is_refused_and_counted() -> None:
-    """Invalid data raises InvalidEventError at emit or create, and is counted once as rejected."""
-    scheduler = EventScheduler(max_event_bytes=100)
-    with anyio.fail_after(5):
-        async with scheduler:
-            with pytest.raises(InvalidEventError):
-                await scheduler.emit("n", {"x": object()})  # type: ignore[dict-item]
-            with pytest.raises(InvalidEventError, match="limit of 100 bytes"):
-                scheduler.emit_nowait("n", {"x": "y" * 200})
-            with pytest.raises(InvalidEventError):
-                Event.create("n", [1])  # type: ignore[arg-type]
-            big = Event.create("n", {"x": "y" * 200})  # fine by the default limit...
-            with pytest.raises(InvalidEventError, match="max_event_bytes"):
-                await scheduler.emit(big)  # ...but not by this scheduler's
-            assert await scheduler.emit("n", {"ok": True})
-    stats = scheduler.statistics()
-    assert dict(stats.rejected) == {"invalid": 4}
-    assert stats.handled == 2  # the good one and SHUTDOWN_REQUESTED
-    assert_accounted(stats)
-
-
-async def test_ready_made_events_are_checked_by_their_exact_size_and_validated() -> None:
-    """A ready-made event passes when its exact size fits, whatever its upper bound said;
-    one built with the constructor or _replace is validated and copied like new data."""
-    scheduler = EventScheduler(max_event_bytes=1000)
-    received: list[Event] = []
-    scheduler.on("n", received.append)
-    fits = Event.create("n", {"s": "a" * 500})  # 508 bytes; its upper bound is ~3000
-    raw_data: dict[str, object] = {"b": [1]}
-    raw = Event("n", raw_data, "raw-1", "raw-1")  # type: ignore[arg-type]
-    with anyio.fail_after(5):
-        async with scheduler:
-            assert await scheduler.emit(fits)
-            assert scheduler.emit_nowait(fits)
-            assert await scheduler.emit(raw)
-            raw_data["b"].append(2)  # type: ignore[attr-defined]
-            with pytest.raises(InvalidEventError, match="1008 bytes of data as JSON"):
-                await scheduler.emit(Event.create("n", {"s": "a" * 1000}))
-            with pytest.raises(InvalidEventError, match="JSON cannot represent"):
-                scheduler.emit_nowait(fits._replace(data={"x": float("nan")}))
-            with pytest.raises(InvalidEventError, match="event type"):
-                await scheduler.emit(fits._replace(type=["n"]))
-    assert received[2].data == {"b": (1,)}
-    assert received[2].id == "raw-1"
-    stats = scheduler.statistics()
-    assert dict(stats.rejected) == {"invalid": 3}
-    assert_accounted(stats)
-
-
-async def test_emits_after_shutdown_began_are_refused_and_counted() -> None:
-    """Once intake closes, emits return False and count as rejected: shutting_down."""
-    scheduler = EventScheduler()
-    late: list[bool] = []
-
-    async def on_shutdown(event: Event) -> None:
-        late.append(await scheduler.emit("follow_up"))
-
-    scheduler.on(EventType.SHUTDOWN_REQUESTED, on_shutdown)
-    with anyio.fail_after(5):
-        async with scheduler:
-            pass
-    assert not scheduler.emit_nowait("after")
-    assert not await scheduler.emit("after")
-    assert late == [False]
-    stats = scheduler.statistics()
-    assert dict(stats.rejected) == {"shutting_down": 3}
-    assert_accounted(stats)
-
-
 async def test_drop_report_arrives_even_when_the_queue_stays_full() -> None:
     """EVENTS_DROPPED carries the count and reasons, and is itself never dropped."""
     scheduler = EventScheduler(queue_size=5, drop_report_interval=60)
@@ -299,60 +225,6 @@ async def test_drop_reports_are_rate_limited() -> None:
                 await anyio.wait_all_tasks_blocked()
             await second.wait()
     assert reports == [8, 16]  # the first burst at once, the next two gathered
-    assert_accounted(scheduler.statistics())
-
-
-async def test_emit_from_a_sync_handler_thread_keeps_the_correlation() -> None:
-    """A sync handler (worker thread) can emit; the event is routed to the loop and correlated."""
-    scheduler = EventScheduler()
-    threads: list[bool] = []
-    children: list[Event] = []
-
-    def sync_handler(event: Event) -> None:
-        threads.append(threading.current_thread() is not threading.main_thread())
-        assert scheduler.emit_nowait("child", {"n": 1})
-
-    got_child = anyio.Event()
-
-    async def on_child(event: Event) -> None:
-        children.append(event)
-        got_child.set()
-
-    scheduler.on("parent", sync_handler)
-    scheduler.on("child", on_child)
-    with anyio.fail_after(5):
-        async with scheduler:
-            parent = Event.create("parent", correlation_id="trace-7")
-            await scheduler.emit(parent)
-            await got_child.wait()
-    assert threads == [True]
-    assert children[0].correlation_id == "trace-7"
-    assert children[0].causation_id == parent.id
-    assert_accounted(scheduler.statistics())
-
-
-async def test_emit_from_a_foreign_thread_is_routed_to_the_loop() -> None:
-    """A thread that anyio did not start can emit too; under block it waits for room."""
-    scheduler = EventScheduler(queue_size=1, overflow="block")
-    seen: list[int] = []
-
-    async def slow(event: Event) -> None:
-        await anyio.lowlevel.checkpoint()
-        seen.append(event.data["i"])
-
-    scheduler.on("n", slow)
-
-    def produce() -> None:
-        for i in range(50):
-            assert scheduler.emit_nowait("n", {"i": i})
-
-    with anyio.fail_after(10):
-        async with scheduler:
-            thread = threading.Thread(target=produce)
-            thread.start()
-            await anyio.to_thread.run_sync(thread.join)
-    assert sorted(seen) == list(range(50))
-    assert scheduler.statistics().dropped_total == 0
     assert_accounted(scheduler.statistics())
 
 
@@ -409,96 +281,4 @@ async def test_a_producer_that_catches_queue_full_still_lets_handlers_run() -> N
     stats = scheduler.statistics()
     assert stats.rejected["queue_full"] == refused
     assert stats.rejected["invalid"] == invalid
-    assert_accounted(stats)
-
-
-async def test_a_blocked_emit_from_a_timed_out_sync_handler_is_the_same_on_both_backends() -> None:
-    """Under block, a sync handler's emit outlives the handler's timeout and gets in.
-
-    On asyncio a call from a worker thread runs inside the cancel scopes of the task
-    waiting for that thread: without a shield the handler's timeout raised
-    CancelledError in the thread, although the event was placed a moment later.
-    """
-    scheduler = EventScheduler(queue_size=1, overflow="block", workers=1)
-    results: list[bool] = []
-    finished = threading.Event()
-
-    def fans_out(event: Event) -> None:  # sync: in a worker thread
-        try:
-            results.append(scheduler.emit_nowait("child"))  # room: in at once
-            results.append(scheduler.emit_nowait("child"))  # full: waits past the timeout
-        finally:
-            finished.set()
-
-    scheduler.on("fan", fans_out, timeout=0.2)
-    with anyio.fail_after(10):
-        async with scheduler:
-            await scheduler.emit("fan")
-            # The handler task moves on after 0.2 s and takes the first child, which
-            # makes room for the second. Real time: the thread is real.
-            assert await anyio.to_thread.run_sync(finished.wait, 5)
-    stats = scheduler.statistics()
-    assert results == [True, True]
-    assert stats.timed_out == 1
-    assert stats.handled == 3  # both children and SHUTDOWN_REQUESTED
-    assert_accounted(stats)
-
-
-async def test_a_ready_made_event_of_a_bad_type_is_refused_at_emit() -> None:
-    """An event whose type _replace made unusable is refused and counted, not routed."""
-    scheduler = EventScheduler()
-    bad = Event.create("n")._replace(type=["not", "hashable"])
-    with anyio.fail_after(5):
-        async with scheduler:
-            with pytest.raises(InvalidEventError, match="event type must be a str"):
-                await scheduler.emit(bad)
-            with pytest.raises(InvalidEventError, match="event type must be a str"):
-                scheduler.emit_nowait(bad)
-            assert await scheduler.emit("n")
-    stats = scheduler.statistics()
-    assert dict(stats.rejected) == {"invalid": 2}
-    assert stats.handled == 2
-    assert_accounted(stats)
-
-
-async def test_a_refusal_is_counted_by_the_scheduler_emitted_to() -> None:
-    """With two schedulers running, a bad emit counts where it was made, not in the other.
-
-    Event.create itself, which has no scheduler, still counts in the innermost one.
-    """
-    outer, inner = EventScheduler(), EventScheduler()
-    with anyio.fail_after(5):
-        async with outer, inner:
-            with pytest.raises(InvalidEventError):
-                await outer.emit("n", {"bad": object()})
-            with pytest.raises(InvalidEventError):
-                outer.emit_nowait("n", {"bad": object()})
-            with pytest.raises(InvalidEventError):
-                Event.create("n", {"bad": object()})
-    assert dict(outer.statistics().rejected) == {"invalid": 2}
-    assert dict(inner.statistics().rejected) == {"invalid": 1}
-    assert_accounted(outer.statistics())
-    assert_accounted(inner.statistics())
-
-
-async def test_emits_before_start_are_refused_as_not_running() -> None:
-    """Before start: refused with a reason of their own, and the shutdown's log line kept."""
-    records: list[str] = []
-    sink = logger.add(lambda message: records.append(str(message)), format="{message}")
-    logger.enable("eventsched")
-    try:
-        scheduler = EventScheduler()
-        assert scheduler.emit_nowait("early") is False
-        assert await scheduler.emit("early") is False
-        with anyio.fail_after(5):
-            async with scheduler:
-                pass
-        assert scheduler.emit_nowait("late") is False
-    finally:
-        logger.remove(sink)
-        logger.disable("eventsched")
-    stats = scheduler.statistics()
-    assert dict(stats.rejected) == {"not_running": 2, "shutting_down": 1}
-    assert sum("not running yet" in line for line in records) == 1
-    assert sum("Intake is closed" in line for line in records) == 1
     assert_accounted(stats)

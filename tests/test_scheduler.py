@@ -1,4 +1,4 @@
-"""Structured shutdown in-process: drain within the grace period, then cancel, all counted."""
+"""EventScheduler itself: constructor checks and limits, its one lifecycle, stopping it."""
 
 from __future__ import annotations
 
@@ -10,90 +10,32 @@ import pytest
 
 from conftest import VIRTUAL_TIME
 from eventsched import (
+    MAX_GRACE_PERIOD,
+    MAX_QUEUE_SIZE,
+    MAX_WORKERS,
     Event,
     EventScheduler,
     EventType,
     SchedulerState,
     SchedulerStateError,
 )
-from eventsched.testing import assert_accounted
+from eventsched.testing import assert_accounted, capture_events
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
-async def test_graceful_shutdown_delivers_every_buffered_event() -> None:
-    """Events buffered when shutdown starts all reach their handler before the grace ends."""
-    scheduler = EventScheduler(queue_size=500, grace_period=5)
-    seen: list[int] = []
-
-    async def slowish(event: Event) -> None:
-        await anyio.sleep(0.001)
-        seen.append(event.data["i"])
-
-    scheduler.on("n", slowish)
-    with anyio.fail_after(10):
-        async with scheduler:
-            for i in range(300):
-                scheduler.emit_nowait("n", {"i": i})
-            started = anyio.current_time()
-        elapsed = anyio.current_time() - started
-    assert seen == list(range(300))
-    assert elapsed < 5
-    stats = scheduler.statistics()
-    assert stats.aborted_in_flight == 0
-    assert stats.still_queued == 0
-    assert_accounted(stats)
-
-
-@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
-async def test_a_hung_handler_is_cancelled_when_the_grace_period_ends() -> None:
-    """A handler awaiting forever is cancelled at the end of the grace period and counted."""
-    grace = 0.3
-    scheduler = EventScheduler(grace_period=grace)
-    cleaned_up: list[bool] = []
-
-    async def hangs(event: Event) -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            cleaned_up.append(True)
-
-    scheduler.on("hang", hangs)
-    with anyio.fail_after(10):
-        async with scheduler:
-            await scheduler.emit("hang")
-            for i in range(5):
-                scheduler.emit_nowait("queued", {"i": i})
-            await anyio.wait_all_tasks_blocked()
-            started = anyio.current_time()
-        elapsed = anyio.current_time() - started
-    stats = scheduler.statistics()
-    assert grace <= elapsed < grace + 1.0
-    assert cleaned_up == [True]
-    assert stats.aborted_in_flight == 1
-    # Never handled: the five queued events and SHUTDOWN_REQUESTED stay counted in the queue.
-    assert stats.still_queued == 6
-    assert stats.in_flight == 0
-    assert_accounted(stats)
-    assert scheduler.state is SchedulerState.STOPPED
 
 
 async def _run_until_quit(scheduler: EventScheduler) -> list[str]:
     """Run ``scheduler`` under ``run()``, emit ``quit`` (its handler is to stop it) and
     wait for ``run()`` to return; the reasons its SHUTDOWN_REQUESTED events gave."""
-    reasons: list[str] = []
-
-    @scheduler.on(EventType.SHUTDOWN_REQUESTED)
-    async def on_shutdown(event: Event) -> None:
-        reasons.append(event.data["reason"])
-
-    with anyio.fail_after(10):
+    with (
+        anyio.fail_after(10),
+        capture_events(scheduler, EventType.SHUTDOWN_REQUESTED) as notices,
+    ):
         async with anyio.create_task_group() as tg:
             await tg.start(functools.partial(scheduler.run, handle_signals=False, watchdog=False))
             assert scheduler.state is SchedulerState.RUNNING
             await scheduler.emit("quit")
-    return reasons
+    return [event.data["reason"] for event in notices]
 
 
 @pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
@@ -215,45 +157,6 @@ async def test_stop_before_start_is_honoured_once_running() -> None:
     assert_accounted(stats)
 
 
-@pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
-async def test_handlers_waiting_for_room_under_block_do_not_hold_shutdown() -> None:
-    """Under block, a handler stuck emitting into a full queue is released when shutdown begins.
-
-    The one handler task is inside a handler that waits for room that only that task
-    could make. Shutdown refuses the waiting emit (shutting_down), the handler
-    finishes, and the queue drains well within the grace period: nothing is aborted.
-    """
-    grace = 5
-    scheduler = EventScheduler(queue_size=2, overflow="block", workers=1, grace_period=grace)
-    fan_out_results: list[bool] = []
-    children: list[int] = []
-
-    @scheduler.on("fan")
-    async def fan(event: Event) -> None:
-        for i in range(3):
-            fan_out_results.append(await scheduler.emit("child", {"i": i}))
-
-    @scheduler.on("child")
-    async def child(event: Event) -> None:
-        children.append(event.data["i"])
-
-    with anyio.fail_after(grace + 5):
-        async with scheduler:
-            assert await scheduler.emit("fan")
-            await anyio.wait_all_tasks_blocked()
-            assert fan_out_results == [True, True]  # the third waits, and would forever
-            started = anyio.current_time()
-        elapsed = anyio.current_time() - started
-    stats = scheduler.statistics()
-    assert fan_out_results == [True, True, False]
-    assert children == [0, 1]
-    assert elapsed < grace
-    assert dict(stats.rejected) == {"shutting_down": 1}
-    assert (stats.aborted_in_flight, stats.still_queued) == (0, 0)
-    assert stats.handled == 4  # fan, two children, SHUTDOWN_REQUESTED
-    assert_accounted(stats)
-
-
 async def test_stop_from_a_sync_handler_or_another_thread_ends_run() -> None:
     """stop() is safe in any handler: a sync one runs in a worker thread.
 
@@ -284,3 +187,23 @@ async def test_bad_settings_are_refused_with_their_name() -> None:
         EventScheduler(queue_size=0)
     with pytest.raises(ValueError, match="grace_period=-1 must be a finite number"):
         EventScheduler(grace_period=-1)
+
+
+def test_the_limits_are_the_constants_the_command_line_uses() -> None:
+    """workers, queue_size and grace_period are refused past their one defined limit."""
+    assert (MAX_WORKERS, MAX_QUEUE_SIZE, MAX_GRACE_PERIOD) == (1000, 10_000_000, 3600.0)
+    EventScheduler(workers=MAX_WORKERS, queue_size=MAX_QUEUE_SIZE, grace_period=MAX_GRACE_PERIOD)
+    with pytest.raises(ValueError, match=r"workers=1001 must be an integer <= 1000"):
+        EventScheduler(workers=MAX_WORKERS + 1)
+    with pytest.raises(ValueError, match=r"queue_size=10000001 must be an integer <= 10000000"):
+        EventScheduler(queue_size=MAX_QUEUE_SIZE + 1)
+    with pytest.raises(ValueError, match=r"grace_period=3601 must be at most 3600 seconds"):
+        EventScheduler(grace_period=3601)
+
+
+def test_the_state_is_the_one_lifecycle_state() -> None:
+    """SchedulerState is kept as a name of the shared lifecycle State."""
+    from eventsched._lifecycle import State
+
+    assert SchedulerState is State
+    assert EventScheduler().state is State.CREATED

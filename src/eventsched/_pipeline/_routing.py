@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from ._events import Event, EventTypeLike
-from ._invoke import is_async
+from .._events import Event, EventTypeLike
+from .._invoke import is_async
 
 __all__ = [
     "ALL_EVENTS",
@@ -47,7 +47,7 @@ class SlowRoute(tuple[Handler, ...]):
 
 
 #: What the workers look up per event, shaped so the common cases cost least: one
-#: plain async handler is the function itself (awaited directly, ~60 ns less than a
+#: plain async handler is the function itself (awaited directly, cheaper than a
 #: loop over a 1-tuple); several plain async handlers are a plain tuple of functions;
 #: anything with a timeout or a thread is a :class:`SlowRoute` of :class:`Handler`.
 Route: TypeAlias = AsyncHandler | tuple[AsyncHandler, ...] | SlowRoute

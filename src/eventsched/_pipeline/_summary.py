@@ -9,7 +9,7 @@ from loguru import logger
 from ._stats import Statistics
 
 if TYPE_CHECKING:
-    from ._jobs import JobStatistics
+    from .._jobs import JobStatistics
 
 __all__ = ["format_summary", "log_summary"]
 
