@@ -14,6 +14,10 @@ from typing import Any, Final, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The limits of the settings are the library's own: EventScheduler refuses the same
+# values, so a setting the command line accepts never fails later in the constructor.
+from .._scheduler import MAX_GRACE_PERIOD, MAX_QUEUE_SIZE, MAX_WORKERS
+
 __all__ = [
     "DEFAULT_ENV_FILE",
     "MAX_DEMO_MESSAGE",
@@ -27,14 +31,6 @@ __all__ = [
 #: Read when no ``--env-file`` (or ``ENV_FILE``) names another; a missing one is fine.
 DEFAULT_ENV_FILE: Final = ".env"
 
-# The limits of the settings, the library's own: EventScheduler refuses the same values,
-# so a setting the command line accepts never fails later in the constructor.
-#: Most events the queue may hold.
-MAX_QUEUE_SIZE: Final = 10_000_000
-#: Most handler tasks.
-MAX_WORKERS: Final = 1000
-#: Longest grace period, in seconds.
-MAX_GRACE_PERIOD: Final = 3600.0
 #: Longest greeting, in characters.
 MAX_DEMO_MESSAGE: Final = 1000
 
