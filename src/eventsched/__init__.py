@@ -6,6 +6,12 @@ application enables it (``logger.enable("eventsched")``, as ``python -m eventsch
 
 from __future__ import annotations
 
+# isort: split
+# First, before the imports below: under ``python -m eventsched`` this installs the
+# signal guard (it does nothing for library users; see _signals.install_for_command).
+from . import _signals  # noqa: F401
+
+# isort: split
 from loguru import logger
 
 from ._bus import CHECKPOINT_EVERY

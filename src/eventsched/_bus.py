@@ -39,7 +39,7 @@ from loguru import logger
 from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import InvalidEventError, QueueFullError
 from ._handlers import AsyncHandler, Handler, HandlerRegistry, SlowRoute
-from ._invoke import call_user, stray_cancellation
+from ._invoke import call_user, failure_instead_of
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
 
 __all__ = ["CHECKPOINT_EVERY", "EventBus"]
@@ -506,7 +506,7 @@ class EventBus:
                     self._fast_handler_failed(route, event, exc)  # type: ignore[arg-type]
                     self.failed += 1
                 except BaseException as exc:
-                    if (stray := stray_cancellation(exc)) is None:
+                    if (stray := failure_instead_of(exc)) is None:
                         self._aborted(slot)
                         raise
                     self._fast_handler_failed(route, event, stray)  # type: ignore[arg-type]
@@ -552,7 +552,7 @@ class EventBus:
                 self._fast_handler_failed(func, event, exc)  # type: ignore[arg-type]
                 outcome = _FAILED
             except BaseException as exc:
-                if (stray := stray_cancellation(exc)) is None:
+                if (stray := failure_instead_of(exc)) is None:
                     raise
                 self._fast_handler_failed(func, event, stray)  # type: ignore[arg-type]
                 outcome = _FAILED

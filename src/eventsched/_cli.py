@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import CliPositionalArg, CliSubCommand
 
 from ._bench._command import Bench  # `eventsched bench`
-from ._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
+from ._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_SIGINT
 from ._settings import DEFAULT_ENV_FILE, Settings, env_name
 from .lessons._command import LessonCommand  # `eventsched lesson`
 
@@ -281,6 +281,12 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
         stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
     except* JobStateError as group:
         bad_state = _first_leaf(group)
+    except* (SystemExit, KeyboardInterrupt) as group:
+        # A handler or job raised it and the scheduler stopped gracefully (see
+        # UserBaseExceptionError): end as it asked, not as an exception group, and
+        # KeyboardInterrupt as Ctrl+C does, with no traceback.
+        leaf = _first_leaf(group)
+        raise (SystemExit(EXIT_SIGINT) if isinstance(leaf, KeyboardInterrupt) else leaf) from None
     if bad_state is not None:
         # The file changed between the check above and the run.
         return bad_state_file(bad_state)

@@ -11,6 +11,7 @@ __all__ = [
     "QueueFullError",
     "SchedulerStateError",
     "StrayCancellationError",
+    "UserBaseExceptionError",
 ]
 
 
@@ -54,4 +55,18 @@ class StrayCancellationError(EventschedError):
     counted as a failure of that handler or job, with this error logged in its place
     and the original as its ``__cause__``. (trio has no such case: its ``Cancelled``
     comes only from a cancel scope around the code that sees it.)
+    """
+
+
+class UserBaseExceptionError(EventschedError):
+    """A handler or job raised a ``BaseException`` that is not an ``Exception``.
+
+    ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit`` or a class of your own
+    derived from ``BaseException``: passed on, it would end the handler task or the
+    job run as a cancellation does (and on asyncio, ``SystemExit`` and
+    ``KeyboardInterrupt`` leave the event loop at once). Instead the call counts as
+    failed, with this error logged in its place and the original as its
+    ``__cause__``. ``SystemExit`` and ``KeyboardInterrupt`` also stop the scheduler
+    gracefully, which then raises the original again once everything is accounted
+    for: ``SystemExit(3)`` from a handler makes ``python -m eventsched`` exit 3.
     """
