@@ -136,9 +136,11 @@ def failure_instead_of(exc: BaseException) -> Exception | None:
     """
     if isinstance(exc, Exception):
         return exc
+    if isinstance(exc, asyncio.CancelledError):
+        return stray_cancellation(exc)  # on trio always stray: nothing there raises it
     cancelled = anyio.get_cancelled_exc_class()
     if isinstance(exc, cancelled):
-        return stray_cancellation(exc)
+        return None
     if isinstance(exc, BaseExceptionGroup) and exc.split(cancelled)[0] is not None:
         return None  # a cancellation of ours, seen through the user's task group
     failure = UserBaseExceptionError(f"user code raised {describe_error(exc)}")

@@ -23,23 +23,30 @@ def main() -> None:
     parser.add_argument("--backend", default="asyncio")
     parser.add_argument(
         "--mode",
-        choices=["idle", "slow-drain", "hang-await", "hang-shielded", "hang-blocking"],
+        choices=["idle", "slow-drain", "busy", "hang-await", "hang-shielded", "hang-blocking"],
         default="idle",
     )
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--margin", type=float, default=1.0)
     parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--queue", type=int, default=1000)
     args = parser.parse_args()
 
     logger.remove()
     logger.add(sys.stderr, format="{level} | {message}", level="INFO")
     logger.enable("eventsched")
 
-    scheduler = EventScheduler(grace_period=args.grace, watchdog_margin=args.margin)
+    scheduler = EventScheduler(
+        grace_period=args.grace, watchdog_margin=args.margin, queue_size=args.queue
+    )
 
     async def handler(event: Event) -> None:
         if args.mode == "slow-drain":
             await anyio.sleep(0.2)
+        elif args.mode == "busy":  # ~100 us of work that holds the loop, as real work does
+            until = time.perf_counter() + 100e-6
+            while time.perf_counter() < until:
+                pass
         elif args.mode == "hang-await":
             await anyio.sleep_forever()
         elif args.mode == "hang-shielded":
