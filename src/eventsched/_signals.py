@@ -93,14 +93,8 @@ _EXIT_CODES: Final = {
     if (signum := getattr(signal, name, None)) is not None
 }
 
-#: Seconds the held main thread waits for the forced exit's first log line. Longer
-#: means the exit waits for a lock that the main thread holds (a signal that came in
-#: the middle of a log line): it is let go to finish that and run alongside.
-_LOCK_CHECK: Final = 0.25
-
 _exit_lock = threading.Lock()
 _resume = threading.Event()
-_first_line = threading.Event()
 _blocked_threads = threading.local()
 
 
@@ -142,7 +136,6 @@ def force_exit(code: int, reason: str, final_words: Callable[[], None] | None) -
     try:
         log = _log()
         log.critical("{}: exiting now with code {}", reason, code)
-        _first_line.set()
         if final_words is not None:
             final_words()
     except Exception:
@@ -262,7 +255,7 @@ class SignalGuard:
             self.copies += 1  # uv's forwarded copy of the signal just counted
             return
         if signum in QUIT_SIGNALS:
-            self._force(signum)
+            self._force(signum, frame)
             return
         self.count += 1
         if self.copies_expected:
@@ -272,7 +265,7 @@ class SignalGuard:
             if self.on_first is not None:
                 self.on_first(signum)
         else:
-            self._force(signum)
+            self._force(signum, frame)
             return
         self._pass_on(signum, frame)
 
@@ -281,7 +274,7 @@ class SignalGuard:
         if forward is not None:
             forward(signum, frame)
 
-    def _force(self, signum: int) -> None:
+    def _force(self, signum: int, frame: FrameType | None) -> None:
         on_force = self.on_force
         if on_force is None:
             return
@@ -290,9 +283,18 @@ class SignalGuard:
         ).start()
         # Hold the main thread, which runs the event loop, here: the handlers stop now
         # and the graceful path cannot finish and exit 0 while the summary is written.
-        # Let go if the exit cannot log: this thread was interrupted holding a lock.
-        if _first_line.wait(_LOCK_CHECK):
+        # Not in the middle of a log call, whose lock the exit needs for its own lines;
+        # and bounded, for a lock of some other kind (a print's, say).
+        if not _in_logging(frame):
             _resume.wait(_PARK_LIMIT)
+
+
+def _in_logging(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if "loguru" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install_early() -> SignalGuard:
