@@ -494,3 +494,37 @@ def test_other_base_exceptions_from_user_code_are_counted_failures(
         else "failed               1 (0 timed"
     )
     assert failed in out, out
+
+
+@needs_uv
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_the_readme_command_under_uv_run_exits_0_on_one_group_signal(signum: int) -> None:
+    """``uv run python -m eventsched`` and one group signal: a summary, exit 0.
+
+    The demo stops within milliseconds, so uv's copy of SIGINT (~200 ms later) finds
+    the process already exiting: it must not kill it then.
+    """
+    proc = subprocess.Popen(
+        [*UV_RUN, sys.executable, "-m", "eventsched"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:  # the demo logs a line a second at least: never stuck
+            lines.append(line)
+            if "Application is running" in line:
+                break
+        os.killpg(proc.pid, signum)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    text = "".join(lines) + out
+    assert proc.returncode == 0, text
+    assert text.count("Summary") == 1, text
+    assert "Second signal" not in text

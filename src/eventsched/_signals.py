@@ -16,17 +16,16 @@ Per signal: SIGINT, SIGTERM and SIGHUP ask for a graceful stop, and a second one
 during the shutdown forces the exit (128 + its number) after writing the summary;
 SIGQUIT forces it at once; SIGUSR1 and SIGUSR2 are logged and otherwise ignored.
 
-Under ``uv run`` one signal arrives twice: a terminal or a process-group kill reaches
-uv and Python, and uv forwards its copy (SIGTERM at once, SIGINT about 200 ms later
-when there is no terminal). When the parent process is uv, the first repeat of the
-same signal within :data:`COPY_WINDOW` is taken as that copy, not as a second press.
-
-Only the standard library is imported at module level, so that installing the guard
-early costs nothing; loguru and the summary are imported when they are needed.
+Under ``uv run`` one signal arrives twice: a process-group signal reaches uv and
+Python, and uv forwards its copy (SIGTERM at once, SIGINT ~200 ms later when there is
+no terminal). When the parent is uv, the first repeat of the same signal within
+:data:`COPY_WINDOW` is taken as that copy, not as a second press. Only the standard
+library is imported at module level, so that installing the guard early costs nothing.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -42,19 +41,7 @@ from ._exit import EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGQUIT, EXIT_SIGTERM, EXIT_WA
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
-__all__ = [
-    "COPY_WINDOW",
-    "IGNORED_SIGNALS",
-    "QUIT_SIGNALS",
-    "SIGNALS",
-    "STOP_SIGNALS",
-    "SignalGuard",
-    "SignalWatcher",
-    "Watchdog",
-    "block_signals_in_this_thread",
-    "force_exit",
-    "install_early",
-]
+__all__ = ["COPY_WINDOW", "SIGNALS", "SignalGuard", "SignalWatcher", "Watchdog", "force_exit"]
 
 
 def _existing(*names: str) -> tuple[signal.Signals, ...]:
@@ -82,14 +69,10 @@ _PARK_LIMIT: Final = 2.0
 #: Reads of the counters a forced exit makes to find them between two loop steps.
 _SNAPSHOT_TRIES: Final = 20
 
+_CODES = (("SIGINT", EXIT_SIGINT), ("SIGTERM", EXIT_SIGTERM), ("SIGHUP", EXIT_SIGHUP))
 _EXIT_CODES: Final = {
     int(signum): code
-    for name, code in (
-        ("SIGINT", EXIT_SIGINT),
-        ("SIGTERM", EXIT_SIGTERM),
-        ("SIGHUP", EXIT_SIGHUP),
-        ("SIGQUIT", EXIT_SIGQUIT),
-    )
+    for name, code in (*_CODES, ("SIGQUIT", EXIT_SIGQUIT))
     if (signum := getattr(signal, name, None)) is not None
 }
 
@@ -213,6 +196,7 @@ class SignalGuard:
         guard = cls._installed
         if guard is None:
             guard = cls._installed = cls()
+            atexit.register(_ignore_at_exit)
         guard.reinstall()
         return guard
 
@@ -295,6 +279,15 @@ def _in_logging(frame: FrameType | None) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _ignore_at_exit() -> None:
+    # The interpreter's finalization resets Python-level handlers to the default
+    # action, but leaves "ignore" alone: a signal then (uv's copy, arriving 200 ms
+    # after the one that stopped us) would kill a process that is already exiting.
+    for signum in SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def install_early() -> SignalGuard:
