@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from eventsched import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
-from eventsched._exit import EXIT_SIGHUP, EXIT_SIGQUIT
+from eventsched import EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGQUIT, EXIT_SIGTERM, EXIT_WATCHDOG
 from eventsched._signals import COPY_WINDOW
 
 PROGRAM = Path(__file__).parent / "programs" / "runtime.py"

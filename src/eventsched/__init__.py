@@ -30,12 +30,15 @@ from ._exceptions import (
     QueueFullError,
     SchedulerStateError,
     StrayCancellationError,
+    UserBaseExceptionError,
 )
 from ._exit import (
     EXIT_CONFIG,
     EXIT_ERROR,
     EXIT_OK,
+    EXIT_SIGHUP,
     EXIT_SIGINT,
+    EXIT_SIGQUIT,
     EXIT_SIGTERM,
     EXIT_WATCHDOG,
 )
@@ -61,7 +64,9 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_ERROR",
     "EXIT_OK",
+    "EXIT_SIGHUP",
     "EXIT_SIGINT",
+    "EXIT_SIGQUIT",
     "EXIT_SIGTERM",
     "EXIT_WATCHDOG",
     "Clock",
@@ -92,6 +97,7 @@ __all__ = [
     "Statistics",
     "StrayCancellationError",
     "SystemClock",
+    "UserBaseExceptionError",
     "current_event",
     "format_summary",
 ]
