@@ -6,6 +6,12 @@ application enables it (``logger.enable("eventsched")``, as ``python -m eventsch
 
 from __future__ import annotations
 
+# isort: split
+# First, before the imports below: under ``python -m eventsched`` this installs the
+# signal guard (it does nothing for library users; see _signals.install_for_command).
+from . import _signals  # noqa: F401
+
+# isort: split
 import importlib.metadata as _metadata
 
 from loguru import logger
@@ -28,12 +34,15 @@ from ._exceptions import (
     QueueFullError,
     SchedulerStateError,
     StrayCancellationError,
+    UserBaseExceptionError,
 )
 from ._exit import (
     EXIT_CONFIG,
     EXIT_ERROR,
     EXIT_OK,
+    EXIT_SIGHUP,
     EXIT_SIGINT,
+    EXIT_SIGQUIT,
     EXIT_SIGTERM,
     EXIT_WATCHDOG,
 )
@@ -76,7 +85,9 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_ERROR",
     "EXIT_OK",
+    "EXIT_SIGHUP",
     "EXIT_SIGINT",
+    "EXIT_SIGQUIT",
     "EXIT_SIGTERM",
     "EXIT_WATCHDOG",
     "MAX_GRACE_PERIOD",
@@ -114,6 +125,7 @@ __all__ = [
     "Statistics",
     "StrayCancellationError",
     "SystemClock",
+    "UserBaseExceptionError",
     "__version__",
     "correlation_patcher",
     "current_event",

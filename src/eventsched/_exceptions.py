@@ -14,6 +14,7 @@ __all__ = [
     "QueueFullError",
     "SchedulerStateError",
     "StrayCancellationError",
+    "UserBaseExceptionError",
 ]
 
 
@@ -74,4 +75,18 @@ class JobStateError(EventschedError):
 
     The message is one line naming the file and what to do. Nothing in it was acted
     upon; fix the file, or point ``state_file`` elsewhere.
+    """
+
+
+class UserBaseExceptionError(EventschedError):
+    """A handler or job raised a ``BaseException`` that is not an ``Exception``.
+
+    ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit`` or a class of your own
+    derived from ``BaseException``: passed on, it would end the handler task or the
+    job run as a cancellation does (and on asyncio, ``SystemExit`` and
+    ``KeyboardInterrupt`` leave the event loop at once). Instead the call counts as
+    failed, with this error logged in its place and the original as its
+    ``__cause__``. ``SystemExit`` and ``KeyboardInterrupt`` also stop the scheduler
+    gracefully, which then raises the original again once everything is accounted
+    for: ``SystemExit(3)`` from a handler makes ``python -m eventsched`` exit 3.
     """

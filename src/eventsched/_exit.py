@@ -12,7 +12,9 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_ERROR",
     "EXIT_OK",
+    "EXIT_SIGHUP",
     "EXIT_SIGINT",
+    "EXIT_SIGQUIT",
     "EXIT_SIGTERM",
     "EXIT_WATCHDOG",
 ]
@@ -31,3 +33,7 @@ EXIT_WATCHDOG: Final = 124
 EXIT_SIGINT: Final = 130
 #: Forced by a second SIGTERM (128 + 15).
 EXIT_SIGTERM: Final = 143
+#: Forced by a second signal after a SIGHUP (128 + 1).
+EXIT_SIGHUP: Final = 129
+#: Forced by SIGQUIT (128 + 3): Ctrl+\ means "quit now", with the summary.
+EXIT_SIGQUIT: Final = 131

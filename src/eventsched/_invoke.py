@@ -20,15 +20,19 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, NoReturn, TypeVar
 
+import anyio
 import anyio.to_thread
 
-from ._exceptions import StrayCancellationError
+from ._exceptions import StrayCancellationError, UserBaseExceptionError
 
 __all__ = [
     "call_user",
     "describe_error",
+    "exit_hook",
+    "failure_instead_of",
     "is_async",
     "reraise_as_failure",
     "running_threads",
@@ -115,16 +119,49 @@ def stray_cancellation(exc: BaseException) -> StrayCancellationError | None:
     return stray
 
 
+#: Set by a running scheduler (its tasks inherit it): told of a SystemExit or
+#: KeyboardInterrupt that user code raised, so that it stops and raises it again.
+exit_hook: ContextVar[Callable[[BaseException], None] | None] = ContextVar(
+    "eventsched_exit_hook", default=None
+)
+
+
+def failure_instead_of(exc: BaseException) -> Exception | None:
+    """What to count as the call's failure instead of ``exc``; None: pass ``exc`` on.
+
+    Only a cancellation that a cancel scope of ours delivered is passed on. A stray
+    CancelledError becomes :class:`StrayCancellationError`; any other BaseException
+    (SystemExit, KeyboardInterrupt, GeneratorExit, a user's own) becomes
+    :class:`UserBaseExceptionError`, and the first two also reach :data:`exit_hook`.
+    """
+    if isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, asyncio.CancelledError):
+        return stray_cancellation(exc)  # on trio always stray: nothing there raises it
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, cancelled):
+        return None
+    if isinstance(exc, BaseExceptionGroup) and exc.split(cancelled)[0] is not None:
+        return None  # a cancellation of ours, seen through the user's task group
+    failure = UserBaseExceptionError(f"user code raised {describe_error(exc)}")
+    failure.__cause__ = exc
+    if isinstance(exc, SystemExit | KeyboardInterrupt):
+        hook = exit_hook.get()
+        if hook is not None:
+            hook(exc)
+    return failure
+
+
 def reraise_as_failure(exc: BaseException) -> NoReturn:
-    """Raise ``exc`` again, or, if it is a stray CancelledError, its failure in its place.
+    """Raise ``exc`` again, or the failure to count in its place (see failure_instead_of).
 
     For code inside a timeout scope: the scope still sees a cancellation of its own,
-    while a stray one arrives as an Exception, the caller's failure.
+    while a stray one (or a SystemExit) arrives as an Exception, the caller's failure.
     """
-    stray = stray_cancellation(exc)
-    if stray is None:
+    failure = failure_instead_of(exc)
+    if failure is None or failure is exc:
         raise exc
-    raise stray from exc
+    raise failure from exc
 
 
 def describe_error(exc: BaseException) -> str:

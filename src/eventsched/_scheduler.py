@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import signal
-import sys
 import threading
-import time
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar, overload
@@ -32,7 +29,7 @@ from ._events import (
     admit,
 )
 from ._exceptions import InvalidEventError, QueueFullError, SchedulerStateError
-from ._exit import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WATCHDOG
+from ._invoke import describe_error, exit_hook
 from ._jobs import JobMethods, JobScheduler
 from ._lifecycle import Lifecycle, Service, State
 from ._pipeline import (
@@ -45,12 +42,7 @@ from ._pipeline import (
     log_summary,
 )
 from ._runtime import TaskTree
-from ._shutdown import (
-    SIGNALS,
-    SignalGuard,
-    Watchdog,
-    force_exit,
-)
+from ._signals import SignalWatcher, Watchdog
 from ._validate import check_int as _check_int
 from ._validate import check_seconds as _check_seconds
 
@@ -78,9 +70,6 @@ F = TypeVar("F", bound=HandlerFunc)
 
 # Producers yield every CHECKPOINT_EVERY accepted emits (a power of two, so a mask).
 _EMIT_BATCH_MASK: Final = CHECKPOINT_EVERY - 1
-
-#: Reads of the counters a forced exit makes to find them between two loop steps.
-_SNAPSHOT_TRIES: Final = 20
 
 #: Extra time the watchdog allows beyond the grace period: cancelling what is left,
 #: writing the summary and flushing the logs take well under this.
@@ -168,6 +157,10 @@ class EventScheduler(JobMethods):
         # kept, and honoured as soon as the scheduler runs, instead of being lost.
         self._early_stop: str | None = None
         self._hook_token: Any = None
+        # A SystemExit or KeyboardInterrupt a handler or job raised (see
+        # _invoke.failure_instead_of): raised again once the shutdown it began is done.
+        self._exit_token: Any = None
+        self._exit_request: BaseException | None = None
         self._watchdog: Watchdog | None = None
         self._watchdog_margin = watchdog_margin
         # -- jobs -- (always there, so that jobs can be added before start or while running)
@@ -345,6 +338,7 @@ class EventScheduler(JobMethods):
             drop_report_interval=self._drop_report_interval,
         )
         self._hook_token = _invalid_hook.set(self._queue.count_invalid)
+        self._exit_token = exit_hook.set(self._exit_raised)
         try:
             await self._tree.start()
         except BaseException:
@@ -374,9 +368,17 @@ class EventScheduler(JobMethods):
         elif not self._stop_requested_set():
             tree.abort(f"{exc_type.__name__} in the scheduler's block")
         try:
-            return await tree.exit(exc_type, exc, tb)
+            suppressed = await tree.exit(exc_type, exc, tb)
         finally:
             self._finish()
+        if self._exit_request is not None and (exc_type is None or suppressed):
+            raise self._exit_request
+        return suppressed
+
+    def _exit_raised(self, exc: BaseException) -> None:
+        if self._exit_request is None:
+            self._exit_request = exc
+            self.stop(reason=f"{describe_error(exc)} raised by a handler or job")
 
     def stop(self, *, reason: str = "stop() called") -> None:
         """Begin a graceful shutdown (idempotent, returns at once, safe in handlers).
@@ -435,17 +437,19 @@ class EventScheduler(JobMethods):
         Started with ``await task_group.start(scheduler.run)``, it reports ready once
         the scheduler is running.
         """
-        guard: SignalGuard | None = None
-        if handle_signals:
-            guard = SignalGuard.install()
-            guard.on_second = self._force_exit_on_signal
-        if watchdog:
-            self._watchdog = Watchdog(self._watchdog_margin, self._watchdog_expired)
-            if guard is not None:
-                guard.on_first = self._arm_watchdog_from_signal
+        watcher = SignalWatcher(
+            stop=lambda reason: self.stop(reason=reason),
+            running=lambda: self._life.is_(State.RUNNING) and not self._stop_requested_set(),
+            snapshot=lambda: (self._queue.statistics(), self._jobs.statistics()),
+            grace=self.grace_period,
+            margin=self._watchdog_margin,
+            handle_signals=handle_signals,
+            watchdog=watchdog,
+        )
+        self._watchdog = watcher.watchdog
         async with self:
-            if guard is not None:
-                await self._task_group_start(self._watch_signals, guard)
+            if handle_signals:
+                await self._task_group_start(watcher.watch)
             log.info("Application is running. Press Ctrl+C to stop.")
             task_status.started()
             await anyio.sleep_forever()
@@ -457,78 +461,14 @@ class EventScheduler(JobMethods):
         assert self._tree is not None
         await self._tree.start_task(func, *args)
 
-    async def _watch_signals(self, guard: SignalGuard, *, task_status: TaskStatus[None]) -> None:
-        with contextlib.ExitStack() as pending:
-            try:
-                with anyio.open_signal_receiver(*SIGNALS) as signals:
-                    try:
-                        guard.chain_over_current()
-                        task_status.started()
-                        if guard.first_signal is not None:  # came before we listened
-                            self._stop_on_signal(guard.first_signal)
-                        async for signum in signals:
-                            self._stop_on_signal(signum)
-                    finally:
-                        # Leaving the receiver resets the handlers (on asyncio to the
-                        # default action, which kills): hold signals pending until the
-                        # guard is back; the ExitStack delivers them after that.
-                        pending.enter_context(guard.masked())
-            finally:
-                guard.reinstall()
-
-    def _stop_on_signal(self, signum: int) -> None:
-        if self._life.is_(State.RUNNING) and not self._stop_requested_set():
-            name = signal.Signals(signum).name
-            log.warning(
-                "Received {}: shutting down gracefully (grace period {}s); "
-                "send it again to exit at once",
-                name,
-                self.grace_period,
-            )
-            self.stop(reason=f"{name} received")
-
-    # -- outside the loop: signal handler and watchdog thread --------------------------
-
-    def _arm_watchdog_from_signal(self, signum: int) -> None:
-        if self._watchdog is not None:
-            self._watchdog.arm(self.grace_period)
-
-    def _force_exit_on_signal(self, signum: int) -> None:
-        code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
-        name = signal.Signals(signum).name
-        force_exit(code, f"Second signal ({name}) during shutdown", self._log_final_summary)
-
-    def _watchdog_expired(self, limit: float) -> None:
-        force_exit(
-            EXIT_WATCHDOG,
-            f"Shutdown watchdog: not stopped {limit:g}s after shutdown began "
-            "(a handler blocks the event loop or ignores cancellation)",
-            self._log_final_summary,
-        )
-
-    def _log_final_summary(self) -> None:
-        # Called from a thread while the loop may still run, and possibly stopped in
-        # the middle of an update (the signal that started us interrupted it between
-        # two bytecodes). So: read the counters in one go (a long switch interval keeps
-        # the GIL here; the reads do no I/O), and if that caught the loop thread
-        # halfway, let it finish its step and read again, briefly.
-        interval = sys.getswitchinterval()
-        for _ in range(_SNAPSHOT_TRIES):
-            sys.setswitchinterval(60.0)
-            try:
-                stats, jobs = self._queue.statistics(), self._jobs.statistics()
-            finally:
-                sys.setswitchinterval(interval)
-            if stats.unaccounted == 0:
-                break
-            time.sleep(0.001)
-        log_summary(stats, jobs, forced=True)
-
     def _finish(self) -> None:
         self._life.advance(State.STOPPED)
         if self._hook_token is not None:
             _invalid_hook.reset(self._hook_token)
             self._hook_token = None
+        if self._exit_token is not None:
+            exit_hook.reset(self._exit_token)
+            self._exit_token = None
         log_summary(self._queue.statistics(), self._jobs.statistics(), forced=False)
         if self._watchdog is not None:
             self._watchdog.disarm()

@@ -9,6 +9,7 @@ library's log goes to stderr. Modes choose what the handler does with each event
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -23,23 +24,43 @@ def main() -> None:
     parser.add_argument("--backend", default="asyncio")
     parser.add_argument(
         "--mode",
-        choices=["idle", "slow-drain", "hang-await", "hang-shielded", "hang-blocking"],
+        choices=["idle", "slow-drain", "busy", "hang-await", "hang-shielded", "hang-blocking"],
         default="idle",
     )
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--margin", type=float, default=1.0)
     parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--queue", type=int, default=1000)
+    parser.add_argument("--log-delay", type=float, default=0.0)
     args = parser.parse_args()
 
     logger.remove()
-    logger.add(sys.stderr, format="{level} | {message}", level="INFO")
+    if args.log_delay:
+        # A slow log destination (a busy disk, a remote collector): each line takes time.
+        def slow_stderr(message: str) -> None:
+            time.sleep(args.log_delay)
+            sys.stderr.write(message)
+            sys.stderr.flush()
+
+        logger.add(slow_stderr, format="{level} | {message}", level="INFO")
+    else:
+        logger.add(sys.stderr, format="{level} | {message}", level="INFO")
     logger.enable("eventsched")
 
-    scheduler = EventScheduler(grace_period=args.grace, watchdog_margin=args.margin)
+    scheduler = EventScheduler(
+        grace_period=args.grace, watchdog_margin=args.margin, queue_size=args.queue
+    )
 
     async def handler(event: Event) -> None:
         if args.mode == "slow-drain":
             await anyio.sleep(0.2)
+        elif args.mode == "busy":  # ~100 us of work that holds the loop, as real work does
+            until = time.perf_counter() + 100e-6
+            while time.perf_counter() < until:
+                pass
+            busy[0] += 1
+            if not busy[0] % 10:  # a sign of life: written whole, and by no Python lock
+                os.write(2, b"TICK\n")
         elif args.mode == "hang-await":
             await anyio.sleep_forever()
         elif args.mode == "hang-shielded":
@@ -48,6 +69,7 @@ def main() -> None:
         elif args.mode == "hang-blocking":
             time.sleep(3600)  # blocks the event loop itself  # noqa: ASYNC251
 
+    busy = [0]
     scheduler.on("work", handler)
 
     async def run() -> None:

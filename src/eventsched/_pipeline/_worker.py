@@ -20,7 +20,7 @@ import anyio.lowlevel
 from anyio import EndOfStream, WouldBlock
 
 from .._events import Event, HandlingSlot, _handling
-from .._invoke import call_user, stray_cancellation
+from .._invoke import call_user, failure_instead_of
 from ._ledger import LATENCY_SAMPLE_MASK
 from ._queue import EventQueue
 from ._routing import AsyncHandler, Handler, HandlerRegistry, SlowRoute
@@ -100,7 +100,7 @@ async def work(queue: EventQueue, registry: HandlerRegistry) -> None:
                 _fast_handler_failed(queue, registry, route, event, exc)  # type: ignore[arg-type]
                 queue.failed += 1
             except BaseException as exc:
-                if (stray := stray_cancellation(exc)) is None:
+                if (stray := failure_instead_of(exc)) is None:
                     _aborted(queue, slot)
                     raise
                 _fast_handler_failed(queue, registry, route, event, stray)  # type: ignore[arg-type]
@@ -153,7 +153,7 @@ async def _call_route(
             _fast_handler_failed(queue, registry, func, event, exc)  # type: ignore[arg-type]
             outcome = _FAILED
         except BaseException as exc:
-            if (stray := stray_cancellation(exc)) is None:
+            if (stray := failure_instead_of(exc)) is None:
                 raise
             _fast_handler_failed(queue, registry, func, event, stray)  # type: ignore[arg-type]
             outcome = _FAILED

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from .._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
+from .._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_SIGINT
 
 if TYPE_CHECKING:
     from .. import EventScheduler
@@ -114,6 +114,12 @@ def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | 
         stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
     except* JobStateError as group:
         bad_state = _first_leaf(group)
+    except* (SystemExit, KeyboardInterrupt) as group:
+        # A handler or job raised it and the scheduler stopped gracefully (see
+        # UserBaseExceptionError): end as it asked, not as an exception group, and
+        # KeyboardInterrupt as Ctrl+C does, with no traceback.
+        leaf = _first_leaf(group)
+        raise (SystemExit(EXIT_SIGINT) if isinstance(leaf, KeyboardInterrupt) else leaf) from None
     if bad_state is not None:
         # The file changed between the check above and the run.
         return bad_state_file(bad_state)
