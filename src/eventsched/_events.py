@@ -14,9 +14,11 @@ from enum import Enum, StrEnum
 from typing import Any, NamedTuple, NoReturn, TypeAlias
 
 from ._exceptions import InvalidEventError
+from ._invoke import describe_error
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
+    "MAX_ID_LENGTH",
     "Event",
     "EventType",
     "EventTypeLike",
@@ -26,6 +28,11 @@ __all__ = [
 
 #: Default limit on the size of an event's data, in bytes of compact UTF-8 JSON.
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+
+#: Longest ``correlation_id`` or ``causation_id`` accepted, in characters. Ids are
+#: repeated in every log line of their chain, so a long one costs on every record;
+#: 256 leaves room for a UUID, a trace id or a URL-like key with a prefix.
+MAX_ID_LENGTH = 256
 
 
 class EventType(StrEnum):
@@ -230,9 +237,29 @@ def _int_size(value: int, path: str) -> int:
     return (bits * 10 // 33) + 2
 
 
+def _snapshot(data: Mapping[Any, Any], path: str) -> dict[Any, Any]:
+    """A plain dict of what ``data`` really holds, read once.
+
+    A dict subclass is read through ``dict.items`` (its real storage), so that an
+    overridden ``items()``, ``keys()`` or ``__iter__`` cannot show the checks one
+    thing while the copy stores another. Any other mapping is read once through its
+    own ``items()``, and what that gave is what is checked and stored.
+    """
+    try:
+        if isinstance(data, dict):
+            return dict(dict.items(data))
+        return dict(data.items())
+    except RecursionError:
+        raise
+    except Exception as error:  # user code: a broken mapping is bad data, not a crash
+        _refuse(f"event data at {path} could not be read as a mapping: {describe_error(error)}")
+
+
 def _freeze_mapping(data: Mapping[Any, Any], path: str) -> tuple[FrozenDict, int]:
+    if data.__class__ is not dict and data.__class__ is not FrozenDict:
+        data = _snapshot(data, path)
     size = 2
-    needs_copy = False
+    changed: dict[str, object] | None = None
     for key, value in data.items():
         if type(key) is not str:
             _refuse(
@@ -247,14 +274,17 @@ def _freeze_mapping(data: Mapping[Any, Any], path: str) -> tuple[FrozenDict, int
         elif kind is bool or value is None or (kind is int and _INT_MIN <= value <= _INT_MAX):
             size += 6 * len(key) + 26
         else:
-            needs_copy = True
-            _, value_size = _freeze_value(value, f"{path}.{key}")
+            # Each value is walked once and its copy kept: a second walk could meet a
+            # different value (a list subclass whose __iter__ changes its answer).
+            frozen_value, value_size = _freeze_value(value, f"{path}.{key}")
+            if changed is None:
+                changed = {}
+            changed[key] = frozen_value
             size += 6 * len(key) + value_size + 4
-    if not needs_copy:
+    if changed is None:
         return (_frozen_copy(data) if data else _EMPTY), size
-    frozen = _frozen_copy(
-        {key: _freeze_value(value, f"{path}.{key}")[0] for key, value in data.items()}
-    )
+    frozen = _frozen_copy(data)
+    _dict_update(frozen, changed)  # same keys: their order stays
     return frozen, size
 
 
@@ -358,6 +388,69 @@ class Event(NamedTuple):
             raise
 
 
+def _admit_type(event_type: object) -> EventTypeLike:
+    """An event type other than a plain ``str``, made safe for the workers' routing.
+
+    The workers look every event's type up in a dict: a ``__hash__`` or ``__eq__`` of
+    the user's running there would crash a worker, not the emit that brought it. So a
+    ``str`` subclass (not an Enum) becomes the plain ``str`` of its value, read through
+    the base class so none of its methods run. An Enum member is kept (handlers may
+    subscribe to the member itself): if its class hashes and compares with the
+    standard library's methods, the class is remembered as safe; otherwise hashing and
+    comparing it are tried here, in the emitter.
+    """
+    kind = type(event_type)
+    if isinstance(event_type, Enum):
+        if kind.__hash__ in _STANDARD_HASH and kind.__eq__ in _STANDARD_EQ:
+            if len(_SAFE_TYPE_CLASSES) < _SAFE_TYPE_CLASSES_MAX:
+                _SAFE_TYPE_CLASSES.add(kind)
+            return event_type
+        try:
+            hash(event_type)
+            event_type == event_type  # noqa: B015 (the user's __eq__ is what is tried)
+        except Exception as error:  # the user's code: refused here, not in a worker
+            _refuse(
+                f"event type {kind.__qualname__} cannot be hashed or compared: "
+                f"{describe_error(error)}"
+            )
+        return event_type
+    if isinstance(event_type, str):
+        return str.__str__(event_type)
+    _refuse(f"event type must be a str or an Enum member, not {_kind_of(event_type)}")
+
+
+# Enum classes whose members need no check at admission (see _admit_type); bounded,
+# since classes can be made at run time.
+_SAFE_TYPE_CLASSES: set[type] = {str, EventType}
+_SAFE_TYPE_CLASSES_MAX = 1024
+_STANDARD_HASH = (Enum.__hash__, str.__hash__, int.__hash__, object.__hash__)
+_STANDARD_EQ = (object.__eq__, str.__eq__, int.__eq__)
+
+
+def _admit_id(value: object, field: str) -> str:
+    """A ``correlation_id`` or ``causation_id`` checked: printable text, not too long.
+
+    Ids go into every log line and JSON record of their chain, so they must be text
+    without control characters (a newline would forge a log line) or lone surrogates
+    (no UTF-8 form), and bounded (:data:`MAX_ID_LENGTH`). A ``str`` subclass is stored
+    as the plain ``str`` of its value, read through the base class.
+    """
+    if not isinstance(value, str):
+        _refuse(f"{field} must be a str, not {_kind_of(value)}")
+    text = str.__str__(value)
+    if len(text) > MAX_ID_LENGTH:
+        _refuse(f"{field} is {len(text)} characters long, over the limit of {MAX_ID_LENGTH}")
+    if not text.isprintable():
+        _refuse(f"{field} {text!r} holds a control character or a lone surrogate")
+    return text
+
+
+def _kind_of(value: object) -> str:
+    # The type's name only: repr() of the value would run the user's code, or echo
+    # something huge into the message.
+    return f"a value of type {type(value).__qualname__}"
+
+
 def admit_event(event: Event, max_bytes: int) -> Event:
     """Check a ready-made event before a scheduler accepts it; return it, or a copy.
 
@@ -367,8 +460,20 @@ def admit_event(event: Event, max_bytes: int) -> Event:
 
     :raises InvalidEventError: the type or data is not acceptable, or over ``max_bytes``
     """
-    if not isinstance(event.type, _TYPE_KINDS):
-        _refuse(f"event type must be a str or an Enum member, not {event.type!r}")
+    if (
+        event.type.__class__ not in _SAFE_TYPE_CLASSES
+        or not _is_plain_id(event.correlation_id)
+        or (event.causation_id is not None and not _is_plain_id(event.causation_id))
+    ):
+        event = event._replace(
+            type=_admit_type(event.type),
+            correlation_id=_admit_id(event.correlation_id, "correlation_id"),
+            causation_id=(
+                None
+                if event.causation_id is None
+                else _admit_id(event.causation_id, "causation_id")
+            ),
+        )
     if event.data.__class__ is FrozenDict and event.data_size >= 2:
         if event.data_size > max_bytes:
             size = exact_size(event.data)
@@ -385,7 +490,11 @@ def admit_event(event: Event, max_bytes: int) -> Event:
 # tuple.__new__ directly skips NamedTuple's Python-level __new__ (half the cost).
 _new_event = tuple.__new__
 _time = time.time
-_TYPE_KINDS = (str, Enum)
+
+
+def _is_plain_id(value: object) -> bool:
+    """Whether an id needs no more checking: a plain, short, printable str."""
+    return value.__class__ is str and len(value) <= MAX_ID_LENGTH and value.isprintable()
 
 
 def make_event(
@@ -402,8 +511,8 @@ def make_event(
     classmethod costs ~115 ns against ~35 ns for a function, and this runs once per
     event. The common data, a flat dict of short scalars, is checked inline here.
     """
-    if not isinstance(event_type, _TYPE_KINDS):
-        _refuse(f"event type must be a str or an Enum member, not {event_type!r}")
+    if event_type.__class__ is not str and event_type.__class__ not in _SAFE_TYPE_CLASSES:
+        event_type = _admit_type(event_type)
     frozen: FrozenDict | None = None
     if data is None:
         frozen, size = _EMPTY, 2
@@ -430,6 +539,19 @@ def make_event(
                     frozen = _EMPTY
     if frozen is None:  # nested data, other types, non-ASCII text, near the limit: the full walk
         frozen, size = freeze_data(data, max_bytes)
+    # Explicit ids (rare on the hot path) are checked inline: a call costs more here.
+    if correlation_id is not None and (
+        correlation_id.__class__ is not str
+        or len(correlation_id) > MAX_ID_LENGTH
+        or not correlation_id.isprintable()
+    ):
+        correlation_id = _admit_id(correlation_id, "correlation_id")
+    if causation_id is not None and (
+        causation_id.__class__ is not str
+        or len(causation_id) > MAX_ID_LENGTH
+        or not causation_id.isprintable()
+    ):
+        causation_id = _admit_id(causation_id, "causation_id")
     event_id = _ID_PREFIX + str(_next_serial())
     if correlation_id is None or causation_id is None:
         slot = _handling.get()

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from enum import StrEnum
+from enum import Enum, StrEnum
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar, overload
 
@@ -21,7 +21,6 @@ from loguru import logger
 
 from ._bus import CHECKPOINT_EVERY, EventBus
 from ._events import (
-    _TYPE_KINDS,
     DEFAULT_MAX_EVENT_BYTES,
     Event,
     EventType,
@@ -298,7 +297,10 @@ class EventScheduler:
             elif (
                 event.data.__class__ is not FrozenDict
                 or not 2 <= event.data_size <= self.max_event_bytes
-                or not isinstance(event.type, _TYPE_KINDS)  # _replace(type=...)
+                # _replace(type=..., correlation_id=...): a str subclass or a non-str id
+                # is checked by admit_event (not the worker, whose routing hashes the type)
+                or (event.type.__class__ is not str and not isinstance(event.type, Enum))
+                or event.correlation_id.__class__ is not str
             ):
                 event = self._admit(event)
             # No thread check here (emit_nowait has one): a coroutine runs on an event
@@ -348,7 +350,10 @@ class EventScheduler:
         elif (
             event.data.__class__ is not FrozenDict
             or not 2 <= event.data_size <= self.max_event_bytes
-            or not isinstance(event.type, _TYPE_KINDS)  # _replace(type=...)
+            # _replace(type=..., correlation_id=...): a str subclass or a non-str id
+            # is checked by admit_event (not the worker, whose routing hashes the type)
+            or (event.type.__class__ is not str and not isinstance(event.type, Enum))
+            or event.correlation_id.__class__ is not str
         ):
             event = self._admit(event)
         return self._bus.emit_nowait(event)
