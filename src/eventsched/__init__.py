@@ -12,6 +12,7 @@ from ._bus import CHECKPOINT_EVERY
 from ._clock import Clock, SystemClock
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
+    MAX_ID_LENGTH,
     Event,
     EventType,
     EventTypeLike,
@@ -19,6 +20,7 @@ from ._events import (
     current_event,
 )
 from ._exceptions import (
+    CallRefusedError,
     EventschedError,
     InvalidEventError,
     QueueFullError,
@@ -34,6 +36,7 @@ from ._exit import (
     EXIT_WATCHDOG,
 )
 from ._handlers import ALL_EVENTS, Handler, HandlerFunc
+from ._invoke import AbandonedCalls, abandoned_calls
 from ._jobs import (
     ConflictingIdError,
     Job,
@@ -58,6 +61,9 @@ __all__ = [
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
     "EXIT_WATCHDOG",
+    "MAX_ID_LENGTH",
+    "AbandonedCalls",
+    "CallRefusedError",
     "Clock",
     "ConflictingIdError",
     "DropReason",
@@ -86,6 +92,7 @@ __all__ = [
     "Statistics",
     "StrayCancellationError",
     "SystemClock",
+    "abandoned_calls",
     "current_event",
     "format_summary",
 ]

@@ -39,7 +39,7 @@ from loguru import logger
 from ._events import Event, EventType, HandlingSlot, _handling
 from ._exceptions import InvalidEventError, QueueFullError
 from ._handlers import AsyncHandler, Handler, HandlerRegistry, SlowRoute
-from ._invoke import call_user, stray_cancellation
+from ._invoke import AbandonedCalls, CallTally, call_user, stray_cancellation
 from ._stats import DropReason, OverflowPolicy, RejectReason, Statistics
 
 __all__ = ["CHECKPOINT_EVERY", "EventBus"]
@@ -92,6 +92,14 @@ def _call_in_thread(func: Callable[[Event], object], event: Event) -> object:
     return func(event)
 
 
+def _abandoned_fields(calls: AbandonedCalls) -> dict[str, int]:
+    return {
+        "abandoned_calls": calls.total,
+        "abandoned_in_flight": calls.in_flight,
+        "refused_calls": calls.refused,
+    }
+
+
 class EventBus:
     """The queue, its overflow policy, the workers and every counter of the accounting."""
 
@@ -127,6 +135,7 @@ class EventBus:
         "high_water",
         "loop_thread",
         "rejected",
+        "thread_calls",
         "timed_out",
     )
 
@@ -165,6 +174,7 @@ class EventBus:
         self.aborted = 0
         self.handler_errors = 0
         self.handler_timeouts = 0
+        self.thread_calls = CallTally()
         self.high_water = 0
         self.drop_signal: anyio.Event | None = None
 
@@ -596,12 +606,18 @@ class EventBus:
             return _TIMED_OUT
         return _HANDLED
 
-    @staticmethod
-    async def _invoke(handler: Handler, event: Event) -> None:
+    async def _invoke(self, handler: Handler, event: Event) -> None:
         if handler.is_async:
             await call_user(handler.func, event, in_thread=False)
         else:
-            await call_user(_call_in_thread, handler.func, event, in_thread=True)
+            await call_user(
+                _call_in_thread,
+                handler.func,
+                event,
+                in_thread=True,
+                key=handler.func,
+                tally=self.thread_calls,
+            )
 
     def _fast_handler_failed(self, func: AsyncHandler, event: Event, exc: Exception) -> None:
         handler = self._registry.find(event.type, func)
@@ -670,4 +686,5 @@ class EventBus:
             latency_p50=p50,
             latency_p99=p99,
             latency_samples=len(latencies),
+            **_abandoned_fields(self.thread_calls.snapshot()),
         )

@@ -6,6 +6,7 @@ Every message names the value at fault and what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "CallRefusedError",
     "EventschedError",
     "InvalidEventError",
     "QueueFullError",
@@ -54,4 +55,15 @@ class StrayCancellationError(EventschedError):
     counted as a failure of that handler or job, with this error logged in its place
     and the original as its ``__cause__``. (trio has no such case: its ``Cancelled``
     comes only from a cancel scope around the code that sees it.)
+    """
+
+
+class CallRefusedError(EventschedError, RuntimeError):
+    """A sync handler or job was not called, because earlier calls of it still hang.
+
+    Each sync call that was abandoned (its timeout passed, or shutdown cancelled it)
+    keeps its worker thread until it really returns. Past a few such calls of one
+    callable, new calls of it are refused at once, as failures of the handler or job,
+    rather than starting ever more threads; they run again once the earlier calls
+    return. See :func:`eventsched.abandoned_calls` and ``Statistics.abandoned_calls``.
     """
