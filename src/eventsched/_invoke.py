@@ -141,17 +141,25 @@ def _current_slots() -> _Slots:
         return slots
 
 
-class _ThreadCall:
-    """One sync call: whose it is, and whether the caller or the thread frees its slot."""
+# Where a sync call is; changed under _lock only, so that exactly one of the caller
+# and the thread frees its slot.
+_WAITING = 0  # not started in its thread yet
+_RUNNING = 1
+_FINISHED = 2  # returned or raised, its caller still waiting: the caller frees the slot
+_ABANDONED = 3  # the caller was cancelled while it ran: the thread frees the slot
+_DROPPED = 4  # the caller was cancelled before it started: it never will
 
-    __slots__ = ("abandoned", "finished", "key", "slots", "tally")
+
+class _ThreadCall:
+    """One sync call: whose it is, and where it is (see _WAITING and the others)."""
+
+    __slots__ = ("key", "slots", "state", "tally")
 
     def __init__(self, key: object, slots: _Slots, tally: CallTally | None) -> None:
         self.key = key
         self.slots = slots
         self.tally = tally
-        self.finished = False
-        self.abandoned = False
+        self.state = _WAITING
 
 
 def is_async(func: Callable[..., Any]) -> bool:
@@ -206,7 +214,12 @@ async def _in_thread(
     _admit(key, tally)
     slots = _current_slots()
     call = _ThreadCall(key, slots, tally)
-    await slots.limiter.acquire_on_behalf_of(call)
+    try:
+        # Without waiting when a slot is free: the waiting form checkpoints, a trip
+        # through the loop that the thread hop below makes anyway.
+        slots.limiter.acquire_on_behalf_of_nowait(call)
+    except anyio.WouldBlock:
+        await slots.limiter.acquire_on_behalf_of(call)
     try:
         # Boxed, so that trio's thread runner does not refuse a coroutine as the result.
         (result,) = await anyio.to_thread.run_sync(
@@ -214,14 +227,18 @@ async def _in_thread(
         )
     except BaseException:
         with _lock:
-            if not call.finished:  # cancelled with the thread still running: abandoned
-                call.abandoned = True
+            if call.state == _RUNNING:  # cancelled with the thread still running
+                call.state = _ABANDONED
                 _abandoned_by_key[key] = _abandoned_by_key.get(key, 0) + 1
                 for counts in (_everywhere, tally):
                     if counts is not None:
                         counts.abandoned += 1
                         counts.in_flight += 1
-        if not call.abandoned:
+            elif call.state == _WAITING:
+                # Cancelled before its thread took it up (asyncio's runner may then skip
+                # it, trio's may still start it): make sure the user's code never runs.
+                call.state = _DROPPED
+        if call.state != _ABANDONED:
             slots.limiter.release_on_behalf_of(call)
         raise
     slots.limiter.release_on_behalf_of(call)
@@ -252,14 +269,18 @@ def _tracked(call: _ThreadCall, func: Callable[..., T], args: tuple[Any, ...]) -
     """Call ``func(*args)`` in this (worker) thread, counted while it runs."""
     global _running
     with _lock:
+        if call.state == _DROPPED:
+            # Nobody waits for this result: the caller has gone.
+            return (None,)  # type: ignore[return-value]
+        call.state = _RUNNING
         _running += 1
     try:
         return (func(*args),)
     finally:
         with _lock:
             _running -= 1
-            call.finished = True
-            abandoned = call.abandoned
+            abandoned = call.state == _ABANDONED
+            call.state = _FINISHED
             if abandoned:
                 left = _abandoned_by_key[call.key] - 1
                 if left:
