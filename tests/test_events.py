@@ -379,3 +379,28 @@ def test_a_mapping_whose_items_raise_is_refused() -> None:
     with pytest.raises(InvalidEventError, match="could not be read"):
         Event.create("t", Odd())
     assert Event.create("t", Unreadable(a=1)).data == {"a": 1}
+
+
+@pytest.mark.anyio
+async def test_a_ready_made_event_with_a_bad_id_is_refused_at_emit() -> None:
+    """Event(...) or _replace() can carry any id: emit checks it as it checks data."""
+    from eventsched import EventScheduler
+
+    good = Event.create("t")
+    bad = [
+        good._replace(correlation_id=42),
+        good._replace(correlation_id=_BadStr()),
+        Event("t", FrozenDict(), "id-1", "x" * 1000),
+        good._replace(causation_id=object(), data_size=0),
+    ]
+    scheduler = EventScheduler()
+    with anyio.fail_after(10):
+        async with scheduler:
+            for event in bad:
+                with pytest.raises(InvalidEventError, match="_id"):
+                    await scheduler.emit(event)
+                with pytest.raises(InvalidEventError, match="_id"):
+                    scheduler.emit_nowait(event)
+    stats = scheduler.statistics()
+    assert dict(stats.rejected) == {"invalid": 2 * len(bad)}
+    assert_accounted(stats)
