@@ -322,29 +322,36 @@ def make_event(
                     frozen = _EMPTY
     if frozen is None:  # nested data, other types, non-ASCII text, near the limit: the full walk
         frozen, size = freeze_data(data, max_bytes)
-    # Explicit ids (rare on the hot path) are checked inline: a call costs more here.
-    if correlation_id is not None and (
-        correlation_id.__class__ is not str
-        or len(correlation_id) > MAX_ID_LENGTH
-        or not correlation_id.isprintable()
-    ):
-        correlation_id = _admit_id(correlation_id, "correlation_id")
-    if causation_id is not None and (
-        causation_id.__class__ is not str
-        or len(causation_id) > MAX_ID_LENGTH
-        or not causation_id.isprintable()
-    ):
-        causation_id = _admit_id(causation_id, "causation_id")
     event_id = _ID_PREFIX + str(_next_serial())
-    if correlation_id is None or causation_id is None:
+    if correlation_id is None and causation_id is None:  # the common case: inherited
         slot = _handling.get()
         if slot is not None:
             parent = slot.event
             if parent is not None:
-                if correlation_id is None:
-                    correlation_id = parent.correlation_id
-                if causation_id is None:
-                    causation_id = parent.id
+                correlation_id = parent.correlation_id
+                causation_id = parent.id
+    else:  # explicit ids: checked inline, a call would cost more than the checks
+        if correlation_id is not None and (
+            correlation_id.__class__ is not str
+            or len(correlation_id) > MAX_ID_LENGTH
+            or not correlation_id.isprintable()
+        ):
+            correlation_id = _admit_id(correlation_id, "correlation_id")
+        if causation_id is not None and (
+            causation_id.__class__ is not str
+            or len(causation_id) > MAX_ID_LENGTH
+            or not causation_id.isprintable()
+        ):
+            causation_id = _admit_id(causation_id, "causation_id")
+        if correlation_id is None or causation_id is None:
+            slot = _handling.get()
+            if slot is not None:
+                parent = slot.event
+                if parent is not None:
+                    if correlation_id is None:
+                        correlation_id = parent.correlation_id
+                    if causation_id is None:
+                        causation_id = parent.id
     return _new_event(
         cls,
         (
