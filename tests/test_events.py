@@ -9,10 +9,12 @@ from collections import OrderedDict
 from datetime import UTC
 from enum import Enum
 
+import anyio
 import pytest
 
-from eventsched import Event, EventType, FrozenDict, InvalidEventError
+from eventsched import Event, EventType, FrozenDict, InvalidEventError, Statistics
 from eventsched._events import HandlingSlot, _handling
+from eventsched.testing import assert_accounted
 
 
 class Shop(Enum):
@@ -201,3 +203,204 @@ def test_frozen_dict_cannot_be_reinitialised_and_validates_what_it_is_built_from
     with pytest.raises(InvalidEventError):
         FrozenDict({"a": math.nan})
     assert pickle.loads(pickle.dumps(built)) == built
+
+
+# -- bad input at emit (issue 15, item 9): refused, counted, the scheduler goes on ----
+
+
+class _BadStr:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+class _UnhashableType(str):
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash for you")
+
+
+class _LyingDict(dict[str, object]):
+    """Shows small, valid data through items(); really holds something else."""
+
+    def items(self):  # type: ignore[no-untyped-def,override]
+        return {"ok": 1}.items()
+
+    def keys(self):  # type: ignore[no-untyped-def,override]
+        return {"ok": 1}.keys()
+
+    def __iter__(self):  # type: ignore[no-untyped-def,override]
+        return iter({"ok": 1})
+
+
+_BAD_IDS: list[object] = [_BadStr(), object(), 42, "x" * 10_000_000, "two\nlines"]
+_BAD_ID_NAMES = ["str-raises", "object", "int", "10MB", "newline"]
+
+
+async def _run_refusals(
+    emits: list[tuple[str, dict[str, object]]],
+) -> tuple[list[str], Statistics]:
+    """Emit each (type, kwargs) expecting a refusal, then a good event; return what ran."""
+    from eventsched import EventScheduler
+
+    scheduler = EventScheduler(max_event_bytes=1024)
+    seen: list[str] = []
+    for event_type in ("t", "still-running"):
+        scheduler.on(event_type, lambda event: seen.append(str(event.type)))
+    with anyio.fail_after(10):
+        async with scheduler:
+            for event_type, kwargs in emits:
+                with pytest.raises(InvalidEventError):
+                    await scheduler.emit(event_type, **kwargs)  # type: ignore[arg-type]
+                with pytest.raises(InvalidEventError):
+                    scheduler.emit_nowait(event_type, **kwargs)  # type: ignore[arg-type]
+            assert await scheduler.emit("still-running")
+    return seen, scheduler.statistics()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("field", ["correlation_id", "causation_id"])
+async def test_a_bad_id_is_refused_at_emit_naming_the_field(field: str) -> None:
+    """A non-str id, one whose __str__ raises, a 10 MB one: refused, counted, no crash."""
+    seen, stats = await _run_refusals([("t", {field: bad}) for bad in _BAD_IDS])
+    assert seen == ["still-running"]
+    assert dict(stats.rejected) == {"invalid": 2 * len(_BAD_IDS)}
+    assert_accounted(stats)
+
+
+@pytest.mark.parametrize("bad", _BAD_IDS, ids=_BAD_ID_NAMES)
+def test_a_bad_id_names_the_field_and_stays_short(bad: object) -> None:
+    """The error names the field; it never echoes a huge value."""
+    for field in ("correlation_id", "causation_id"):
+        with pytest.raises(InvalidEventError, match=field) as caught:
+            Event.create("t", **{field: bad})  # type: ignore[arg-type]
+        assert len(str(caught.value)) < 300
+
+
+def test_ids_at_the_limit_are_accepted_and_str_subclasses_become_plain_str() -> None:
+    """256 characters pass; a str subclass id is stored as a plain str of its value."""
+    from eventsched._events import MAX_ID_LENGTH
+
+    class Tag(str):
+        __slots__ = ()
+
+    event = Event.create("t", correlation_id="c" * MAX_ID_LENGTH, causation_id=Tag("cause"))
+    assert event.correlation_id == "c" * MAX_ID_LENGTH
+    assert type(event.causation_id) is str
+    assert event.causation_id == "cause"
+    with pytest.raises(InvalidEventError, match="over the limit of 256"):
+        Event.create("t", correlation_id="c" * (MAX_ID_LENGTH + 1))
+
+
+@pytest.mark.anyio
+async def test_a_str_subclass_type_is_stored_as_plain_str_and_routed() -> None:
+    """A str subclass whose __hash__ raises becomes a plain str at emit: the worker routes it."""
+    from eventsched import EventScheduler
+
+    scheduler = EventScheduler()
+    seen: list[tuple[type, object]] = []
+    scheduler.on("order", lambda event: seen.append((type(event.type), event.type)))
+    with anyio.fail_after(10):
+        async with scheduler:
+            assert await scheduler.emit(_UnhashableType("order"))
+            assert scheduler.emit_nowait(_UnhashableType("order"))
+            made = Event.create("other")._replace(type=_UnhashableType("order"))
+            assert await scheduler.emit(made)
+            assert await scheduler.emit("order")
+    assert seen == [(str, "order")] * 4
+    stats = scheduler.statistics()
+    assert stats.failed == 0
+    assert_accounted(stats)
+
+
+def test_an_enum_type_whose_hash_raises_is_refused_at_create() -> None:
+    """An Enum member is kept as is, once hashing it has worked in the emitter."""
+
+    class Broken(Enum):
+        A = "a"
+
+        def __hash__(self) -> int:
+            raise RuntimeError("no hash")
+
+    with pytest.raises(InvalidEventError, match="cannot be hashed or compared"):
+        Event.create(Broken.A)
+    assert Event.create(Shop.ORDER_PLACED).type is Shop.ORDER_PLACED
+
+
+@pytest.mark.anyio
+async def test_a_dict_subclass_is_checked_on_what_it_really_holds() -> None:
+    """items()/keys()/__iter__ that lie cannot smuggle bytes, objects or 5 MB past the limit."""
+    smuggled: list[dict[str, object]] = [{"blob": b"bytes"}, {"thing": object()}]
+    smuggled.append({"big": "x" * 5_000_000})
+    emits: list[tuple[str, dict[str, object]]] = []
+    for content in smuggled:
+        lying = _LyingDict(content)
+        emits.append(("t", {"data": lying}))
+        emits.append(("t", {"data": {"nested": lying}}))
+    seen, stats = await _run_refusals(emits)
+    assert seen == ["still-running"]
+    assert dict(stats.rejected) == {"invalid": 2 * len(emits)}
+    assert_accounted(stats)
+
+
+def test_a_dict_subclass_is_stored_as_what_it_holds() -> None:
+    """What is checked is what is stored: the real contents, not what items() shows."""
+    event = Event.create("t", _LyingDict({"real": 2}))
+    assert dict.items(event.data) == {"real": 2}.items()
+    assert type(event.data) is FrozenDict
+    with pytest.raises(InvalidEventError, match="over the limit of 1024"):
+        Event.create("t", _LyingDict({"big": "x" * 5000}), max_bytes=1024)
+
+
+def test_a_mapping_whose_items_raise_is_refused() -> None:
+    """A mapping that cannot be read is bad data (InvalidEventError), not a TypeError."""
+
+    class Unreadable(dict[str, object]):
+        pass
+
+    class Broken(OrderedDict[str, object]):
+        def items(self):  # type: ignore[no-untyped-def,override]
+            raise RuntimeError("unreadable")
+
+    from collections.abc import Mapping
+
+    class Odd(Mapping[str, object]):
+        def __getitem__(self, key: str) -> object:
+            raise KeyError(key)
+
+        def __iter__(self):  # type: ignore[no-untyped-def,override]
+            raise RuntimeError("unreadable")
+
+        def __len__(self) -> int:
+            return 1
+
+    # OrderedDict is a dict subclass: read through dict.items, so its items() never runs.
+    assert Event.create("t", Broken({"a": 1})).data == {"a": 1}
+    with pytest.raises(InvalidEventError, match="could not be read"):
+        Event.create("t", Odd())
+    assert Event.create("t", Unreadable(a=1)).data == {"a": 1}
+
+
+@pytest.mark.anyio
+async def test_a_ready_made_event_with_a_bad_id_is_refused_at_emit() -> None:
+    """Event(...) or _replace() can carry any id: emit checks it as it checks data."""
+    from eventsched import EventScheduler
+
+    good = Event.create("t")
+    bad = [
+        good._replace(correlation_id=42),
+        good._replace(correlation_id=_BadStr()),
+        Event("t", FrozenDict(), "id-1", "x" * 1000),
+        good._replace(causation_id=object(), data_size=0),
+    ]
+    scheduler = EventScheduler()
+    with anyio.fail_after(10):
+        async with scheduler:
+            for event in bad:
+                with pytest.raises(InvalidEventError, match="_id"):
+                    await scheduler.emit(event)
+                with pytest.raises(InvalidEventError, match="_id"):
+                    scheduler.emit_nowait(event)
+    stats = scheduler.statistics()
+    assert dict(stats.rejected) == {"invalid": 2 * len(bad)}
+    assert_accounted(stats)

@@ -19,6 +19,7 @@ from loguru import logger
 from ._clock import Clock, SystemClock
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
+    MAX_ID_LENGTH,
     Event,
     EventType,
     EventTypeLike,
@@ -26,6 +27,7 @@ from ._events import (
     current_event,
 )
 from ._exceptions import (
+    CallRefusedError,
     ConflictingIdError,
     EventschedError,
     InvalidEventError,
@@ -46,6 +48,7 @@ from ._exit import (
     EXIT_SIGTERM,
     EXIT_WATCHDOG,
 )
+from ._invoke import AbandonedCalls, abandoned_calls
 from ._jobs import (
     Job,
     JobScheduler,
@@ -91,8 +94,11 @@ __all__ = [
     "EXIT_SIGTERM",
     "EXIT_WATCHDOG",
     "MAX_GRACE_PERIOD",
+    "MAX_ID_LENGTH",
     "MAX_QUEUE_SIZE",
     "MAX_WORKERS",
+    "AbandonedCalls",
+    "CallRefusedError",
     "Clock",
     "ConflictingIdError",
     "DropReason",
@@ -127,6 +133,7 @@ __all__ = [
     "SystemClock",
     "UserBaseExceptionError",
     "__version__",
+    "abandoned_calls",
     "correlation_patcher",
     "current_event",
     "format_summary",

@@ -6,6 +6,7 @@ Every message names the value at fault and what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "CallRefusedError",
     "ConflictingIdError",
     "EventschedError",
     "InvalidEventError",
@@ -89,4 +90,15 @@ class UserBaseExceptionError(EventschedError):
     ``__cause__``. ``SystemExit`` and ``KeyboardInterrupt`` also stop the scheduler
     gracefully, which then raises the original again once everything is accounted
     for: ``SystemExit(3)`` from a handler makes ``python -m eventsched`` exit 3.
+    """
+
+
+class CallRefusedError(EventschedError, RuntimeError):
+    """A sync handler or job was not called, because earlier calls of it still hang.
+
+    Each sync call that was abandoned (its timeout passed, or shutdown cancelled it)
+    keeps its worker thread until it really returns. Past a few such calls of one
+    callable, new calls of it are refused at once, as failures of the handler or job,
+    rather than starting ever more threads; they run again once the earlier calls
+    return. See :func:`eventsched.abandoned_calls` and ``Statistics.abandoned_calls``.
     """

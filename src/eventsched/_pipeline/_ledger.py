@@ -16,7 +16,7 @@ from loguru import logger
 
 from .._events import Event, EventType
 from .._exceptions import InvalidEventError
-from .._invoke import describe_error
+from .._invoke import CallTally, describe_error
 from ._stats import DropReason, RejectReason, Statistics
 
 if TYPE_CHECKING:
@@ -54,11 +54,14 @@ class Ledger:
         "latency",
         "received",
         "rejected",
+        "thread_calls",
         "timed_out",
     )
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
+        # This scheduler's sync handler calls abandoned in their threads (_invoke).
+        self.thread_calls = CallTally()
         self.emitted = 0
         self.accepted = 0
         self.received = 0
@@ -142,6 +145,7 @@ class Ledger:
     def snapshot(self, still_queued: int) -> Statistics:
         """The figures as a :class:`Statistics`; ``still_queued`` comes from the stream."""
         latencies = sorted(self.latency)
+        calls = self.thread_calls.snapshot()
         p50 = p99 = None
         if latencies:
             p50 = latencies[len(latencies) // 2]
@@ -164,6 +168,9 @@ class Ledger:
             latency_p50=p50,
             latency_p99=p99,
             latency_samples=len(latencies),
+            abandoned_calls=calls.total,
+            abandoned_in_flight=calls.in_flight,
+            refused_calls=calls.refused,
         )
 
 

@@ -101,6 +101,14 @@ class Statistics:
     """99th percentile of the same, or None."""
     latency_samples: int = field(default=0)
     """How many samples the latency figures rest on."""
+    abandoned_calls: int = field(default=0)
+    """Sync handler calls abandoned on a timeout or at shutdown (their thread could not
+    be stopped and was left to return on its own)."""
+    abandoned_in_flight: int = field(default=0)
+    """Of those, calls whose thread has not returned yet: each still holds a thread."""
+    refused_calls: int = field(default=0)
+    """Sync handler calls refused at once, without a thread, because earlier calls of
+    the same handler were abandoned and still run (also counted in ``handler_errors``)."""
 
     def as_dict(self) -> dict[str, object]:
         """Plain data (for JSON logs and reports), derived totals included."""

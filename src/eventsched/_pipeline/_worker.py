@@ -164,10 +164,10 @@ async def _call_slow(queue: EventQueue, handler: Handler, event: Event) -> int:
     """Call a handler that needs a timeout scope or a worker thread."""
     try:
         if handler.timeout is None:
-            await _invoke(handler, event)
+            await _invoke(queue, handler, event)
             return _HANDLED
         with anyio.move_on_after(handler.timeout) as scope:
-            await _invoke(handler, event)
+            await _invoke(queue, handler, event)
     except Exception as exc:
         queue.handler_failed(handler.name, event, exc)
         return _FAILED
@@ -177,11 +177,20 @@ async def _call_slow(queue: EventQueue, handler: Handler, event: Event) -> int:
     return _HANDLED
 
 
-async def _invoke(handler: Handler, event: Event) -> None:
+async def _invoke(queue: EventQueue, handler: Handler, event: Event) -> None:
     if handler.is_async:
         await call_user(handler.func, event, in_thread=False)
     else:
-        await call_user(_call_in_thread, handler.func, event, in_thread=True)
+        # Keyed by the handler's own function, so that its hung calls are counted
+        # against it (and refused past a few), not against every sync handler.
+        await call_user(
+            _call_in_thread,
+            handler.func,
+            event,
+            in_thread=True,
+            key=handler.func,
+            tally=queue.thread_calls,
+        )
 
 
 def _fast_handler_failed(
