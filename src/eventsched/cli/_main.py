@@ -3,7 +3,8 @@
 ``main`` is the console script and what ``python -m eventsched`` calls. ``--help`` and
 ``--version`` answer without importing pydantic-settings (see ``_helpgen.py``); every
 other run parses the settings (``_config.py``), sets up the log sinks (``_logging.py``)
-and runs a subcommand (``bench``, ``lesson``) or the demo (``_demo.py``).
+and runs a subcommand (``bench``, ``lesson``, ``run``) or the demo (``_demo.py``), the
+latter two through ``_launch.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from .._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
 
@@ -84,43 +85,19 @@ def run(
         logger.complete()
 
 
-def _first_leaf(group: BaseExceptionGroup[Any]) -> Any:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
 def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | None) -> int:
-    import anyio
+    from ._demo import build_scheduler
+    from ._launch import launch
 
-    from .. import JobStateError
-    from .._jobstate import JobStateStore
-    from ._config import bad_setting
-    from ._demo import run_demo
+    if settings.http_address is not None:
+        # Its imports take a while: done first, the greeting job half a second after
+        # the build still fires half a second after the start.
+        import eventsched.http  # noqa: F401
 
-    def bad_state_file(error: JobStateError) -> int:
-        # One line on stderr, whatever LOG_LEVEL says, like every other bad setting.
-        line = bad_setting("state_file", str(settings.state_file), str(error))
-        print(line, file=sys.stderr, flush=True)
-        return EXIT_CONFIG
-
-    if settings.state_file is not None:
-        # Judged before anything starts, rather than after a start-up and a summary.
-        probe = JobStateStore(settings.state_file)
-        try:
-            probe.open(warn=False)
-        except JobStateError as error:
-            return bad_state_file(error)
-        finally:
-            probe.close()
-    bad_state: JobStateError | None = None
-    try:
-        stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
-    except* JobStateError as group:
-        bad_state = _first_leaf(group)
-    if bad_state is not None:
-        # The file changed between the check above and the run.
-        return bad_state_file(bad_state)
-    return EXIT_OK if stats.unaccounted == 0 else EXIT_ERROR
+    scheduler = build_scheduler(settings)
+    if customize is not None:
+        customize(scheduler)
+    return launch(settings, scheduler)
 
 
 def _exit_without_abandoned_threads(code: int) -> None:

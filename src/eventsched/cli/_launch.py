@@ -1,0 +1,114 @@
+"""Running a scheduler from the command line: the path the demo and ``eventsched run`` share.
+
+Whatever can be judged before the start is judged first (the state file, the HTTP
+address, whose socket the service binds in its constructor), so that a bad setting is
+one line and exit code 2 with nothing started. The scheduler then runs on the chosen
+backend until a signal, ``--duration`` or a stop: its own signal handling, watchdog and
+summary apply, and the exit code says whether every event was accounted for.
+
+The HTTP service is a :class:`~eventsched.Service` added to the scheduler, so it runs in
+the scheduler's top-level task group and stops with it, under the same cancel scopes.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from loguru import logger
+
+from .. import EventScheduler, JobStateError, Statistics
+from .._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
+from ._config import PROG, bad_setting
+
+if TYPE_CHECKING:
+    from ..http import HttpService
+    from ._settings import Settings
+
+__all__ = ["launch", "run_scheduler"]
+
+log = logger.bind(component="cli")
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> Any:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _bad_state_file(path: str, error: JobStateError) -> int:
+    # One line on stderr, whatever LOG_LEVEL says, like every other bad setting.
+    print(bad_setting("state_file", path, str(error)), file=sys.stderr, flush=True)
+    return EXIT_CONFIG
+
+
+def _http_service(settings: Settings, scheduler: EventScheduler) -> HttpService | None:
+    """The service ``--http`` asks for, its socket bound; None without ``--http``."""
+    if settings.http_address is None:
+        return None
+    # Imported only when asked for: Starlette, Hypercorn and prometheus_client are
+    # most of a second of start-up.
+    from ..http import HttpService
+
+    token = None if settings.http_token is None else settings.http_token.get_secret_value()
+    return HttpService(scheduler, settings.http_address, token=token)
+
+
+def launch(settings: Settings, scheduler: EventScheduler) -> int:
+    """Check what can be checked, then run ``scheduler``; return the exit code."""
+    from .._jobstate import JobStateStore
+
+    state_file = scheduler.jobs.state_file
+    if state_file is not None:
+        # Judged before anything starts, rather than after a start-up and a summary.
+        probe = JobStateStore(state_file)
+        try:
+            probe.open(warn=False)
+        except JobStateError as error:
+            return _bad_state_file(state_file, error)
+        finally:
+            probe.close()
+    from ..http import HttpAddressError
+
+    try:
+        http = _http_service(settings, scheduler)
+    except HttpAddressError as error:
+        print(f"{PROG}: {error}", file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+    if http is not None:
+        scheduler.add_service(http)
+    bad_state: JobStateError | None = None
+    try:
+        stats = anyio.run(run_scheduler, scheduler, settings, http, backend=settings.backend)
+    except* JobStateError as group:
+        bad_state = _first_leaf(group)
+    finally:
+        if http is not None:
+            http.close()  # already closed if it ran; not if the run failed to start
+    if bad_state is not None:
+        # The file changed between the check above and the run.
+        return _bad_state_file(str(state_file), bad_state)
+    return EXIT_OK if stats.unaccounted == 0 else EXIT_ERROR
+
+
+async def _stop_after(scheduler: EventScheduler, seconds: float) -> None:
+    await anyio.sleep(seconds)
+    scheduler.stop(reason=f"duration of {seconds:g}s reached")
+
+
+async def run_scheduler(
+    scheduler: EventScheduler, settings: Settings, http: HttpService | None = None
+) -> Statistics:
+    """Run ``scheduler`` until a signal, ``--duration`` or a stop; return the final figures."""
+    log.bind(backend=settings.backend).info(
+        "Starting the scheduler application... (backend {})", settings.backend
+    )
+    if http is not None:
+        changes = "need the token" if settings.http_token is not None else "are off (no token)"
+        log.info("HTTP service on {}; job changes over HTTP {}", http.url, changes)
+    async with anyio.create_task_group() as tg:
+        if settings.duration is not None:
+            tg.start_soon(_stop_after, scheduler, settings.duration)
+        stats = await scheduler.run()  # its summary includes the job runs
+        tg.cancel_scope.cancel()
+    return stats
