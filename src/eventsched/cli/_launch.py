@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..http import HttpService
     from ._settings import Settings
 
-__all__ = ["launch", "run_scheduler"]
+__all__ = ["import_ahead", "launch", "run_scheduler"]
 
 log = logger.bind(component="cli")
 
@@ -42,16 +42,18 @@ def _bad_state_file(path: str, error: JobStateError) -> int:
     return EXIT_CONFIG
 
 
-def _http_service(settings: Settings, scheduler: EventScheduler) -> HttpService | None:
-    """The service ``--http`` asks for, its socket bound; None without ``--http``."""
-    if settings.http_address is None:
-        return None
-    # Imported only when asked for: Starlette, Hypercorn and prometheus_client are
-    # most of a second of start-up.
-    from ..http import HttpService
+def import_ahead(settings: Settings) -> None:
+    """Import the event loop and the HTTP service now, before the scheduler is built.
 
-    token = None if settings.http_token is None else settings.http_token.get_secret_value()
-    return HttpService(scheduler, settings.http_address, token=token)
+    Their imports take up to a second under load; done between building the scheduler
+    and starting it, they would delay the start behind the times its jobs were given
+    (the demo's greeting, half a second after the build, would fire before the start).
+    """
+    import importlib
+
+    importlib.import_module(settings.backend)
+    if settings.http_address is not None:
+        importlib.import_module("eventsched.http")
 
 
 def launch(settings: Settings, scheduler: EventScheduler) -> int:
@@ -68,14 +70,22 @@ def launch(settings: Settings, scheduler: EventScheduler) -> int:
             return _bad_state_file(state_file, error)
         finally:
             probe.close()
-    from ..http import HttpAddressError
+    http: HttpService | None = None
+    if settings.http_address is not None:
+        # Imported only when asked for: Starlette, Hypercorn and prometheus_client.
+        from ..http import HttpAddressError, HttpService
 
-    try:
-        http = _http_service(settings, scheduler)
-    except HttpAddressError as error:
-        print(f"{PROG}: {error}", file=sys.stderr, flush=True)
-        return EXIT_CONFIG
-    if http is not None:
+        token = settings.http_token
+        try:
+            # Binds its socket now: a port in use is found before anything starts.
+            http = HttpService(
+                scheduler,
+                settings.http_address,
+                token=None if token is None else token.get_secret_value(),
+            )
+        except HttpAddressError as error:
+            print(f"{PROG}: {error}", file=sys.stderr, flush=True)
+            return EXIT_CONFIG
         scheduler.add_service(http)
     bad_state: JobStateError | None = None
     try:

@@ -87,13 +87,9 @@ def run(
 
 def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | None) -> int:
     from ._demo import build_scheduler
-    from ._launch import launch
+    from ._launch import import_ahead, launch
 
-    if settings.http_address is not None:
-        # Its imports take a while: done first, the greeting job half a second after
-        # the build still fires half a second after the start.
-        import eventsched.http  # noqa: F401
-
+    import_ahead(settings)
     scheduler = build_scheduler(settings)
     if customize is not None:
         customize(scheduler)

@@ -55,6 +55,9 @@ class RunCommand(BaseModel):
         if problem is not None:
             print(f"{PROG} run: {problem}", file=sys.stderr, flush=True)
             return EXIT_USAGE
+        from ._launch import import_ahead, launch
+
+        import_ahead(settings)
         try:
             scheduler = load_scheduler(self.target)
         except TargetError as error:
@@ -70,8 +73,6 @@ class RunCommand(BaseModel):
         if problem is not None:
             print(f"{PROG} run: {problem}", file=sys.stderr, flush=True)
             return EXIT_USAGE
-        from ._launch import launch
-
         return launch(settings, scheduler)
 
 
