@@ -75,7 +75,8 @@ def test_every_lesson_module_cites_nothing_outside_the_repository() -> None:
     """No lesson refers to notes that are not in the repository."""
     for lesson in LESSONS:
         text = lesson.path.read_text(encoding="utf-8").lower()
-        for phrase in ("earlier notes", "notes.md", "../shared"):
+        # Written in parts, so that this file does not cite them itself.
+        for phrase in ("earlier notes", "notes" + ".md", ".." + "/shared"):
             assert phrase not in text, (lesson.name, phrase)
 
 

@@ -32,7 +32,8 @@ from pydantic_settings import CliPositionalArg, CliSettingsSource, CliSubCommand
 from .._bench._command import Bench  # `eventsched bench`
 from ..lessons._command import LessonCommand  # `eventsched lesson`
 from ._main import PROG
-from ._settings import DEFAULT_ENV_FILE, Settings, env_name
+from ._run import RunCommand  # `eventsched run`
+from ._settings import DEFAULT_ENV_FILE, SECRET_SETTINGS, Settings, env_name
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -121,6 +122,10 @@ def _env_file(argv: Sequence[str], environ: dict[str, str] | os._Environ[str]) -
 def _describe(error: dict[str, Any], env_file: Path | None) -> str:
     loc = error.get("loc") or ("?",)
     field = str(loc[0])
+    if field == "http":  # the short alias of --http-address
+        field = "http_address"
+    if field in SECRET_SETTINGS:  # never echoed, not even when it is wrong
+        error = {**error, "input": "**********"}
     if len(loc) > 1 and field in Cli.model_fields:  # a subcommand's flag: name both
         flag = f"{field} --" + str(loc[-1]).replace("_", "-")
         message = str(error.get("msg", "invalid"))
@@ -147,6 +152,9 @@ class Cli(Settings):
     bench: CliSubCommand[Bench] = Field(description="compare the backends: eventsched bench --help")
     lesson: CliSubCommand[LessonCommand] = Field(
         description="learn concurrency: list the lessons, or run one: eventsched lesson NAME"
+    )
+    run: CliSubCommand[RunCommand] = Field(
+        description="run your own scheduler as the demo runs: eventsched run MODULE:ATTRIBUTE"
     )
 
 
@@ -182,7 +190,11 @@ def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) 
 
 
 #: The subcommands' models, by name.
-SUBCOMMANDS: Final[dict[str, type[BaseModel]]] = {"bench": Bench, "lesson": LessonCommand}
+SUBCOMMANDS: Final[dict[str, type[BaseModel]]] = {
+    "bench": Bench,
+    "lesson": LessonCommand,
+    "run": RunCommand,
+}
 
 
 def _add_argument(parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
@@ -237,8 +249,10 @@ def _refuse_unknown_flags(argv: Sequence[str]) -> None:
     # argparse would take the value of a misspelt flag for the subcommand and report
     # "invalid choice: '5'", never naming the flag; after a subcommand it says only
     # "unrecognized arguments". Flags after a subcommand are its own.
-    command, flags = PROG, sorted(name.replace("_", "-") for name in Settings.model_fields)
-    flags.append("version")
+    # --http: the short alias of --http-address.
+    names = [*Settings.model_fields, "http"]
+    shared = sorted(name.replace("_", "-") for name in names)
+    command, flags = PROG, [*shared, "version"]
     subcommands = SUBCOMMANDS
     for token in argv:
         if token == "--":
@@ -249,6 +263,12 @@ def _refuse_unknown_flags(argv: Sequence[str]) -> None:
         if token.startswith("--"):
             name = token[2:].partition("=")[0]
             if name not in flags and name != "help":
+                if command != PROG and name in shared:
+                    raise ConfigError(
+                        f"{PROG}: --{name} is a shared setting: give it before the "
+                        f"subcommand ({PROG} --{name} ... {command.removeprefix(PROG + ' ')} "
+                        "...), or as an environment variable"
+                    )
                 import difflib
 
                 renamed = _RENAMED.get(name)
@@ -256,10 +276,10 @@ def _refuse_unknown_flags(argv: Sequence[str]) -> None:
                     [renamed] if renamed in flags else difflib.get_close_matches(name, flags, n=1)
                 )
                 hint = f"did you mean --{close[0]}? " if close else ""
+                allowed = ", ".join(f"--{flag}" for flag in flags) or "none"
                 raise ConfigError(
-                    f"{PROG}: unknown flag --{cut(name)}; {hint}allowed are: "
-                    + ", ".join(f"--{flag}" for flag in flags)
-                    + f" (see {command} --help)"
+                    f"{PROG}: unknown flag --{cut(name)}; {hint}allowed are: {allowed}"
+                    f" (see {command} --help)"
                 )
 
 
@@ -270,6 +290,7 @@ _NOT_IN_ENV_FILE = {
     "ENV_FILE": "name the settings file with --env-file or the ENV_FILE environment variable",
     "BENCH": "subcommands are chosen on the command line (eventsched bench)",
     "LESSON": "subcommands are chosen on the command line (eventsched lesson)",
+    "RUN": "subcommands are chosen on the command line (eventsched run)",
 }
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -29,10 +28,10 @@ import anyio
 from loguru import logger
 
 # The public API only: the demo is an application of the library like any other.
-from .. import Event, EventScheduler, EventType, QueueFullError, Statistics
+from .. import Event, EventScheduler, EventType, QueueFullError
 from ._settings import Settings
 
-__all__ = ["BURST_EXTRA", "DemoEvent", "build_scheduler", "emit_burst", "run_demo"]
+__all__ = ["BURST_EXTRA", "DemoEvent", "build_scheduler", "emit_burst"]
 
 log = logger.bind(component="demo")
 
@@ -145,26 +144,3 @@ async def emit_burst(scheduler: EventScheduler, settings: Settings) -> None:
         # scheduler counts it anyway.
         with contextlib.suppress(QueueFullError):
             await scheduler.emit(DemoEvent.BURST_ITEM, {"index": index})
-
-
-async def _stop_after(scheduler: EventScheduler, seconds: float) -> None:
-    await anyio.sleep(seconds)
-    scheduler.stop(reason=f"duration of {seconds:g}s reached")
-
-
-async def run_demo(
-    settings: Settings, customize: Callable[[EventScheduler], None] | None = None
-) -> Statistics:
-    """Run the demo until a signal, ``--duration`` or a stop; return the final figures."""
-    log.bind(backend=settings.backend).info(
-        "Starting the scheduler application... (backend {})", settings.backend
-    )
-    scheduler = build_scheduler(settings)
-    if customize is not None:
-        customize(scheduler)
-    async with anyio.create_task_group() as tg:
-        if settings.duration is not None:
-            tg.start_soon(_stop_after, scheduler, settings.duration)
-        stats = await scheduler.run()  # its summary includes the job runs
-        tg.cancel_scope.cancel()
-    return stats

@@ -3,7 +3,8 @@
 ``main`` is the console script and what ``python -m eventsched`` calls. ``--help`` and
 ``--version`` answer without importing pydantic-settings (see ``_helpgen.py``); every
 other run parses the settings (``_config.py``), sets up the log sinks (``_logging.py``)
-and runs a subcommand (``bench``, ``lesson``) or the demo (``_demo.py``).
+and runs a subcommand (``bench``, ``lesson``, ``run``) or the demo (``_demo.py``), the
+latter two through ``_launch.py``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from .._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_SIGINT
+from .._exit import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
     from .. import EventScheduler
@@ -84,46 +85,15 @@ def run(
         logger.complete()
 
 
-def _first_leaf(group: BaseExceptionGroup[Any]) -> Any:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
 def _run_demo(settings: Settings, customize: Callable[[EventScheduler], None] | None) -> int:
-    import anyio
+    from ._demo import build_scheduler
+    from ._launch import import_ahead, launch
 
-    from .. import JobStateError
-    from .._jobs import check_state_file
-    from ._config import bad_setting
-    from ._demo import run_demo
-
-    def bad_state_file(error: JobStateError) -> int:
-        # One line on stderr, whatever LOG_LEVEL says, like every other bad setting.
-        line = bad_setting("state_file", str(settings.state_file), str(error))
-        print(line, file=sys.stderr, flush=True)
-        return EXIT_CONFIG
-
-    if settings.state_file is not None:
-        # Judged before anything starts, rather than after a start-up and a summary.
-        try:
-            check_state_file(settings.state_file)
-        except JobStateError as error:
-            return bad_state_file(error)
-    bad_state: JobStateError | None = None
-    try:
-        stats = anyio.run(run_demo, settings, customize, backend=settings.backend)
-    except* JobStateError as group:
-        bad_state = _first_leaf(group)
-    except* (SystemExit, KeyboardInterrupt) as group:
-        # A handler or job raised it and the scheduler stopped gracefully (see
-        # UserBaseExceptionError): end as it asked, not as an exception group, and
-        # KeyboardInterrupt as Ctrl+C does, with no traceback.
-        leaf = _first_leaf(group)
-        raise (SystemExit(EXIT_SIGINT) if isinstance(leaf, KeyboardInterrupt) else leaf) from None
-    if bad_state is not None:
-        # The file changed between the check above and the run.
-        return bad_state_file(bad_state)
-    return EXIT_OK if stats.unaccounted == 0 else EXIT_ERROR
+    import_ahead(settings)
+    scheduler = build_scheduler(settings)
+    if customize is not None:
+        customize(scheduler)
+    return launch(settings, scheduler)
 
 
 def _exit_without_abandoned_threads(code: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The limits of the settings are the library's own: EventScheduler refuses the same
@@ -24,6 +24,8 @@ __all__ = [
     "MAX_GRACE_PERIOD",
     "MAX_QUEUE_SIZE",
     "MAX_WORKERS",
+    "MIN_HTTP_TOKEN",
+    "SECRET_SETTINGS",
     "Settings",
     "env_name",
 ]
@@ -33,6 +35,10 @@ DEFAULT_ENV_FILE: Final = ".env"
 
 #: Longest greeting, in characters.
 MAX_DEMO_MESSAGE: Final = 1000
+#: Shortest HTTP token: a guessable one would defeat the point of asking for it.
+MIN_HTTP_TOKEN: Final = 16
+#: Settings whose values are never shown, not even in an error line.
+SECRET_SETTINGS: Final = frozenset({"http_token"})
 
 AppEnv = Literal["local", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -136,6 +142,26 @@ class Settings(BaseSettings):
             "demo_message",
         ),
     )
+    http_address: str | None = Field(
+        None,
+        # `--http HOST:PORT` is the short spelling the operators' docs use.
+        validation_alias=AliasChoices("http", "http_address"),
+        description=_help(
+            "serve metrics, probes, a JSON API and a live page on HOST:PORT (e.g. "
+            "127.0.0.1:8000; port 0: any free port); beyond loopback needs HTTP_TOKEN "
+            "(None: no HTTP service)",
+            "http_address",
+        ),
+    )
+    http_token: SecretStr | None = Field(
+        None,
+        description=_help(
+            f"secret of at least {MIN_HTTP_TOKEN} characters that pausing and resuming "
+            "jobs over HTTP require (None: changes are off); prefer the environment to the "
+            "flag, which other users can see in the process list",
+            "http_token",
+        ),
+    )
     env_file: Path = Field(
         Path(DEFAULT_ENV_FILE),
         description=_help("settings file to read; an explicitly named one must exist", "env_file"),
@@ -156,6 +182,21 @@ class Settings(BaseSettings):
         # as an empty value does for the shell: run until stopped.
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("http_address", "http_token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # `HTTP_ADDRESS=` unsets it, as `DURATION=` does.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("http_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_HTTP_TOKEN:
+            raise ValueError(f"must be at least {MIN_HTTP_TOKEN} characters")
         return value
 
     @field_validator("log_level", mode="before")
