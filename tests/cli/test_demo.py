@@ -49,3 +49,40 @@ async def test_burst_honours_the_overflow_policy(overflow: str) -> None:
     else:
         assert BURST_EXTRA - 1 <= lost <= BURST_EXTRA
         assert (stats.rejected_total > 0) == (overflow == "reject")
+
+
+@pytest.mark.anyio
+async def test_completed_and_failed_durations_share_one_format() -> None:
+    """The demo writes a job's duration as the job scheduler does: ms below 1 s, else s.
+
+    It used to write "completed in 2500.000 ms" beside the scheduler's "failed after 2.500 s".
+    """
+    from loguru import logger
+
+    from eventsched import EventType
+    from eventsched.cli._demo import build_scheduler
+
+    scheduler = build_scheduler(
+        Settings.model_construct(
+            queue_size=QUEUE,
+            overflow="drop_newest",
+            workers=1,
+            grace_period=1.0,
+            state_file=None,
+            demo_message="hi",
+        )
+    )
+    lines: list[str] = []
+    logger.enable("eventsched")
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
+    try:
+        with anyio.fail_after(10):
+            async with scheduler:
+                for duration in (0.0000874, 2.5):
+                    data = {"job_id": "x", "fire_time": "t", "duration": duration, "result": "1"}
+                    await scheduler.emit(EventType.JOB_COMPLETED, data)
+    finally:
+        logger.remove(sink)
+        logger.disable("eventsched")
+    completed = [line for line in lines if line.startswith("Job x completed")]
+    assert completed == ["Job x completed in 0.087 ms", "Job x completed in 2.500 s"]

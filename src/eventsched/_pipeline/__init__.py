@@ -6,6 +6,7 @@
 * ``_ledger``: every counter, the latency sample, drop reports, handler failures.
 * ``_stats``: the public records (:class:`Statistics`, the policy and reason enums).
 * ``_summary``: the final summary table.
+* ``_facade``: the scheduler's event methods (``on``, ``emit``, ``statistics``...).
 """
 
 from ._ledger import Ledger, report_drops, report_drops_now
