@@ -29,11 +29,12 @@ EXIT_CONFIG: Final = 2
 #: The shutdown watchdog fired: something did not stop within grace + margin.
 #: 124 is what ``timeout(1)`` uses for "it ran out of time".
 EXIT_WATCHDOG: Final = 124
-#: Forced by a second SIGINT (128 + 2), as shells report it.
+#: Forced by a SIGINT during shutdown (128 + 2), as shells report it: the code is
+#: the forcing signal's own, whatever began the shutdown.
 EXIT_SIGINT: Final = 130
-#: Forced by a second SIGTERM (128 + 15).
+#: Forced by a SIGTERM during shutdown (128 + 15).
 EXIT_SIGTERM: Final = 143
-#: Forced by a second signal after a SIGHUP (128 + 1).
+#: Forced by a SIGHUP during shutdown (128 + 1).
 EXIT_SIGHUP: Final = 129
 #: Forced by SIGQUIT (128 + 3): Ctrl+\ means "quit now", with the summary.
 EXIT_SIGQUIT: Final = 131
