@@ -138,7 +138,26 @@ class Bench(BaseModel):
         None, gt=0, description="shutdown: events queued at SIGTERM [1000; quick: 200]"
     )
     memory_events: int | None = Field(
-        None, gt=0, description="memory: events buffered [100000; quick: 20000]"
+        None, gt=0, description="memory: events buffered [100000; quick: 50000]"
+    )
+    apps_events: int | None = Field(
+        None, gt=0, description="apps: events per row [20000; quick: 2000]"
+    )
+    io_concurrency: int | None = Field(
+        None, gt=0, le=100_000, description="apps: I/O handlers in flight [200]"
+    )
+    jobs: int | None = Field(
+        None,
+        gt=0,
+        le=1_000_000,
+        description="jobs: interval jobs of the larger row, the smaller has a tenth "
+        "[10000; quick: 1000]",
+    )
+    job_interval: float | None = Field(
+        None, gt=0, description="jobs: seconds between a job's fire times [2; quick: 0.5]"
+    )
+    job_seconds: float | None = Field(
+        None, gt=0, description="jobs: seconds measured per row [4; quick: 1]"
     )
     json_file: Path | None = Field(
         None, alias="json", description="write every sample and the machine description here"

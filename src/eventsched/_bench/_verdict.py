@@ -32,7 +32,7 @@ VERDICT_ROWS: Final = (
     ("timers.jobs_p50", "timer lateness p50", "lower (better)", "higher (worse)"),
     ("timers.jobs_p99", "timer lateness p99", "lower (better)", "higher (worse)"),
     ("apps.io_cpu_us", "CPU per event (I/O handlers)", "cheaper", "costlier"),
-    ("jobs.many_cpu_share", "CPU of many interval jobs", "cheaper", "costlier"),
+    ("jobs.many_cpu_share", "CPU, many interval jobs", "cheaper", "costlier"),
     ("startup.ready_ms", "start-up to first event", "quicker", "slower"),
 )
 
