@@ -75,12 +75,12 @@ def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     ]
     if changed:
         warnings.append("the runs' sizes differ: " + ", ".join(changed))
-    for document in (before, after):
-        if document["config"]["reps"] < 3:
-            warnings.append(
-                f"the run of {document['started']} has {document['config']['reps']} "
-                "repetition(s): its ratios are indicative only (quick runs moved by up to 2x)"
-            )
+    few = [name for name, d in (("first", before), ("second", after)) if d["config"]["reps"] < 3]
+    if few:
+        warnings.append(
+            f"the {' and '.join(few)} run{'s' if len(few) > 1 else ''} had fewer than 3 "
+            "repetitions: indicative only (two quick runs moved some ratios 2x)"
+        )
     old_source = before["machine"].get("source") or {}
     new_source = after["machine"].get("source") or {}
     if old_source.get("commit") != new_source.get("commit"):
