@@ -7,7 +7,8 @@
 
 Each row gives its rate (events handled per second) and its CPU time per event (process
 CPU over the row, user and system, all threads), and the workload gives the process's
-resident memory at its end. Peers run beside eventsched where they can: a raw
+resident memory at its end. References run beside eventsched: an anyio memory stream
+with as many consumer tasks (on every backend), and, where they can, a raw
 ``asyncio.Queue`` with as many consumer tasks, aiojobs (one job per event, the same
 limit) and pyee (``AsyncIOEventEmitter`` with 10 listeners); all three are asyncio
 libraries, so on trio their rows are empty. aiojobs and pyee are the optional
@@ -23,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import anyio
+import anyio.abc
 
 from .._events import Event
 from .._scheduler import EventScheduler
@@ -117,6 +119,7 @@ def apps(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, float]
         "fanout": (counted(_eventsched(n, 1, fanout_handlers())), n * FANOUT),
         "sync": (counted(_eventsched(n, 1, [sync_handler])), n),
     }
+    rows["anyio_io"] = (counted(_anyio_io(n, concurrency, io_handler)), n)
     if on_asyncio:
         rows["asyncio_queue_io"] = (counted(_queue_io(n, concurrency, io_handler)), n)
         if peer_installed("aiojobs"):
@@ -150,6 +153,27 @@ def _queue_io(n: int, consumers: int, handler: Callable[[Event], Any]) -> Any:
         for _ in tasks:
             await queue.put(None)
         await asyncio.gather(*tasks)
+        return n
+
+    return main
+
+
+def _anyio_io(n: int, consumers: int, handler: Callable[[Event], Any]) -> Any:
+    async def main() -> int:
+        send, receive = anyio.create_memory_object_stream[Event](max(1000, consumers))
+
+        async def consume(stream: anyio.abc.ObjectReceiveStream[Event]) -> None:
+            async with stream:
+                async for event in stream:
+                    await handler(event)
+
+        async with anyio.create_task_group() as tg:
+            with receive:
+                for _ in range(consumers):
+                    tg.start_soon(consume, receive.clone())
+            async with send:
+                for _ in range(n):
+                    await send.send(Event.create(KIND, DATA))
         return n
 
     return main

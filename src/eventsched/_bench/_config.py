@@ -235,6 +235,7 @@ def _overflow() -> list[Metric]:
 def _apps() -> list[Metric]:
     rows = [
         ("io", "eventsched, I/O handlers", False),
+        ("anyio_io", "ref: anyio stream, I/O handlers", False),
         ("asyncio_queue_io", "ref: asyncio.Queue, I/O handlers", True),
         ("aiojobs_io", "ref: aiojobs, I/O handlers", True),
         ("fanout", "eventsched, fan-out to 10", False),
