@@ -91,7 +91,7 @@ def test_a_quick_run_gets_no_verdict_words() -> None:
 
 def test_report_redraws_a_saved_run(saved_run: dict[str, Any]) -> None:
     """The saved quick run prints its verdict first, explains every row prefix once, and
-    says which rows trio cannot run."""
+    says which peers trio cannot run."""
     text = format_report(saved_run)
     lines = text.splitlines()
     assert lines[0].startswith("VERDICT: INDICATIVE ONLY")
@@ -101,6 +101,8 @@ def test_report_redraws_a_saved_run(saved_run: dict[str, Any]) -> None:
     assert pyee.endswith("(asyncio only)")
     assert "JOBS" in text
     assert "APScheduler 3, 1000 jobs" in text
+    peers = "on trio, these asyncio libraries cannot run: APScheduler 3, aiojobs, asyncio.Queue"
+    assert peers in text
 
 
 def test_comparison_says_better_or_worse_by_direction(saved_run: dict[str, Any]) -> None:

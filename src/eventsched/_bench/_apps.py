@@ -79,7 +79,8 @@ def apps(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, float]
     """Rates and CPU per event of the I/O, fan-out and sync rows; the process's RSS."""
     from ._target import rss
 
-    n, concurrency = config.apps_events, config.io_concurrency
+    # As in the other workloads, a row's events are split between its trials.
+    n, concurrency = max(1, config.apps_events // config.trials), config.io_concurrency
     done = 0
 
     async def io_handler(event: Event) -> None:

@@ -103,7 +103,8 @@ class BenchConfig:
     memory_events: int = 100_000
     """Events buffered to measure the resident memory per event."""
     apps_events: int = 20_000
-    """Events per row of the apps workload (I/O handlers, fan-out, sync handlers)."""
+    """Events per row of the apps workload (I/O handlers, fan-out, sync handlers),
+    over all its trials."""
     io_concurrency: int = 200
     """apps: handler tasks (and peers' consumers) of the I/O row: how many are in flight."""
     jobs: int = 10_000

@@ -37,6 +37,16 @@ VERDICT_ROWS: Final = (
 )
 
 
+#: The rows of peers, by the library they measure (asyncio libraries: none runs on trio).
+_PEERS: Final = {
+    "throughput.asyncio_queue": "asyncio.Queue",
+    "apps.asyncio_queue_io_rate": "asyncio.Queue",
+    "apps.aiojobs_io_rate": "aiojobs",
+    "apps.pyee_fanout_rate": "pyee",
+    "jobs.aps_many_p50": "APScheduler 3",
+}
+
+
 def _per_rep_ratios(document: dict[str, Any], metric_id: str, backend: str) -> list[float]:
     samples = document["metrics"][metric_id]["samples"]
     values, base = samples.get(backend, []), samples.get(document["baseline"], [])
@@ -113,4 +123,13 @@ def verdict_lines(document: dict[str, Any]) -> list[str]:
     for name, status in document["backends"].items():
         if not status["available"]:
             lines.append(f"  {name:8}not run: {status['note']}")
+    peers = sorted(
+        {
+            _PEERS[key]
+            for key, entry in document["metrics"].items()
+            if entry.get("asyncio_only") and key in _PEERS
+        }
+    )
+    if peers and "trio" in backends:
+        lines.append(f"  on trio, these asyncio libraries cannot run: {', '.join(peers)}")
     return lines
