@@ -191,3 +191,19 @@ def test_cells_wider_than_their_column_stay_apart() -> None:
     )
     row = next(line for line in format_report(document).splitlines() if "eventsched p50" in line)
     assert row.endswith("0.732 (0.692-0.755) 0.109 (0.0868-0.115) x0.15")
+
+
+@pytest.mark.slow
+def test_a_saved_default_run_gets_verdict_words(bench_cli: Any, tmp_path: Path) -> None:
+    """A saved default run (5 repetitions, on a shared machine) prints a verdict with
+    words and the run's noise, and a row whose ratio stood out of it says which way."""
+    saved = str(Path(__file__).with_name("data") / "default-run.json")
+    result = bench_cli(["report", saved], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("VERDICT: eventsched on each backend against asyncio, 5 repetitions")
+    assert "noise: ratios move +-" in lines[0]
+    block = lines[: lines.index("")]
+    io = [line for line in block if "I/O handlers, hundreds in flight" in line]
+    assert io[0].endswith("faster")  # uvloop, 1.46x
+    assert io[1].endswith("slower")  # trio, 0.34x
