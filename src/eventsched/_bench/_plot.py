@@ -1,8 +1,8 @@
 """``--plot FILE.png``: the verdict's figures, one small panel per metric.
 
 Each panel has its own scale and shows absolute values (the median, whiskers min-max
-when there are several repetitions), one bar per backend, with the value and the ratio
-to the baseline written on the bar; the panel's title says which direction is better.
+when there are several repetitions), one bar per backend, labelled with the value and the
+ratio to the baseline; the panel's title says its unit and which direction is better.
 The colours are the same in every panel and named once, in the figure's legend.
 
 Needs matplotlib (the optional extra ``eventsched[plot]``); :func:`plot_available`
@@ -23,7 +23,7 @@ __all__ = ["chart_rows", "plot", "plot_available"]
 #: Shown beside the verdict's rows: what the process holds per buffered event.
 _EXTRA: Final = (("memory.eventsched", "memory per buffered event"),)
 _COLUMNS: Final = 3
-_UNIT_NAMES: Final = {"cpu": "of one core"}
+_UNIT_NAMES: Final = {"cpu": "share of a core"}
 _COLOURS: Final = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
 
 
@@ -56,7 +56,7 @@ def plot(document: dict[str, Any], path: Path) -> None:
     colours = {b: _COLOURS[i % len(_COLOURS)] for i, b in enumerate(backends)}
     panels = chart_rows(document)
     rows = max(1, math.ceil(len(panels) / _COLUMNS))
-    fig, axes = plt.subplots(rows, _COLUMNS, figsize=(12, 2.1 * rows + 0.9), squeeze=False)
+    fig, axes = plt.subplots(rows, _COLUMNS, figsize=(14, 2.1 * rows + 0.9), squeeze=False)
     for axis in axes.flat[len(panels) :]:
         axis.axis("off")
     for axis, (metric_id, what) in zip(axes.flat, panels, strict=False):
@@ -77,22 +77,20 @@ def plot(document: dict[str, Any], path: Path) -> None:
             ecolor="black",
         )
         top = max(max(medians) + max(high, default=0), 1e-12)
-        for y, backend, value in zip(ys, shown, medians, strict=True):
+        # The figures go beside the backend's name, not on the bar, where whiskers
+        # would cross them.
+        names = []
+        for backend, value in zip(shown, medians, strict=True):
             ratio = summary[metric_id][backend].get("ratio")
-            text = number(value, unit) + (
-                f"  x{ratio:.2f}" if backend != baseline and ratio else ""
-            )
-            if value > top * 0.45:  # inside a long bar, outside a short one
-                axis.text(top * 0.02, y, text, va="center", fontsize=8, color="white")
-            else:
-                axis.text(value + top * 0.02, y, text, va="center", fontsize=8)
-        axis.set_xlim(0, top * 1.25)
+            suffix = f"  x{ratio:.2f}" if backend != baseline and ratio else ""
+            names.append(f"{backend}  {number(value, unit)}{suffix}")
+        axis.set_xlim(0, top * 1.05)
         axis.set_yticks(ys)
-        axis.set_yticklabels(shown, fontsize=8)
+        axis.set_yticklabels(names, fontsize=8)
         axis.invert_yaxis()
         better = "higher is better" if entry["better"] == "higher" else "lower is better"
         shown_unit = _UNIT_NAMES.get(unit, unit)
-        axis.set_title(f"{what} ({shown_unit}; {better})", fontsize=9, loc="left")
+        axis.set_title(f"{what}\n{shown_unit}, {better}", fontsize=8.5, loc="left")
         axis.tick_params(axis="x", labelsize=7)
         axis.xaxis.set_major_formatter(
             FuncFormatter(lambda x, _, unit=unit: number(x, unit) if x else "0")
