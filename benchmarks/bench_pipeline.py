@@ -1,7 +1,7 @@
 """Throughput of emit -> stream -> dispatch -> trivial async handler, beside references.
 
-A shortcut for ``python -m eventsched bench --workloads throughput`` (see the README's
-"Comparing backends"): each backend in its own subprocess, repetitions interleaved, rows
+A shortcut for ``python -m eventsched bench --workloads throughput`` (see
+docs/benchmarks.md): each backend in its own subprocess, repetitions interleaved, rows
 for the ceiling (bare send_nowait/receive_nowait), Event.create alone, the idiomatic
 anyio pipeline, the original demo's asyncio.Queue pipeline, and eventsched with 1 and 4
 handler tasks. Extra arguments go to the command:

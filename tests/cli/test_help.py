@@ -106,3 +106,13 @@ def test_importing_the_library_loads_no_command_line() -> None:
     result = run("-c", program)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_subcommand_is_not_offered_as_a_flag() -> None:
+    """The unknown-flag hint lists a command's flags, not its subcommands (--report was)."""
+    from eventsched._bench._command import Bench
+    from eventsched.cli._config import _flags
+
+    flags = _flags(Bench)
+    assert "quick" in flags
+    assert "report" not in flags

@@ -17,7 +17,9 @@ from typing import Any
 
 import anyio
 
+from ._apps import apps
 from ._config import BenchConfig
+from ._manyjobs import jobs
 from ._target import backend_args
 from ._workloads import latency, overflow, throughput, timers
 
@@ -84,6 +86,30 @@ def memory(backend: str, config: BenchConfig, on_asyncio: bool) -> dict[str, flo
     return results
 
 
+def startup(backend: str, config: BenchConfig) -> dict[str, float]:
+    """From spawning ``python`` to eventsched's first handled event: the best of the trials.
+
+    The target imports eventsched, starts an :class:`EventScheduler`, emits one event and
+    prints ``ready`` from its handler, as an application's first moments would.
+    """
+    best = float("inf")
+    for _ in range(config.trials):
+        started = time.monotonic()
+        proc = _target(["startup", backend, "1"], 60)
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        took = time.monotonic() - started
+        if ready.strip() != "ready":
+            _last_json(proc, "startup target", 60)  # raises with its error
+            raise RuntimeError(f"startup target said {ready!r} instead of 'ready'")
+        # Not communicate(): it would read past what readline() has buffered.
+        proc.stdout.read()
+        if proc.wait(timeout=60) != 0:
+            raise RuntimeError(f"startup target failed: exit code {proc.returncode}")
+        best = min(best, took)
+    return {"startup.ready_ms": best * 1e3}
+
+
 def run_all(backend: str, config: BenchConfig) -> dict[str, float]:
     """Every workload of ``config`` on ``backend``: metric id -> figure."""
     name, options = backend_args(backend)
@@ -94,6 +120,9 @@ def run_all(backend: str, config: BenchConfig) -> dict[str, float]:
 
     steps: dict[str, Callable[[], dict[str, float]]] = {
         "throughput": lambda: throughput(run, config, on_asyncio),
+        "apps": lambda: apps(run, config, on_asyncio),
+        "jobs": lambda: jobs(run, config, on_asyncio),
+        "startup": lambda: startup(backend, config),
         "latency": lambda: latency(run, config, on_asyncio),
         "overflow": lambda: overflow(run, config),
         "timers": lambda: timers(run, config),

@@ -1,6 +1,8 @@
-"""The ``bench`` subcommand's flags: a pydantic model that pydantic-settings parses.
+"""The ``bench`` subcommand's flags, and ``bench report``'s: pydantic models that
+pydantic-settings parses.
 
-Only parsing, checks and reporting live here; the work is in :mod:`._runner`.
+Only parsing, checks and reporting live here; the work is in :mod:`._runner`. Every
+path is checked before anything runs (exit 2, one line).
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, PrivateAttr
-from pydantic_settings import CliImplicitFlag
+from pydantic_settings import CliImplicitFlag, CliPositionalArg, CliSubCommand, get_subcommand
 
+from .._exit import EXIT_CONFIG as EXIT_USAGE
+from .._exit import EXIT_ERROR as EXIT_FAILED
+from .._exit import EXIT_OK
 from ._config import BACKENDS, QUICK, WORKLOADS, BenchConfig
+from ._document import DocumentError, check_output, load_document
 
 if TYPE_CHECKING:
     from ..cli._settings import Settings
 
-__all__ = ["Bench"]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+__all__ = ["Bench", "Report"]
 
 
 def _processes(workload: str) -> Any:
@@ -35,6 +37,59 @@ def _processes(workload: str) -> Any:
         description=f"{workload}: processes per backend and repetition; its tails need "
         "the pairs [5; quick: 1]",
     )
+
+
+def _fail(error: str) -> int:
+    print(f"eventsched bench: {error}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+class Report(BaseModel):
+    """Redraw the table (and chart) of a saved run, or compare two: bench report A.json [B.json]."""
+
+    files: CliPositionalArg[list[Path]] = Field(
+        description="one --json file: its report; two: what changed from the first to the second"
+    )
+    plot: Path | None = Field(
+        None, description="draw the (last) run's chart into this PNG (needs eventsched[plot])"
+    )
+
+    def run(self, settings: Settings) -> int:
+        """Print the report or the comparison; exit 2 on a bad file or path."""
+        if len(self.files) > 2:
+            return _fail(
+                f"bad bench report files {' '.join(map(str, self.files))!r}: give one or two"
+            )
+        try:
+            documents = [load_document("bench report file", path) for path in self.files]
+            if self.plot is not None:
+                _check_plot(self.plot)
+        except DocumentError as error:
+            return _fail(str(error))
+        from ._compare import compare_runs
+        from ._report import format_report
+
+        if len(documents) == 1:
+            print(format_report(documents[0]), flush=True)
+        else:
+            print(compare_runs(documents[0], documents[1]).text, flush=True)
+        if self.plot is not None:
+            from ._plot import plot
+
+            plot(documents[-1], self.plot)
+            print(f"chart written to {self.plot}", flush=True)
+        return EXIT_OK
+
+
+def _check_plot(path: Path) -> None:
+    from ._plot import plot_available
+
+    if not plot_available():
+        raise DocumentError(
+            "--plot needs matplotlib, which is not installed: "
+            "pip install 'eventsched[plot]' (or uv sync --extra plot)"
+        )
+    check_output("--plot", path)
 
 
 class Bench(BaseModel):
@@ -82,7 +137,26 @@ class Bench(BaseModel):
         None, gt=0, description="shutdown: events queued at SIGTERM [1000; quick: 200]"
     )
     memory_events: int | None = Field(
-        None, gt=0, description="memory: events buffered [100000; quick: 20000]"
+        None, gt=0, description="memory: events buffered [100000; quick: 50000]"
+    )
+    apps_events: int | None = Field(
+        None, gt=0, description="apps: events per row [20000; quick: 2000]"
+    )
+    io_concurrency: int | None = Field(
+        None, gt=0, le=100_000, description="apps: I/O handlers in flight [200]"
+    )
+    jobs: int | None = Field(
+        None,
+        gt=0,
+        le=1_000_000,
+        description="jobs: interval jobs of the larger row, the smaller has a tenth "
+        "[10000; quick: 1000]",
+    )
+    job_interval: float | None = Field(
+        None, gt=0, description="jobs: seconds between a job's fire times [2; quick: 0.5]"
+    )
+    job_seconds: float | None = Field(
+        None, gt=0, description="jobs: seconds measured per row [4; quick: 1]"
     )
     json_file: Path | None = Field(
         None, alias="json", description="write every sample and the machine description here"
@@ -91,7 +165,12 @@ class Bench(BaseModel):
         None, description="draw the comparison into this PNG (needs eventsched[plot])"
     )
     compare: Path | None = Field(
-        None, description="a --json file of an earlier run: show which ratios moved over 15%"
+        None,
+        description="a --json file of an earlier run: what changed, better or worse "
+        "(also: bench report A.json B.json)",
+    )
+    report: CliSubCommand[Report] = Field(
+        description="redraw or compare saved runs: bench report A.json [B.json]"
     )
 
     _earlier: dict[str, Any] | None = PrivateAttr(None)
@@ -118,28 +197,27 @@ class Bench(BaseModel):
         unknown = [w for w in workloads if w not in WORKLOADS]
         if unknown or not workloads:
             return f"bad --workloads {self.workloads!r}: choose from {', '.join(WORKLOADS)}"
-        if self.plot is not None:
-            from ._plot import plot_available
-
-            if not plot_available():
-                return (
-                    "--plot needs matplotlib, which is not installed: "
-                    "pip install 'eventsched[plot]' (or uv sync --extra plot)"
-                )
-        if self.compare is not None:
-            try:
-                self._earlier = json.loads(self.compare.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:
-                return f"bad --compare {str(self.compare)!r}: {error}"
+        try:
+            if self.plot is not None:
+                _check_plot(self.plot)
+            if self.json_file is not None:
+                check_output("--json", self.json_file)
+            if self.compare is not None:
+                self._earlier = load_document("--compare", self.compare)
+        except DocumentError as error:
+            return str(error)
         return None
 
     def run(self, settings: Settings) -> int:
         """Run the benchmark and report; the exit code (2: bad flags, 1: a run failed)."""
+        command = get_subcommand(self, is_required=False)
+        if isinstance(command, Report):
+            return command.run(settings)
         error = self._usage_error()
         if error is not None:
-            print(f"eventsched bench: {error}", file=sys.stderr, flush=True)
-            return EXIT_USAGE
-        from ._report import compare, format_report
+            return _fail(error)
+        from ._compare import compare_runs
+        from ._report import format_report
         from ._runner import BenchError, run_bench
 
         backends = [b.strip() for b in self.backends.split(",") if b.strip()]
@@ -158,6 +236,5 @@ class Bench(BaseModel):
             plot(document, self.plot)
             print(f"chart written to {self.plot}", flush=True)
         if self._earlier is not None:
-            text, _, _ = compare(document, self._earlier)
-            print(text, flush=True)
+            print(compare_runs(self._earlier, document).text, flush=True)
         return EXIT_OK

@@ -16,6 +16,7 @@ __all__ = [
     "BenchConfig",
     "Metric",
     "metric",
+    "row_label",
 ]
 
 #: The backends compared, in column order; the first is the one ratios are taken to.
@@ -24,7 +25,17 @@ BACKENDS: Final = ("asyncio", "uvloop", "trio")
 #: Overflow policies the overflow workload runs, in row order.
 POLICIES: Final = ("drop_newest", "drop_oldest", "reject", "block")
 
-WORKLOADS: Final = ("throughput", "latency", "overflow", "timers", "shutdown", "memory")
+WORKLOADS: Final = (
+    "throughput",
+    "apps",
+    "latency",
+    "timers",
+    "jobs",
+    "overflow",
+    "shutdown",
+    "memory",
+    "startup",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +101,18 @@ class BenchConfig:
     shutdown_handler_us: float = 200.0
     """CPU time per event of the handler that drains them."""
     memory_events: int = 100_000
-    """Events buffered to measure the peak RSS per event."""
+    """Events buffered to measure the resident memory per event."""
+    apps_events: int = 20_000
+    """Events per row of the apps workload (I/O handlers, fan-out, sync handlers),
+    over all its trials."""
+    io_concurrency: int = 200
+    """apps: handler tasks (and peers' consumers) of the I/O row: how many are in flight."""
+    jobs: int = 10_000
+    """jobs: interval jobs of the larger row; the smaller row has a tenth of them."""
+    job_interval: float = 2.0
+    """jobs: seconds between a job's fire times."""
+    job_seconds: float = 4.0
+    """jobs: seconds measured per row (after the first fire time)."""
     workloads: tuple[str, ...] = WORKLOADS
     """The workloads to run, a subset of :data:`WORKLOADS`."""
 
@@ -115,7 +137,11 @@ QUICK: Final = BenchConfig(
     timer_runs=30,
     timer_processes=1,
     shutdown_events=200,
-    memory_events=20_000,
+    memory_events=50_000,
+    apps_events=2000,
+    jobs=1000,
+    job_interval=0.5,
+    job_seconds=1.0,
 )
 
 Better = Literal["higher", "lower"]
@@ -124,6 +150,9 @@ Better = Literal["higher", "lower"]
 #: machine's pauses): they make meaningless ratios, so neither the table nor the
 #: chart shows one.
 NO_RATIO_UNITS: Final = ("fraction", "count", "stalls/s")
+
+#: Units: ``events/s``, ``us``, ``ms``, ``ns``, ``B``, ``MB``, ``cpu`` (a share of one
+#: core, which has a ratio), and the no-ratio units above.
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +164,11 @@ class Metric:
     workload: str
     label: str
     unit: str
-    """``events/s``, ``us``, ``ms``, ``ns``, ``B``, ``fraction``, ``count`` or ``stalls/s``."""
+    """See :data:`NO_RATIO_UNITS` for the list."""
     better: Better
     asyncio_only: bool = False
-    """A reference that exists on asyncio only (the ``asyncio.Queue`` pipeline)."""
+    """A reference that exists on asyncio only (``asyncio.Queue``, pyee, aiojobs,
+    APScheduler): on trio its cell says so."""
 
 
 def _throughput() -> list[Metric]:
@@ -203,8 +233,48 @@ def _overflow() -> list[Metric]:
     return metrics
 
 
+def _apps() -> list[Metric]:
+    rows = [
+        ("io", "eventsched, I/O handlers", False),
+        ("anyio_io", "ref: anyio stream, I/O handlers", False),
+        ("asyncio_queue_io", "ref: asyncio.Queue, I/O handlers", True),
+        ("aiojobs_io", "ref: aiojobs, I/O handlers", True),
+        ("fanout", "eventsched, fan-out to 10", False),
+        ("pyee_fanout", "ref: pyee, fan-out to 10", True),
+        ("sync", "eventsched, sync handlers", False),
+    ]
+    return [
+        *(Metric(f"apps.{k}_rate", "apps", v, "events/s", "higher", a) for k, v, a in rows),
+        *(
+            Metric(f"apps.{k}_cpu_us", "apps", f"{v}: CPU/event", "us", "lower", a)
+            for k, v, a in rows
+        ),
+        Metric("apps.rss_mb", "apps", "process RSS after the rows", "MB", "lower"),
+    ]
+
+
+def _jobs() -> list[Metric]:
+    metrics = []
+    for size in ("tenth", "many"):
+        for prefix, who, only in (("", "eventsched", False), ("aps_", "ref: APScheduler 3", True)):
+            text, key = f"{who}, {{{size}}} jobs:", f"jobs.{prefix}{size}"
+            metrics += [
+                Metric(f"{key}_cpu_share", "jobs", f"{text} CPU", "cpu", "lower", only),
+                Metric(f"{key}_p50", "jobs", f"{text} late p50", "ms", "lower", only),
+                Metric(f"{key}_p99", "jobs", f"{text} late p99", "ms", "lower", only),
+            ]
+    return metrics
+
+
+def row_label(m: Metric, config: dict[str, Any]) -> str:
+    """The row's label, with the run's job counts put in."""
+    jobs = int(config.get("jobs", 0))
+    return m.label.format(tenth=max(1, jobs // 10), many=jobs) if "{" in m.label else m.label
+
+
 METRICS: Final[tuple[Metric, ...]] = (
     *_throughput(),
+    *_apps(),
     *_latency(),
     *_overflow(),
     Metric("timers.bare_p50", "timers", "ref: bare sleep_until p50", "ms", "lower"),
@@ -215,9 +285,11 @@ METRICS: Final[tuple[Metric, ...]] = (
     Metric("shutdown.drain_ms", "shutdown", "begin shutdown to drained", "ms", "lower"),
     Metric("shutdown.handled", "shutdown", "buffered events handled", "fraction", "higher"),
     Metric("shutdown.unaccounted", "shutdown", "events unaccounted", "count", "lower"),
+    *_jobs(),
     Metric("memory.anyio", "memory", "ref: anyio stream", "B", "lower"),
     Metric("memory.asyncio_queue", "memory", "ref: asyncio.Queue", "B", "lower", True),
     Metric("memory.eventsched", "memory", "eventsched", "B", "lower"),
+    Metric("startup.ready_ms", "startup", "eventsched: start to first event", "ms", "lower"),
 )
 
 _BY_ID: Final = {m.id: m for m in METRICS}

@@ -1,4 +1,4 @@
-"""Medians with min-max, ratios to the baseline backend, the terminal table, run comparison.
+"""Medians with min-max, ratios to the baseline backend, and the terminal table.
 
 Every function here takes the JSON document :func:`._runner.run_bench` builds (or one
 read back from ``--json``), so a saved run can be reported or compared again later.
@@ -10,9 +10,9 @@ import statistics
 from collections.abc import Iterator
 from typing import Any, Final
 
-from ._config import METRICS, NO_RATIO_UNITS, metric
+from ._config import NO_RATIO_UNITS, WORKLOADS
 
-__all__ = ["compare", "format_report", "paired_ratio", "ratios", "summarize"]
+__all__ = ["format_report", "number", "paired_ratio", "reference_ratios", "summarize"]
 
 #: The rows eventsched's throughput is read against, within one backend.
 REFERENCES: Final = (
@@ -21,11 +21,26 @@ REFERENCES: Final = (
     ("throughput.ceiling", "the ceiling"),
 )
 
-_LABEL: Final = 36
+#: What the table's marks mean, printed once above it.
+LEGEND: Final = (
+    "cells: median (min-max over repetitions), then x = the ratio to asyncio (the median of",
+    "  each repetition's own ratio); (+) higher is better, (-) lower is better",
+    "rows: 'eventsched' is eventsched; 'ref:' the same work without it (a bare anyio stream,",
+    "  asyncio.Queue) or a peer (pyee, aiojobs, APScheduler 3); 'ceiling:' the bare stream's",
+    "  own limit; 'machine:' this machine's pauses (context for the tails, never a ratio)",
+)
+
+_LABEL: Final = 44
 _UNIT: Final = 11
 _CELL: Final = 26
 #: Short forms of the units, with the direction that is better.
-_UNITS: Final = {"events/s": "ev/s", "fraction": "share", "count": "count", "stalls/s": "/s"}
+_UNITS: Final = {
+    "events/s": "ev/s",
+    "fraction": "share",
+    "count": "count",
+    "stalls/s": "/s",
+    "cpu": "core",
+}
 
 
 def paired_ratio(values: list[float], base: list[float]) -> float | None:
@@ -67,7 +82,7 @@ def summarize(document: dict[str, Any]) -> dict[str, dict[str, dict[str, float |
     return summary
 
 
-def _reference_ratios(document: dict[str, Any], backend: str) -> dict[str, float]:
+def reference_ratios(document: dict[str, Any], backend: str) -> dict[str, float]:
     """eventsched's throughput over each reference's, paired repetition by repetition."""
     metrics = document["metrics"]
 
@@ -84,10 +99,10 @@ def _reference_ratios(document: dict[str, Any], backend: str) -> dict[str, float
     return found
 
 
-def _number(value: float, unit: str) -> str:
+def number(value: float, unit: str) -> str:
     if unit == "events/s":
         return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.0f}k"
-    if unit == "fraction":
+    if unit in ("fraction", "cpu"):
         return f"{value:.1%}"
     if unit in ("ns", "B", "count", "stalls/s"):
         return f"{value:.0f}"
@@ -101,8 +116,8 @@ def _cell(figures: dict[str, float | None] | None, unit: str, show_ratio: bool) 
     assert med is not None
     assert low is not None
     assert high is not None
-    text = _number(med, unit)
-    low_text, high_text = _number(low, unit), _number(high, unit)
+    text = number(med, unit)
+    low_text, high_text = number(low, unit), number(high, unit)
     if low_text != high_text:  # a range that prints as one figure says nothing
         text += f" ({low_text}-{high_text})"
     ratio = figures.get("ratio")
@@ -120,47 +135,53 @@ def _medians(summary: dict[str, Any], backend: str) -> Iterator[tuple[str, float
 
 def format_report(document: dict[str, Any]) -> str:
     """The terminal table: one row per metric, one column per backend, then the readings."""
-    summary = document["summary"]
-    baseline = document["baseline"]
     backends = list(document["backends"])
     config = document["config"]
     machine = document["machine"]
     packages = machine["packages"]
+    from ._verdict import verdict_lines
+
     lines = [
+        *verdict_lines(document),
+        "",
         f"eventsched bench: {document['started']}, Python {machine['python']}, "
         f"{machine['cpu_count']} CPUs, load {_load(machine)}",
         "versions: " + ", ".join(f"{name} {v}" for name, v in packages.items() if v is not None),
-        f"{config['reps']} repetition(s) per backend ({_processes(config)}), interleaved, of "
-        f"{config.get('trials', 1)} interleaved trial(s) each; cells: median (min-max) and "
-        f"the ratio to {baseline} (median of the repetitions' own ratios); "
-        "(+) higher is better, (-) lower is better",
+        f"{config['reps']} repetition(s) per backend, interleaved "
+        f"({_processes(config)}), {config.get('trials', 1)} trial(s) each",
+        *LEGEND,
     ]
     for name, status in document["backends"].items():
         if not status["available"]:
             lines.append(f"{name}: {status['note']}")
     header = f"{'':{_LABEL}}{'unit':>{_UNIT}}" + "".join(f"{b:>{_CELL}}" for b in backends)
-    workload = None
-    for m in METRICS:
-        if m.id not in document["metrics"]:
-            continue
-        if m.workload != workload:
-            workload = m.workload
+    entries = document["metrics"]
+    for workload in [*WORKLOADS, *{e["workload"] for e in entries.values()} - set(WORKLOADS)]:
+        rows = [(key, e) for key, e in entries.items() if e["workload"] == workload]
+        if rows:
             lines += ["", f"{workload.upper():{_LABEL}}" + header[_LABEL:]]
-        unit = f"{_UNITS.get(m.unit, m.unit)} {'(+)' if m.better == 'higher' else '(-)'}"
-        row = f"{m.label:{_LABEL}}{unit:>{_UNIT}}"
-        for backend in backends:
-            if not document["backends"][backend]["available"]:
-                row += f"{'not installed':>{_CELL}}"
-                continue
-            figures = summary.get(m.id, {}).get(backend)
-            if figures is None and m.asyncio_only and backend == "trio":
-                row += f"{'(asyncio only)':>{_CELL}}"
-                continue
-            # At least one space between columns, also when a cell is wider than its column.
-            row += " " + _cell(figures, m.unit, backend != baseline).rjust(_CELL - 1)
-        lines.append(row)
+        for key, entry in rows:
+            lines.append(_row(key, entry, document, backends))
     lines += ["", *reference_lines(document)]
     return "\n".join(lines)
+
+
+def _row(key: str, entry: dict[str, Any], document: dict[str, Any], backends: list[str]) -> str:
+    unit = entry["unit"]
+    mark = f"{_UNITS.get(unit, unit)} {'(+)' if entry['better'] == 'higher' else '(-)'}"
+    row = f"{entry['label']:{_LABEL}}{mark:>{_UNIT}}"
+    for backend in backends:
+        if not document["backends"][backend]["available"]:
+            row += f"{'not installed':>{_CELL}}"
+            continue
+        figures = document["summary"].get(key, {}).get(backend)
+        if figures is None and entry.get("asyncio_only") and backend == "trio":
+            row += f"{'(asyncio only)':>{_CELL}}"
+            continue
+        # At least one space between columns, also when a cell is wider than its column.
+        show_ratio = backend != document["baseline"]
+        row += " " + _cell(figures, unit, show_ratio).rjust(_CELL - 1)
+    return row
 
 
 def _processes(config: dict[str, Any]) -> str:
@@ -187,10 +208,10 @@ def reference_lines(document: dict[str, Any]) -> list[str]:
         ours = dict(_medians(summary, backend)).get("throughput.eventsched_1")
         if ours is None:
             continue
-        found = _reference_ratios(document, backend)
+        found = reference_ratios(document, backend)
         parts = [f"{found[ref]:.2f}x {name}" for ref, name in REFERENCES if ref in found]
         lines.append(
-            f"{backend}: eventsched (1 task) {_number(ours, 'events/s')} events/s = "
+            f"{backend}: eventsched (1 task) {number(ours, 'events/s')} events/s = "
             + ", ".join(parts)
         )
     if lines:
@@ -199,62 +220,3 @@ def reference_lines(document: dict[str, Any]) -> list[str]:
             "is the best of its trials)"
         )
     return lines
-
-
-def ratios(document: dict[str, Any]) -> dict[str, float]:
-    """The ratios a reader takes from a run: each backend to the baseline, and
-    eventsched's throughput to each reference of the same backend."""
-    summary = document["summary"]
-    baseline = document["baseline"]
-    found: dict[str, float] = {}
-    for metric_id, per in summary.items():
-        if metric(metric_id).unit in NO_RATIO_UNITS:
-            continue  # summarize() gives these none; a --compare file from before did
-        for backend, figures in per.items():
-            if backend != baseline and figures.get("ratio") is not None:
-                found[f"{metric_id} {backend}/{baseline}"] = figures["ratio"]
-    for backend in document["backends"]:
-        for ref, ratio in _reference_ratios(document, backend).items():
-            found[f"throughput.eventsched_1/{ref.partition('.')[2]} on {backend}"] = ratio
-    return found
-
-
-def compare(
-    document: dict[str, Any], other: dict[str, Any], tolerance: float = 0.15
-) -> tuple[str, int, int]:
-    """Compare the ratios of two runs; return the text, how many agree, how many compared.
-
-    Two ratios agree when they differ by at most ``tolerance`` of the earlier one.
-    """
-    ours, theirs = ratios(document), ratios(other)
-    lines = [
-        f"ratios of this run ({document['started']}) against {other['started']}, "
-        f"tolerance {tolerance:.0%}:"
-    ]
-    agree = total = 0
-    for key in ours:
-        if key not in theirs or not theirs[key]:
-            continue
-        total += 1
-        change = ours[key] / theirs[key] - 1
-        ok = abs(change) <= tolerance
-        agree += ok
-        if not ok:
-            lines.append(f"  {key:60} {theirs[key]:7.2f} -> {ours[key]:7.2f} ({change:+.0%})")
-    lines.append(f"{agree} of {total} ratios within {tolerance:.0%}")
-    lines += [
-        f"machine pauses (time a busy loop lost, medians per backend): {name} {stalls}"
-        for name, stalls in (("this run", _stalls(document)), ("the other", _stalls(other)))
-        if stalls
-    ]
-    return "\n".join(lines), agree, total
-
-
-def _stalls(document: dict[str, Any]) -> str:
-    """The machine row of a run, as ``1.2-2.0%``: what its tails stood on."""
-    figures = document["summary"].get("latency.stall_share", {})
-    medians = sorted(f["median"] for f in figures.values() if f.get("median") is not None)
-    if not medians:
-        return ""
-    low, high = medians[0], medians[-1]
-    return f"{low:.1%}" if low == high else f"{low:.1%}-{high:.1%}"

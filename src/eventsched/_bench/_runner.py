@@ -24,13 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from ._config import BACKENDS, METRICS, WORKLOADS, BenchConfig
+from ._config import BACKENDS, METRICS, WORKLOADS, BenchConfig, row_label
+from ._document import SCHEMA
 from ._report import summarize
 
 __all__ = ["SCHEMA", "BenchError", "Progress", "backend_status", "describe_machine", "run_bench"]
-
-#: Identifies the layout of the JSON output.
-SCHEMA: Final = "eventsched-bench/2"
 
 _PACKAGES: Final = (
     "eventsched",
@@ -38,6 +36,8 @@ _PACKAGES: Final = (
     "trio",
     "uvloop",
     "apscheduler",
+    "pyee",
+    "aiojobs",
     "loguru",
     "pydantic-settings",
     "matplotlib",
@@ -143,6 +143,12 @@ class Progress:
         self.started = time.perf_counter()
         self._width = 0
 
+    def detail(self, text: str) -> None:
+        """A step inside the current one: shown on a terminal only, where it replaces
+        the line; in a log it would repeat the step's own line."""
+        if self.live:
+            self.show(text)
+
     def show(self, text: str) -> None:
         elapsed = time.perf_counter() - self.started
         line = f"[{self.done}/{self.total} runs, {elapsed:5.0f} s] {text}"
@@ -184,7 +190,7 @@ def _run_child(
     errors: list[str] = []
     for line in proc.stderr:  # the child's stdout is one short line: no deadlock
         if line.startswith("@ "):
-            progress.show(f"{label} {backend}: {line[2:].strip()}")
+            progress.detail(f"{label} {backend}: {line[2:].strip()}")
         elif line.strip():
             errors.append(line.rstrip())
     out = proc.stdout.read()
@@ -239,13 +245,14 @@ def run_bench(
     metrics = {
         m.id: {
             "workload": m.workload,
-            "label": m.label,
+            "label": row_label(m, config.as_dict()),
             "unit": m.unit,
             "better": m.better,
+            "asyncio_only": m.asyncio_only,
             "samples": {b: samples[m.id][b] for b in runnable if b in samples.get(m.id, {})},
         }
         for m in METRICS
-        if m.workload in config.workloads
+        if m.workload in config.workloads and samples.get(m.id)
     }
     document: dict[str, Any] = {
         "schema": SCHEMA,

@@ -2,15 +2,19 @@
 
     python -m eventsched._bench._target shutdown BACKEND EVENTS HANDLER_US
     python -m eventsched._bench._target memory:STRUCTURE BACKEND EVENTS
+    python -m eventsched._bench._target startup BACKEND 1
+
+``startup``: start an :class:`EventScheduler`, emit one event, print ``ready`` from its
+handler, then one JSON line.
 
 ``shutdown``: an :class:`EventScheduler` under :meth:`~EventScheduler.run` (signal
 handling on) whose handler holds the first event until shutdown begins, so the queue of
 ``EVENTS`` is full; prints ``ready``, waits for SIGTERM, drains (``HANDLER_US`` of CPU
 per event) and prints one JSON line: monotonic times and the final statistics.
 
-``memory:STRUCTURE`` (``eventsched``, ``anyio`` or ``asyncio_queue``): peak RSS
-before and after buffering ``EVENTS`` events, printed as one JSON line. Peak RSS is
-per process, hence a fresh process per measurement.
+``memory:STRUCTURE`` (``eventsched``, ``anyio`` or ``asyncio_queue``): resident
+memory before and after buffering ``EVENTS`` events, printed as one JSON line, in a
+fresh process per measurement so that no freed memory of another is reused.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from .._events import Event
 from .._scheduler import EventScheduler
 from ._workloads import DATA, KIND, spin
 
-__all__ = ["backend_args", "main"]
+__all__ = ["backend_args", "main", "rss"]
 
 
 def backend_args(backend: str) -> tuple[str, dict[str, Any]]:
@@ -39,8 +43,18 @@ def backend_args(backend: str) -> tuple[str, dict[str, Any]]:
     return backend, {}
 
 
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+def rss() -> int:
+    """The process's resident memory now, in bytes.
+
+    Not the peak (``ru_maxrss``): start-up (imports) leaves a peak above the resident
+    size, which the first events fill without raising it, so peak growth undercounts by
+    an amount that differed from backend to backend.
+    """
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize()
+    except OSError:  # pragma: no cover - not Linux: the peak is all there is
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _out(data: dict[str, Any]) -> None:
@@ -105,6 +119,23 @@ async def _shutdown(events: int, handler_us: float) -> None:
     )
 
 
+async def _startup() -> None:
+    handled = anyio.Event()
+
+    async def first(event: Event) -> None:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        handled.set()
+
+    scheduler = EventScheduler()
+    scheduler.on(KIND, first)
+    async with scheduler:
+        scheduler.emit_nowait(KIND, DATA)
+        with anyio.fail_after(30):
+            await handled.wait()
+    _out({"handled": 1})
+
+
 async def _memory(structure: str, events: int) -> None:
     if structure == "eventsched":
         gate, holding = anyio.Event(), anyio.Event()
@@ -118,26 +149,26 @@ async def _memory(structure: str, events: int) -> None:
         async with scheduler:
             scheduler.emit_nowait(KIND, DATA)
             await holding.wait()
-            before = _peak_rss()
+            before = rss()
             for _ in range(events):
                 scheduler.emit_nowait(KIND, DATA)
-            after = _peak_rss()
+            after = rss()
             queued = scheduler.statistics().still_queued
             gate.set()
     elif structure == "anyio":
         send, receive = anyio.create_memory_object_stream[Event](events)
         with send, receive:
-            before = _peak_rss()
+            before = rss()
             for _ in range(events):
                 send.send_nowait(Event.create(KIND, DATA))
-            after = _peak_rss()
+            after = rss()
             queued = receive.statistics().current_buffer_used
     elif structure == "asyncio_queue":
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=events)
-        before = _peak_rss()
+        before = rss()
         for _ in range(events):
             queue.put_nowait(Event.create(KIND, DATA))
-        after = _peak_rss()
+        after = rss()
         queued = queue.qsize()
     else:
         raise ValueError(f"unknown memory structure {structure!r}")
@@ -147,7 +178,9 @@ async def _memory(structure: str, events: int) -> None:
 def main(argv: list[str]) -> None:
     mode, backend, events = argv[0], argv[1], int(argv[2])
     name, options = backend_args(backend)
-    if mode == "shutdown":
+    if mode == "startup":
+        anyio.run(_startup, backend=name, backend_options=options)
+    elif mode == "shutdown":
         anyio.run(_shutdown, events, float(argv[3]), backend=name, backend_options=options)
     elif mode.startswith("memory:"):
         structure = mode.partition(":")[2]

@@ -230,14 +230,15 @@ _RENAMED = {"latency-runs": "latency-processes"}
 #: The marker pydantic-settings puts on a positional field, taken from its public alias
 #: rather than imported by its private name.
 _POSITIONAL = get_args(CliPositionalArg[str])[1]
+_SUBCOMMAND = get_args(CliSubCommand[int])[1]
 
 
 def _flags(model: type[BaseModel]) -> list[str]:
     """The long flags a model's fields take on the command line, without ``--``."""
     flags = []
     for name, field in model.model_fields.items():
-        if _POSITIONAL in field.metadata:
-            continue  # given bare, as `lesson NAME`
+        if _POSITIONAL in field.metadata or _SUBCOMMAND in field.metadata:
+            continue  # given bare, as `lesson NAME` or `bench report`
         flag = (field.alias or name).replace("_", "-")
         flags.append(flag)
         if field.annotation is bool:  # CliImplicitFlag[bool]: --x and --no-x

@@ -1,0 +1,209 @@
+"""What the bench prints from a run's document: the verdict, the table, the comparison of
+two runs, the chart. On a saved quick run and on small documents built here."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventsched._bench._compare import compare_runs
+from eventsched._bench._report import _cell, format_report, summarize
+from eventsched._bench._verdict import verdict_lines
+
+_ENTRIES = {
+    "throughput.eventsched_1": ("throughput", "eventsched, 1 handler task", "events/s", "higher"),
+    "latency.eventsched_p50": ("latency", "eventsched p50", "us", "lower"),
+    "latency.eventsched_p99": ("latency", "eventsched p99", "us", "lower"),
+}
+
+
+def _document(samples: dict[str, dict[str, list[float]]], reps: int = 5) -> dict[str, Any]:
+    """A run's document with these samples (metric id -> backend -> one per repetition)."""
+    document: dict[str, Any] = {
+        "schema": "eventsched-bench/3",
+        "started": "2026-12-03T06:00:00+00:00",
+        "machine": {
+            "python": "3.11.7",
+            "cpu_count": 2,
+            "processor": "cpu",
+            "packages": {"anyio": "4.16.0"},
+            "load_average": None,
+            "source": {"commit": "a" * 40, "modified": []},
+        },
+        "config": {"reps": reps, "trials": 5, "workloads": ["throughput", "latency"]},
+        "backends": {name: {"available": True, "note": ""} for name in ("asyncio", "trio")},
+        "baseline": "asyncio",
+        "metrics": {
+            key: dict(
+                zip(("workload", "label", "unit", "better"), _ENTRIES[key], strict=True),
+                samples=per,
+            )
+            for key, per in samples.items()
+        },
+    }
+    document["summary"] = summarize(document)
+    return document
+
+
+def _verdict_row(document: dict[str, Any], what: str) -> str:
+    return next(line for line in verdict_lines(document) if what in line)
+
+
+def test_verdict_words_need_a_ratio_past_the_noise() -> None:
+    """With 5 repetitions: trio at half asyncio's rate, steadily, is 'slower'; a latency
+    5% higher is 'about the same' (under the 15% floor); a p99 1.3x higher but spread
+    0.8-1.8x from repetition to repetition is 'about the same' too."""
+    document = _document(
+        {
+            "throughput.eventsched_1": {"asyncio": [100.0] * 5, "trio": [50.0, 51, 49, 50, 50]},
+            "latency.eventsched_p50": {"asyncio": [10.0] * 5, "trio": [10.5] * 5},
+            "latency.eventsched_p99": {"asyncio": [10.0] * 5, "trio": [8.0, 13, 13, 18, 14]},
+        }
+    )
+    assert _verdict_row(document, "throughput").endswith("0.50x  slower")
+    assert _verdict_row(document, "latency p50").endswith("1.05x  about the same")
+    assert _verdict_row(document, "latency p99").endswith("1.30x  about the same")
+    assert "5 repetitions" in verdict_lines(document)[0]
+
+
+def test_verdict_word_follows_the_direction_that_is_better() -> None:
+    """A lower latency is 'lower (better)', a higher rate 'faster'."""
+    document = _document(
+        {
+            "throughput.eventsched_1": {"asyncio": [100.0] * 5, "trio": [200.0] * 5},
+            "latency.eventsched_p50": {"asyncio": [10.0] * 5, "trio": [5.0] * 5},
+        }
+    )
+    assert _verdict_row(document, "throughput").endswith("2.00x  faster")
+    assert _verdict_row(document, "latency p50").endswith("0.50x  lower (better)")
+
+
+def test_a_quick_run_gets_no_verdict_words() -> None:
+    """One repetition: the ratios are printed, marked indicative, without a word."""
+    document = _document({"throughput.eventsched_1": {"asyncio": [100.0], "trio": [50.0]}}, reps=1)
+    lines = verdict_lines(document)
+    assert lines[0].startswith("VERDICT: INDICATIVE ONLY")
+    assert _verdict_row(document, "throughput").endswith("0.50x")
+
+
+def test_report_redraws_a_saved_run(saved_run: dict[str, Any]) -> None:
+    """The saved quick run prints its verdict first, explains every row prefix once, and
+    says which peers trio cannot run."""
+    text = format_report(saved_run)
+    lines = text.splitlines()
+    assert lines[0].startswith("VERDICT: INDICATIVE ONLY")
+    for prefix in ("'ref:'", "'ceiling:'", "'machine:'"):
+        assert text.count(prefix) == 1, prefix
+    pyee = next(line for line in lines if line.startswith("ref: pyee, fan-out to 10 "))
+    assert pyee.endswith("(asyncio only)")
+    assert "JOBS" in text
+    assert "APScheduler 3, 1000 jobs" in text
+    peers = "on trio, these asyncio libraries cannot run: APScheduler 3, aiojobs, asyncio.Queue"
+    assert peers in text
+
+
+def test_comparison_says_better_or_worse_by_direction(saved_run: dict[str, Any]) -> None:
+    """From one run to another where trio's rate halved and its latency halved: the rate
+    is worse, the latency better, though both moved by -50%."""
+    after = copy.deepcopy(saved_run)
+    for key in ("throughput.eventsched_1", "latency.eventsched_p50"):
+        after["metrics"][key]["samples"]["trio"] = [
+            v / 2 for v in after["metrics"][key]["samples"]["trio"]
+        ]
+    after["summary"] = summarize(after)
+    result = compare_runs(saved_run, after)
+    assert any(
+        "eventsched, 1 handler task on trio" in line and "(-50%, worse)" in line
+        for line in result.worse
+    )
+    assert any(
+        "eventsched p50 on trio" in line and "(-50%, better)" in line for line in result.better
+    )
+    assert any("throughput.eventsched_1 trio/asyncio" in line for line in result.worse)
+    assert any("latency.eventsched_p50 trio/asyncio" in line for line in result.better)
+
+
+def test_comparison_warns_when_the_runs_differ(saved_run: dict[str, Any]) -> None:
+    """Different sizes, commits and machines are each named, with the values."""
+    after = copy.deepcopy(saved_run)
+    after["config"]["events"] = 1234
+    after["machine"]["source"] = {"commit": "b" * 40, "modified": []}
+    after["machine"]["cpu_count"] = 64
+    after["machine"]["packages"]["anyio"] = "9.9"
+    warnings = compare_runs(saved_run, after).warnings
+    assert any("sizes differ" in w and "-> 1234" in w for w in warnings)
+    assert any("code differs" in w and "b" * 40 in w for w in warnings)
+    assert any("machine differs" in w and "cpu_count 2 -> 64" in w for w in warnings)
+    assert any("anyio" in w and "-> 9.9" in w for w in warnings)
+    assert any("indicative only" in w for w in warnings)
+
+
+def test_a_run_agrees_with_itself(saved_run: dict[str, Any]) -> None:
+    """Comparing a run with itself: every ratio within the tolerance, nothing moved, and
+    the machine's pauses shown beside, never as a ratio."""
+    result = compare_runs(saved_run, saved_run)
+    assert result.total > 0
+    assert result.agree == result.total
+    assert result.better == result.worse == []
+    assert "machine pauses" in result.text
+    assert "stall" not in result.text.replace("machine pauses", "")
+
+
+@pytest.mark.slow
+def test_report_command_on_saved_files(bench_cli: Any, tmp_path: Path) -> None:
+    """bench report A.json prints the table; A.json B.json the comparison; --plot draws
+    the chart (when matplotlib is installed)."""
+    saved = str(Path(__file__).with_name("data") / "quick-run.json")
+    one = bench_cli(["report", saved], tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.startswith("VERDICT: INDICATIVE ONLY")
+    two = bench_cli(["report", saved, saved], tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.startswith("from ")
+    assert "0 changes better, 0 worse" in two.stdout
+    pytest.importorskip("matplotlib")
+    drawn = bench_cli(["report", saved, "--plot", "chart.png"], tmp_path)
+    assert drawn.returncode == 0, drawn.stderr
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_range_that_rounds_to_one_figure_is_not_shown() -> None:
+    """Shares of 97.51% and 97.54% both print 97.5%: the cell shows no (97.5%-97.5%)."""
+    alike = {"median": 0.9752, "min": 0.9751, "max": 0.9754, "n": 5, "ratio": None}
+    assert _cell(alike, "fraction", show_ratio=False) == "97.5%"
+    apart = {"median": 0.9752, "min": 0.95, "max": 0.9754, "n": 5, "ratio": None}
+    assert _cell(apart, "fraction", show_ratio=False) == "97.5% (95.0%-97.5%)"
+
+
+def test_cells_wider_than_their_column_stay_apart() -> None:
+    """A cell with a long range and a ratio fills its whole column; a space still
+    separates it from the cell before it."""
+    document = _document(
+        {
+            "latency.eventsched_p50": {
+                "asyncio": [0.692, 0.732, 0.755, 0.70, 0.74],
+                "trio": [0.0868, 0.109, 0.115, 0.10, 0.11],
+            }
+        }
+    )
+    row = next(line for line in format_report(document).splitlines() if "eventsched p50" in line)
+    assert row.endswith("0.732 (0.692-0.755) 0.109 (0.0868-0.115) x0.15")
+
+
+@pytest.mark.slow
+def test_a_saved_default_run_gets_verdict_words(bench_cli: Any, tmp_path: Path) -> None:
+    """A saved default run (5 repetitions, on a shared machine) prints a verdict with
+    words and the run's noise, and a row whose ratio stood out of it says which way."""
+    saved = str(Path(__file__).with_name("data") / "default-run.json")
+    result = bench_cli(["report", saved], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("VERDICT: eventsched on each backend against asyncio, 5 repetitions")
+    assert "noise: ratios move +-" in lines[0]
+    block = lines[: lines.index("")]
+    io = [line for line in block if "I/O handlers, hundreds in flight" in line]
+    assert io[0].endswith("faster")  # uvloop, 1.46x
+    assert io[1].endswith("slower")  # trio, 0.34x
