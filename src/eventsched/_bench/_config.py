@@ -64,11 +64,9 @@ class BenchConfig:
     latency_processes: int = 5
     """Processes the latency workload runs per backend and repetition, interleaved.
 
-    Its tails need more paired runs than the other figures to repeat: measured on the
-    2-core VM, the p95 and p99 ratios of two runs of 5 latency processes per backend
-    agreed within 15% only ~2 times in 3, of two runs of 25 every time (15 of 15).
-    The machine's pauses and slow spells change from process to process (see the
-    README), so more events in one process do not do the same.
+    Its tails need more paired runs than the other figures to repeat, and the machine's
+    pauses and slow spells change from process to process, so more events in one
+    process do not do the same (docs/benchmarks.md, "How it measures").
     """
     rate: float = 10_000.0
     """Events per second the latency producer is paced at."""

@@ -41,14 +41,13 @@ KIND: Final = EventType.JOB_STARTED
 DATA: Final = {"n": 1}
 _PACE_SEED: Final = 20261128
 #: A pause of a busy loop longer than this is the machine's, not the loop's: one pass
-#: of the loop takes ~0.1 us, and 20 us is twice eventsched's median latency.
+#: of the loop is far shorter, and this is about twice eventsched's median latency.
 STALL_THRESHOLD: Final = 20e-6
 
-#: Refused emits timed together for a cost per drop, the fastest group counting: ~1 ms,
-#: shorter than the machine's slow spells (a fixed loop's speed here varies up to 2x
-#: between 50 ms windows, and 25-75 us pauses come every few ms), so the fastest group
-#: is the call's cost with the machine at its best, as with timeit's min of repeats.
-#: One 10,000-call loop per trial, best of five, moved trio/asyncio from 0.98 to 1.17.
+#: Refused emits timed together for a cost per drop, the fastest group counting: a group
+#: is shorter than the machine's slow spells and pauses, so the fastest group is the
+#: call's cost with the machine at its best, as with timeit's min of repeats (one long
+#: loop per trial did not repeat; docs/benchmarks.md, "How it measures").
 _COST_CHUNK: Final = 500
 
 _perf = time.perf_counter
@@ -71,9 +70,9 @@ def stalls(seconds: float, clock: Callable[[], float] = _perf) -> list[float]:
     """The pauses longer than :data:`STALL_THRESHOLD` that a busy loop sees in ``seconds``.
 
     Nothing in the loop waits, so each one is time the machine took the CPU away
-    (its interrupts, the hypervisor). Measured on the 2-core development VM: ~370 such
-    pauses a second, mostly 25-75 us, 1-5% of the time, on either core. They decide a
-    p99 of a 10-20 us latency: an event is hit when one begins during its flight.
+    (its interrupts, the hypervisor). They decide the p99 of a latency of a few tens of
+    microseconds: an event is hit when one begins during its flight (the figures are in
+    docs/benchmarks.md, "How it measures").
     """
     found: list[float] = []
     last = clock()
@@ -218,9 +217,9 @@ async def _paced(emit: Callable[[Event], Awaitable[Any]], n: int, rate: float) -
 
     Each gap is drawn uniformly from half to one and a half of the mean gap, from the
     same seed on every row and backend. With a fixed gap the tail was a matter of phase:
-    the slow events came every 40th or 50th (a 4-5 ms period of the machine, likely its
-    timer tick, against a 100 us pace), so a trial's p99 fell inside or outside that
-    group depending on where the pace and the tick happened to line up.
+    the slow events came at a fixed period of the machine (likely its timer tick), so a
+    trial's p99 fell inside or outside that group depending on where the pace and the
+    tick happened to line up.
     """
     checkpoint = anyio.lowlevel.checkpoint
     gap = random.Random(_PACE_SEED).uniform
@@ -296,10 +295,10 @@ def latency(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, flo
     rows = {key: trial(key, main) for key, main in mains.items()}
     rows["machine"] = functools.partial(stalls, probe_seconds)
 
-    # Each quantile is the best trial's. Measured: in one process, trials of the same
-    # row a second apart gave p50s from 9 to 22 us (the machine has slow moments of
-    # about a second), while the best of five stayed within 10% from process to
-    # process; pooled samples carried those moments into the figure.
+    # Each quantile is the best trial's: trials of the same row a second apart differ
+    # widely (the machine has slow moments of about a second), while the best of five
+    # repeats from process to process; pooled samples carried those moments into the
+    # figure (docs/benchmarks.md, "How it measures").
     trials = _interleaved(rows, config.trials)
     pauses = [pause for one in trials.pop("machine") for pause in one]
     measured = probe_seconds * config.trials
