@@ -24,7 +24,7 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast, get_args
 
 from pydantic import BaseModel, Field
 from pydantic_settings import CliPositionalArg, CliSettingsSource, CliSubCommand
@@ -230,7 +230,8 @@ _RENAMED = {"latency-runs": "latency-processes"}
 #: The marker pydantic-settings puts on a positional field, taken from its public alias
 #: rather than imported by its private name.
 _POSITIONAL = get_args(CliPositionalArg[str])[1]
-_SUBCOMMAND = get_args(CliSubCommand[int])[1]
+# (cast: mypy does not see CliSubCommand as generic, though it is at run time)
+_SUBCOMMAND = get_args(cast("Any", CliSubCommand)[int])[1]
 
 
 def _flags(model: type[BaseModel]) -> list[str]:
