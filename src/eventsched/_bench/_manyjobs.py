@@ -68,19 +68,24 @@ class _Window:
         return (_cpu() - cpu) / (_wall() - start)
 
 
+def _add_jobs(add_job: Any, window: _Window, count: int, interval: float) -> None:
+    """The same jobs, by the same call, in eventsched and in APScheduler 3."""
+    for k in range(count):
+        add_job(
+            window.job,
+            "interval",
+            seconds=interval,
+            start_date=window.first_fire(k),
+            id=f"bench-{k}",
+            args=(k,),
+        )
+
+
 def _eventsched(count: int, interval: float, seconds: float) -> Any:
     async def main() -> tuple[float, list[float]]:
         window = _Window(count, interval, seconds)
         scheduler = EventScheduler()
-        for k in range(count):
-            scheduler.add_job(
-                window.job,
-                "interval",
-                seconds=interval,
-                start_date=window.first_fire(k),
-                id=f"bench-{k}",
-                args=(k,),
-            )
+        _add_jobs(scheduler.add_job, window, count, interval)
         async with scheduler:
             share = await window.measure()
         return share, window.lateness
@@ -100,15 +105,7 @@ def _apscheduler(count: int, interval: float, seconds: float) -> Any:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         window = _Window(count, interval, seconds)
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
-        for k in range(count):
-            scheduler.add_job(
-                window.job,
-                "interval",
-                seconds=interval,
-                start_date=window.first_fire(k),
-                id=f"bench-{k}",
-                args=(k,),
-            )
+        _add_jobs(scheduler.add_job, window, count, interval)
         scheduler.start()
         try:
             share = await window.measure()
