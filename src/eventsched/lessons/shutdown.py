@@ -10,7 +10,8 @@ Stopping well is a sequence, not a single call:
 ``EventScheduler`` does exactly this when its ``async with`` block ends, when
 ``stop()`` is called, or, under ``run()``, when SIGINT (Ctrl+C) or SIGTERM arrives. A
 *second* signal during the drain means "I will not wait": it exits at once with code
-130 (SIGINT) or 143 (SIGTERM).
+130 (SIGINT, measured below); a SIGTERM gives 143, which the project's signal tests
+check rather than this lesson.
 
 What happens to a signal that nobody receives is the ``ctrl-c`` lesson.
 """
