@@ -54,6 +54,8 @@ class Entry:
     failures: int = 0
     removed: bool = False
     """Removed by the user, replaced, or finished: no longer in the schedule."""
+    ticket: int = -1
+    """Its live item in the :class:`~._timeline.Timeline`, or -1: not queued."""
 
     def __post_init__(self) -> None:
         self.is_async = is_async(self.func)

@@ -68,6 +68,8 @@ class JobScheduler(JobTable, JobMethods):
     """
 
     name = "jobs"
+    #: Passes of the scheduler task (wake-ups), for tests: none while idle.
+    passes = 0
 
     # -- the Service protocol ----------------------------------------------------------
 
@@ -123,37 +125,40 @@ class JobScheduler(JobTable, JobMethods):
         """Save pending changes to the job store now."""
         await self._sync.flush()
 
-    def _seconds_to_next(self) -> float:
-        earliest: datetime | None = None
-        for job in self._entries.values():
-            at = job.fire_at
-            if at is not None and not job.paused and (earliest is None or at < earliest):
-                earliest = at
-        if earliest is None:
-            return math.inf
-        return (earliest - self._clock.now()).total_seconds()
-
     async def _loop(self) -> None:
+        timeline = self._timeline
         while self._life.is_(State.RUNNING):
             self._wakeup = anyio.Event()
+            self.passes += 1
             now = self._clock.now()
             horizon = now + timedelta(seconds=RUN_LEAD + EARLY_TOLERANCE)
             reports, self._reports = self._reports, []
             starts: list[tuple[Entry, datetime]] = []
-            for job in list(self._entries.values()):
-                if not job.paused and job.fire_at is not None and job.fire_at <= horizon:
-                    self._fire(job, now, horizon, reports, starts)
+            due = timeline.pop_due(horizon)
+            for job in due:
+                self._fire(job, now, horizon, reports, starts)
+            # Back in the timeline only now, so that no job fires twice in one pass.
+            for job in due:
+                timeline.push(job)
             if starts:
                 await self._claim_and_start(starts, now, reports)
             for report in reports:
                 await self._runs.emit(report)
             if not self._life.is_(State.RUNNING):
                 break
-            delay = self._seconds_to_next() - RUN_LEAD
+            earliest = timeline.earliest()
+            if earliest is None:
+                delay = math.inf
+            else:
+                delay = (earliest - self._clock.now()).total_seconds() - RUN_LEAD
             if delay > 0:
                 # Deadline on the loop's clock, recomputed from the wall clock each time.
-                with anyio.move_on_after(delay):
-                    await self._wakeup.wait()
+                self._asleep, self._asleep_until = True, earliest
+                try:
+                    with anyio.move_on_after(delay):
+                        await self._wakeup.wait()
+                finally:
+                    self._asleep = False
             else:
                 await anyio.lowlevel.checkpoint()
 

@@ -27,6 +27,7 @@ from ._runs import Emitter, Runs
 from ._sqlite import SQLiteJobStore
 from ._store import JobStore, MemoryJobStore, SavedJob
 from ._sync import StoreSync
+from ._timeline import Timeline
 from ._triggers import (
     interval_of,
     next_fire_time,
@@ -63,7 +64,12 @@ class JobTable:
         self._entries: dict[str, Entry] = {}
         self._saved: dict[str, SavedJob] = {}
         self._sync = StoreSync(self._store)
+        self._timeline = Timeline()
         self._wakeup = anyio.Event()
+        # The fire time the scheduler task sleeps until (None: no fire time), while it
+        # sleeps: a change wakes it only when it brings a fire time before that one.
+        self._asleep = False
+        self._asleep_until: datetime | None = None
         self._group: TaskGroup | None = None
         self._reports: list[Event] = []  # made outside a pass, emitted by the next one
 
@@ -168,7 +174,6 @@ class JobTable:
         self._entries[id] = job
         if self._life.is_(State.RUNNING):
             self._schedule_new(job, self._clock.now())
-            self._wake()
         log.debug("Added job {} ({})", id, job.trigger)
         return job.snapshot()
 
@@ -190,14 +195,15 @@ class JobTable:
         job.persist = False
         self._saved.pop(job_id, None)
         self._sync.mark(job_id, None)
-        self._wake()
+        # Its item in the timeline is stale now and dropped when it comes up: the
+        # scheduler task sleeps on (at worst it wakes once for nothing).
+        self._timeline.compact(self._entries.values(), len(self._entries))
         log.debug("Removed job {}", job_id)
 
     def pause_job(self, job_id: str) -> Job:
         """Stop a job firing until resumed (fire times meanwhile are not reported)."""
         job = self._lookup(job_id)
-        job.paused = True
-        self._wake()
+        job.paused = True  # its item in the timeline is stale from now on
         return job.snapshot()
 
     def resume_job(self, job_id: str) -> Job:
@@ -208,7 +214,7 @@ class JobTable:
             if self._life.is_(State.RUNNING):
                 job.set_next(next_fire_time(job.trigger, None, self._clock.now()))
                 self._after_update(job)
-                self._wake()
+                self._queue(job)
         return job.snapshot()
 
     # -- the job store -----------------------------------------------------------------
@@ -229,6 +235,20 @@ class JobTable:
 
     def _wake(self) -> None:
         self._wakeup.set()
+
+    def _queue(self, job: Entry) -> None:
+        """Put a job in the timeline at its fire time; wake the task if it comes earlier."""
+        timeline = self._timeline
+        timeline.push(job)
+        if job.ticket < 0:
+            return  # it does not fire (paused, exhausted)
+        at = job.fire_at
+        if self._asleep and at is not None:
+            until = self._asleep_until
+            if until is None or at < until:
+                self._asleep_until = at
+                self._wake()
+        timeline.compact(self._entries.values(), len(self._entries))
 
     def _lookup(self, job_id: str) -> Entry:
         try:
@@ -252,6 +272,7 @@ class JobTable:
         if saved is not None and saved.running:
             miss = Miss(MissReason.INTERRUPTED, saved.running)
             self._reports.append(self._runs.missed_event(job, miss, now))
+            self._wake()  # the next pass emits it
         if saved is not None and saved.fingerprint != job.fingerprint:
             log.info(
                 "Job {}: its trigger changed since the state was saved ({} -> {}); "
@@ -279,3 +300,5 @@ class JobTable:
         else:
             job.set_next(next_fire_time(job.trigger, None, now))
         self._after_update(job)
+        if not job.removed:
+            self._queue(job)

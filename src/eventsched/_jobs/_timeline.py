@@ -1,0 +1,96 @@
+"""The fire times of the scheduled jobs, earliest first: a heap with lazy deletion.
+
+The scheduler task asks it what is due and when the next fire time is; the job
+methods push a job when its fire time changes. Every change costs O(log n) and a pass
+costs O(log n) per due job, never a scan of all jobs.
+
+A job is pushed with a ticket; pushing it again (a new fire time) or removing, pausing
+or retiring it leaves its old items in the heap, which are recognised as stale when
+they reach the top (their ticket is no longer the job's, or the job no longer fires)
+and dropped there. When stale items outnumber the live jobs the heap is rebuilt, so
+its size stays proportional to the number of jobs.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from datetime import datetime
+
+from ._entry import Entry
+
+__all__ = ["Timeline"]
+
+#: Below this size the heap is never rebuilt: stale items cost less than a rebuild.
+_MIN_REBUILD = 64
+
+
+class Timeline:
+    """Scheduled jobs ordered by their next fire time (``Entry.fire_at``)."""
+
+    __slots__ = ("_heap", "_ticket", "popped")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, Entry]] = []
+        self._ticket = 0
+        #: Items taken off the heap, live or stale: the work of the passes, for tests.
+        self.popped = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    @staticmethod
+    def _live(item: tuple[datetime, int, Entry]) -> bool:
+        at, ticket, job = item
+        return (
+            job.ticket == ticket
+            and not job.removed
+            and not job.paused
+            and job.fire_at is not None
+            and job.fire_at == at
+        )
+
+    def push(self, job: Entry) -> None:
+        """Queue a job at its current fire time; its earlier items become stale."""
+        if job.fire_at is None or job.paused or job.removed:
+            job.ticket = -1  # any item of it left in the heap is stale
+            return
+        self._ticket += 1
+        job.ticket = self._ticket
+        heapq.heappush(self._heap, (job.fire_at, self._ticket, job))
+
+    def earliest(self) -> datetime | None:
+        """The earliest fire time of a job that fires, dropping stale items on top."""
+        heap = self._heap
+        while heap:
+            item = heap[0]
+            if self._live(item):
+                return item[0]
+            heapq.heappop(heap)
+            self.popped += 1
+        return None
+
+    def pop_due(self, horizon: datetime) -> list[Entry]:
+        """Take the jobs due by ``horizon`` off the heap, earliest first (each once)."""
+        heap = self._heap
+        due: list[Entry] = []
+        while heap and heap[0][0] <= horizon:
+            item = heapq.heappop(heap)
+            self.popped += 1
+            if self._live(item):
+                item[2].ticket = -1  # taken: push it again once it has a new fire time
+                due.append(item[2])
+        return due
+
+    def compact(self, jobs: Iterable[Entry], live: int) -> None:
+        """Rebuild the heap from ``jobs`` when stale items outnumber the ``live`` jobs."""
+        if len(self._heap) <= max(_MIN_REBUILD, 2 * live):
+            return
+        heap: list[tuple[datetime, int, Entry]] = []
+        for job in jobs:
+            if job.ticket >= 0 and job.fire_at is not None and not job.paused:
+                self._ticket += 1
+                job.ticket = self._ticket
+                heap.append((job.fire_at, self._ticket, job))
+        heapq.heapify(heap)
+        self._heap = heap
