@@ -7,8 +7,11 @@ costs O(log n) per due job, never a scan of all jobs.
 A job is pushed with a ticket; pushing it again (a new fire time) or removing, pausing
 or retiring it leaves its old items in the heap, which are recognised as stale when
 they reach the top (their ticket is no longer the job's, or the job no longer fires)
-and dropped there. When stale items outnumber the live jobs the heap is rebuilt, so
-its size stays proportional to the number of jobs.
+and dropped there. The heap is keyed on POSIX timestamps: floats compare several times
+faster than aware datetimes (whose time zones may differ), and at today's dates a float
+still tells microseconds apart, so the order is the datetimes' order. When stale items
+outnumber the live jobs the heap is rebuilt, so its size stays proportional to the
+number of jobs.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class Timeline:
     __slots__ = ("_heap", "_ticket", "popped")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[datetime, int, Entry]] = []
+        self._heap: list[tuple[float, int, Entry]] = []
         self._ticket = 0
         #: Items taken off the heap, live or stale: the work of the passes, for tests.
         self.popped = 0
@@ -40,15 +43,10 @@ class Timeline:
         return len(self._heap)
 
     @staticmethod
-    def _live(item: tuple[datetime, int, Entry]) -> bool:
-        at, ticket, job = item
-        return (
-            job.ticket == ticket
-            and not job.removed
-            and not job.paused
-            and job.fire_at is not None
-            and job.fire_at == at
-        )
+    def _live(item: tuple[float, int, Entry]) -> bool:
+        # Every change of a job's fire time pushes it again with a new ticket.
+        job = item[2]
+        return job.ticket == item[1] and not job.removed and not job.paused
 
     def push(self, job: Entry) -> None:
         """Queue a job at its current fire time; its earlier items become stale."""
@@ -57,7 +55,7 @@ class Timeline:
             return
         self._ticket += 1
         job.ticket = self._ticket
-        heapq.heappush(self._heap, (job.fire_at, self._ticket, job))
+        heapq.heappush(self._heap, (job.fire_at.timestamp(), self._ticket, job))
 
     def earliest(self) -> datetime | None:
         """The earliest fire time of a job that fires, dropping stale items on top."""
@@ -65,7 +63,7 @@ class Timeline:
         while heap:
             item = heap[0]
             if self._live(item):
-                return item[0]
+                return item[2].fire_at
             heapq.heappop(heap)
             self.popped += 1
         return None
@@ -74,7 +72,8 @@ class Timeline:
         """Take the jobs due by ``horizon`` off the heap, earliest first (each once)."""
         heap = self._heap
         due: list[Entry] = []
-        while heap and heap[0][0] <= horizon:
+        limit = horizon.timestamp()
+        while heap and heap[0][0] <= limit:
             item = heapq.heappop(heap)
             self.popped += 1
             if self._live(item):
@@ -86,11 +85,11 @@ class Timeline:
         """Rebuild the heap from ``jobs`` when stale items outnumber the ``live`` jobs."""
         if len(self._heap) <= max(_MIN_REBUILD, 2 * live):
             return
-        heap: list[tuple[datetime, int, Entry]] = []
+        heap: list[tuple[float, int, Entry]] = []
         for job in jobs:
             if job.ticket >= 0 and job.fire_at is not None and not job.paused:
                 self._ticket += 1
                 job.ticket = self._ticket
-                heap.append((job.fire_at, self._ticket, job))
+                heap.append((job.fire_at.timestamp(), self._ticket, job))
         heapq.heapify(heap)
         self._heap = heap
