@@ -1,9 +1,10 @@
 """The job scheduler: one anyio task that fires jobs on APScheduler triggers.
 
 The :class:`JobScheduler` is a service of the :class:`~eventsched.EventScheduler`: one
-task in its top-level task group. It keeps the jobs, sleeps until the earliest fire
-time (converted to the event loop's clock each time it sleeps) and wakes early when a
-job is added, removed, paused or resumed; it never polls. Each due fire time becomes a
+task in its top-level task group. It keeps the jobs in a heap by fire time
+(:mod:`._timeline`), sleeps until the earliest (converted to the event loop's clock each
+time it sleeps) and wakes early only when a change brings an earlier fire time; it
+never polls. Each due fire time becomes a
 run in a task group this task owns, or a ``JOB_MISSED`` report, never nothing
 (:mod:`._planning` decides which).
 
@@ -89,7 +90,8 @@ class JobScheduler(JobTable, JobMethods):
         sync.store = self._store  # changes made before start (removals) stay pending
         store = self._store
         try:
-            self._saved.update(await sync.open())
+            self._stored = await sync.open()
+            self._saved.update(self._stored)
             if store.location is not None:
                 log.info("Job state file {}: {} saved job(s)", store.location, len(self._saved))
             now = self._clock.now()

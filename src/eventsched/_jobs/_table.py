@@ -63,6 +63,8 @@ class JobTable:
         self._runs = Runs(emitter, lambda: self._clock, self._accepting, self._run_ended)
         self._entries: dict[str, Entry] = {}
         self._saved: dict[str, SavedJob] = {}
+        # The states as the store holds them (loaded at start), until each job resumes.
+        self._stored: dict[str, SavedJob] = {}
         self._sync = StoreSync(self._store)
         self._timeline = Timeline()
         self._wakeup = anyio.Event()
@@ -256,10 +258,13 @@ class JobTable:
         except KeyError:
             raise JobLookupError(f"no job with id {job_id!r}") from None
 
-    def _after_update(self, job: Entry) -> None:
-        """Save the job's fire times and retire it once its trigger is exhausted."""
+    def _after_update(self, job: Entry, stored: SavedJob | None = None) -> None:
+        """Save the job's fire times (unless ``stored`` holds them already) and retire
+        it once its trigger is exhausted."""
         if job.persist and not job.removed:
-            self._sync.mark(job.id, job.saved())
+            state = job.saved()
+            if state != stored:
+                self._sync.mark(job.id, state)
         if job.next_fire is None and not job.removed:
             job.removed = True
             if self._entries.get(job.id) is job:
@@ -269,6 +274,7 @@ class JobTable:
     def _schedule_new(self, job: Entry, now: datetime) -> None:
         """Give a newly started job its first fire time, or its saved one."""
         saved = self._saved.pop(job.id, None)
+        stored = self._stored.pop(job.id, None)
         if saved is not None and saved.running:
             miss = Miss(MissReason.INTERRUPTED, saved.running)
             self._reports.append(self._runs.missed_event(job, miss, now))
@@ -299,6 +305,8 @@ class JobTable:
                 )
         else:
             job.set_next(next_fire_time(job.trigger, None, now))
-        self._after_update(job)
+        # A job resuming its saved schedule unchanged costs the store no write: a start
+        # with many saved jobs rewrites only the rows that changed.
+        self._after_update(job, saved if saved is stored else None)
         if not job.removed:
             self._queue(job)

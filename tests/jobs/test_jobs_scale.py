@@ -1,4 +1,5 @@
-"""Jobs at scale: the timeline (a heap of fire times) and what a pass or a change costs.
+"""Jobs at scale: the timeline (a heap of fire times), what a pass or a change costs, and
+what a start with many saved jobs writes.
 
 A pass of the scheduler task takes only the due jobs off the timeline, and a change
 wakes the task only when it brings a fire time earlier than the one it sleeps until.
@@ -8,6 +9,7 @@ a pass looked at, so the tests count work rather than time it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -17,13 +19,14 @@ import pytest
 from jobtools import Recorder, _async_noop, new_scheduler, unit_of
 
 from conftest import VIRTUAL_TIME
-from eventsched import EventType
+from eventsched import EventScheduler, EventType, MemoryJobStore, SavedJob
 from eventsched._jobs._entry import Entry, new_entry
 from eventsched._jobs._timeline import Timeline
 from eventsched.testing import DEFAULT_EPOCH, VirtualClock
 
 EPOCH = DEFAULT_EPOCH
 virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
@@ -155,3 +158,50 @@ async def test_idle_scheduler_never_wakes(unit: float) -> None:
         passes = jobs.passes
         await anyio.sleep(20 * unit)
         assert jobs.passes == passes
+
+
+# -- the job store at start-up -------------------------------------------------------------
+
+
+class WritesStore(MemoryJobStore):
+    """A memory store that notes the ids each save writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
+        self.written.extend(changes)
+        return await super().save(changes)
+
+
+def add_saved_jobs(scheduler: EventScheduler, changed: str | None = None) -> None:
+    for i in range(100):
+        hours = 6 if f"i{i}" == changed else 5
+        scheduler.add_job(_async_noop, "interval", hours=hours, id=f"i{i}")
+        scheduler.add_job(_async_noop, "cron", hour=3, minute=i % 60, id=f"c{i}")
+
+
+async def test_a_start_rewrites_only_the_rows_that_changed() -> None:
+    """Jobs resuming their saved schedule unchanged cost the store no write."""
+    clock = VirtualClock()
+    store = WritesStore()
+    first = new_scheduler(clock)
+    first.configure_jobs(store=store)
+    add_saved_jobs(first)
+    async with first:
+        await first.jobs.flush_state()
+        schedule = {job.id: job.next_fire_time for job in first.get_jobs()}
+    assert len(set(store.written)) == 200
+    store.written.clear()
+
+    second = new_scheduler(clock)
+    second.configure_jobs(store=store)
+    add_saved_jobs(second, changed="i7")
+    second.remove_job("c9")
+    async with second:
+        await second.jobs.flush_state()
+        resumed = {job.id: job.next_fire_time for job in second.get_jobs()}
+    assert sorted(store.written) == ["c9", "i7"]  # the new trigger, the removed job
+    del schedule["c9"], schedule["i7"], resumed["i7"]
+    assert resumed == schedule
