@@ -27,6 +27,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import math
 import queue as _queuemod
 import threading
 import time
@@ -142,27 +143,33 @@ class BatchThread:
                 await batch.done.wait()
             else:
                 while not batch.done.is_set():
-                    left = batch.started + timeout - _monotonic()
-                    if left > 0:
-                        with anyio.move_on_after(left):
-                            await batch.done.wait()
-                    elif _give_up(batch, slots):
+                    left = _give_up(batch, slots, timeout)
+                    if left is None:
                         return False
-                    else:  # finished meanwhile: its wake-up is on its way
+                    with anyio.move_on_after(left):
                         await batch.done.wait()
         except BaseException:
-            if not _give_up(batch, slots):
+            if _give_up(batch, slots) is not None:
                 slots.limiter.release_on_behalf_of(batch)  # it had finished
             raise
         slots.limiter.release_on_behalf_of(batch)
         return True
 
 
-def _give_up(batch: Batch, slots: _Slots) -> bool:
-    """Abandon the call in progress (or stop between calls); False if already finished."""
+def _give_up(batch: Batch, slots: _Slots, timeout: float | None = None) -> float | None:
+    """Give up on the call in progress: abandon it (or stop the batch between calls).
+
+    With ``timeout``, only if that call has run that long. None: given up; else the
+    seconds it has left (inf: the batch has finished, its wake-up is on its way).
+    """
     with _lock:
+        # All under the lock: the thread may move on to another call at any moment.
         if batch.state != _RUNNING:
-            return False
+            return math.inf
+        if timeout is not None:
+            left = batch.started + timeout - _monotonic()
+            if left > 0:
+                return left
         if batch.calling:
             batch.state = _ABANDONED
             key = batch.key
@@ -171,10 +178,10 @@ def _give_up(batch: Batch, slots: _Slots) -> bool:
                 if counts is not None:
                     counts.abandoned += 1
                     counts.in_flight += 1
-            return True
+            return None
         batch.state = _STOPPED
     slots.limiter.release_on_behalf_of(batch)
-    return True
+    return None
 
 
 def _serve(inbox: _queuemod.SimpleQueue[Batch | None], slots: _Slots) -> None:
