@@ -1,6 +1,6 @@
 """Sync-handler throughput, this tree against another, as same-run ratios.
 
-One trivial sync handler, ``block`` policy (every event handled), one handler task;
+One trivial sync handler (``--timeout``: with a per-call timeout), ``block`` policy (every event handled), one handler task;
 events/s from the first emit to the last event handled. Each measurement is a fresh
 process; the two trees alternate, repetition by repetition, on each backend, and the
 ratio quoted is the median of the paired ratios (this tree / the other). Figures are
@@ -25,10 +25,11 @@ import sys, time, anyio
 from eventsched import EventScheduler
 
 backend, n = sys.argv[1], int(sys.argv[2])
+timeout = float(sys.argv[3]) if sys.argv[3] != "none" else None
 
 async def main():
     scheduler = EventScheduler(queue_size=1000, overflow="block")
-    scheduler.on("tick", lambda event: None)
+    scheduler.on("tick", lambda event: None, timeout=timeout)
     async with scheduler:
         start = time.perf_counter()
         for i in range(n):
@@ -42,10 +43,10 @@ anyio.run(main, backend=backend)
 """
 
 
-def _rate(src: str, backend: str, events: int) -> float:
+def _rate(src: str, backend: str, events: int, timeout: str) -> float:
     env = dict(os.environ, PYTHONPATH=src)
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, backend, str(events)],
+        [sys.executable, "-c", _CHILD, backend, str(events), timeout],
         env=env,
         check=True,
         capture_output=True,
@@ -60,14 +61,15 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="src directory of the tree to compare with")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--timeout", default="none", help="the handler's timeout (s), or none")
     args = parser.parse_args()
     here = str(Path(__file__).resolve().parent.parent / "src")
     report = {}
     for backend in ("asyncio", "trio"):
         pairs = []
         for _ in range(args.reps):
-            base = _rate(args.base, backend, args.events)
-            new = _rate(here, backend, args.events)
+            base = _rate(args.base, backend, args.events, args.timeout)
+            new = _rate(here, backend, args.events, args.timeout)
             pairs.append((new, base))
         report[backend] = {
             "this_tree_median": statistics.median(new for new, _ in pairs),
