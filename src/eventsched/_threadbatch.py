@@ -19,6 +19,9 @@ that calls the handler on each in turn and wakes the task once, at the end. What
   emits inherits that event's correlation;
 * a call that returns an awaitable ends its batch there, and the awaitable is awaited
   on the loop (within what is left of the call's timeout) before the next event.
+
+The thread is not one of anyio's worker threads: ``anyio.from_thread`` calls in a
+handler need an explicit ``token=`` (docs/guide.md, "Sync calls and threads").
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 import pytest
@@ -203,3 +204,32 @@ async def test_batch_threads_are_one_per_handler_task() -> None:
     assert 1 <= len(threads) <= 4
     assert scheduler.statistics().handled == 2000 + 1
     assert_accounted(scheduler.statistics())
+
+
+async def test_a_batched_sync_handler_calls_back_into_the_loop_with_a_token() -> None:
+    """The batch thread is not an anyio worker thread: anyio.from_thread needs the loop's
+    token there, the same on both backends (docs/guide.md says so)."""
+    loop_thread = threading.get_ident()
+    token = anyio.lowlevel.current_token()
+    ran_in: list[int] = []
+    refused: list[bool] = []
+
+    def in_loop() -> int:
+        return threading.get_ident()
+
+    def handler(event: Event) -> None:
+        ran_in.append(anyio.from_thread.run_sync(in_loop, token=token))
+        try:
+            anyio.from_thread.run_sync(in_loop)
+        except RuntimeError:  # NoEventLoopError on asyncio, trio's own on trio
+            refused.append(True)
+
+    scheduler = EventScheduler()
+    scheduler.on("s", handler)
+    with anyio.fail_after(30):
+        async with scheduler:
+            for i in range(3):
+                assert scheduler.emit_nowait("s", {"i": i})
+    assert ran_in == [loop_thread] * 3
+    assert refused == [True] * 3
+    assert scheduler.statistics().handled == 3 + 1
