@@ -51,6 +51,7 @@ __all__ = ["BATCH_MAX", "Batch", "BatchThread"]
 BATCH_MAX: Final = 64
 
 _monotonic = time.monotonic
+_copy_context = contextvars.copy_context
 _isawaitable = inspect.isawaitable
 
 # Where a batch is; changed under _invoke._lock only, so that exactly one of the task
@@ -211,7 +212,9 @@ def _run_batch(batch: Batch, slot: HandlingSlot, slots: _Slots) -> bool:
         slot.event = event
         outcome: Any = None
         try:
-            result = func(event)
+            # In a copy of the thread's context, as anyio runs each call: what one call
+            # sets in a ContextVar is not seen by the next.
+            result = _copy_context().run(func, event)
             if _isawaitable(result):
                 outcome = result
         except BaseException as exc:  # the task decides what each counts as

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 
 import anyio
 import anyio.from_thread
@@ -233,3 +234,24 @@ async def test_a_batched_sync_handler_calls_back_into_the_loop_with_a_token() ->
     assert ran_in == [loop_thread] * 3
     assert refused == [True] * 3
     assert scheduler.statistics().handled == 3 + 1
+
+
+_mark: ContextVar[int | None] = ContextVar("mark", default=None)
+
+
+async def test_each_call_of_a_batch_has_its_own_context() -> None:
+    """What one call sets in a ContextVar, the next call of the batch does not see (as
+    with a thread hop per call)."""
+    seen: list[int | None] = []
+
+    def handler(event: Event) -> None:
+        seen.append(_mark.get())
+        _mark.set(event.data["i"])
+
+    scheduler = EventScheduler()
+    scheduler.on("s", handler)
+    with anyio.fail_after(30):
+        async with scheduler:
+            for i in range(5):
+                assert scheduler.emit_nowait("s", {"i": i})
+    assert seen == [None] * 5
