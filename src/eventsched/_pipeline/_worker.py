@@ -7,6 +7,9 @@
 * A worker checkpoints after at most :data:`CHECKPOINT_EVERY` events in a row, so a
   stream of handlers that never yield cannot starve other tasks or delay cancellation
   by more than that many handler calls.
+* An event whose only handler is sync goes to the task's :class:`SyncLane`, which
+  takes the events waiting behind it for the same handler and runs them in one batch
+  on the task's thread; waiting for that thread yields, so a batch needs no checkpoint.
 """
 
 from __future__ import annotations
