@@ -7,6 +7,9 @@
 * A worker checkpoints after at most :data:`CHECKPOINT_EVERY` events in a row, so a
   stream of handlers that never yield cannot starve other tasks or delay cancellation
   by more than that many handler calls.
+* An event whose only handler is sync goes to the task's :class:`SyncLane`, which
+  takes the events waiting behind it for the same handler and runs them in one batch
+  on the task's thread; waiting for that thread yields, so a batch needs no checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .._invoke import call_user, failure_instead_of
 from ._ledger import LATENCY_SAMPLE_MASK
 from ._queue import EventQueue
 from ._routing import AsyncHandler, Handler, HandlerRegistry, SlowRoute
+from ._syncbatch import SyncLane, is_sync_route
 
 __all__ = ["CHECKPOINT_EVERY", "work"]
 
@@ -70,60 +74,76 @@ async def work(queue: EventQueue, registry: HandlerRegistry) -> None:
     # Besides one event in 16, time the first after an idle wait: at low rates
     # (the demo's) there would otherwise be no samples at all.
     sample_next = True
-    while True:
-        try:
-            event = receive_nowait()
-        except WouldBlock:
-            # Left set while busy (one store per event saved); cleared before idling
-            # so that nothing reads a finished event as current meanwhile.
-            slot.event = None
-            await queue.wait_for_work()
-            sample_next = True
-            continue
-        except EndOfStream:
-            slot.event = None
-            return
-        received = queue.received = queue.received + 1
-        if waiters:
-            queue.place_waiter()
-        if not received & sample_mask or sample_next:
-            sample_next = False
-            latency.append(max(0.0, _time() - event.created_at))
-        route = routes[event.type]
-        slot.event = event
-        kind = route.__class__
-        if kind is not tuple and kind is not SlowRoute:
-            # One plain async handler: the common case, and the one kept shortest.
-            try:
-                await route(event)  # type: ignore[operator]
-            except Exception as exc:
-                _fast_handler_failed(queue, registry, route, event, exc)  # type: ignore[arg-type]
-                queue.failed += 1
-            except BaseException as exc:
-                if (stray := failure_instead_of(exc)) is None:
+    # Lone sync handlers get their events in batches, on a thread of this task's.
+    lane = SyncLane(queue, routes, slot)
+    # An event a batch took for another route: received and counted, handled next.
+    pending: Event | None = None
+    try:
+        while True:
+            if pending is None:
+                try:
+                    event = receive_nowait()
+                except WouldBlock:
+                    # Left set while busy (one store per event saved); cleared before
+                    # idling so that nothing reads a finished event as current meanwhile.
+                    slot.event = None
+                    await queue.wait_for_work()
+                    sample_next = True
+                    continue
+                except EndOfStream:
+                    slot.event = None
+                    return
+                received = queue.received = queue.received + 1
+                if waiters:
+                    queue.place_waiter()
+                if not received & sample_mask or sample_next:
+                    sample_next = False
+                    latency.append(max(0.0, _time() - event.created_at))
+            else:
+                event, pending = pending, None
+                received = queue.received
+            route = routes[event.type]
+            slot.event = event
+            kind = route.__class__
+            if kind is not tuple and kind is not SlowRoute:
+                # One plain async handler: the common case, and the one kept shortest.
+                try:
+                    await route(event)  # type: ignore[operator]
+                except Exception as exc:
+                    _fast_handler_failed(queue, registry, route, event, exc)  # type: ignore[arg-type]
+                    queue.failed += 1
+                except BaseException as exc:
+                    if (stray := failure_instead_of(exc)) is None:
+                        _aborted(queue, slot)
+                        raise
+                    _fast_handler_failed(queue, registry, route, event, stray)  # type: ignore[arg-type]
+                    queue.failed += 1
+                else:
+                    queue.handled += 1
+            elif kind is SlowRoute and is_sync_route(route):  # type: ignore[arg-type]
+                # Waiting for the thread yields: no checkpoint needed after it.
+                pending = await lane.handle(route, event)  # type: ignore[arg-type]
+                continue
+            else:
+                try:
+                    outcome = await _call_route(queue, registry, route, event)  # type: ignore[arg-type]
+                except BaseException:
                     _aborted(queue, slot)
                     raise
-                _fast_handler_failed(queue, registry, route, event, stray)  # type: ignore[arg-type]
-                queue.failed += 1
-            else:
-                queue.handled += 1
-        else:
-            try:
-                outcome = await _call_route(queue, registry, route, event)  # type: ignore[arg-type]
-            except BaseException:
-                _aborted(queue, slot)
-                raise
-            if outcome == handled_:
-                queue.handled += 1
-            elif outcome == failed_:
-                queue.failed += 1
-            else:
-                queue.timed_out += 1
-        # Consecutive events of this worker have consecutive receive counts (no
-        # other task runs in between), so this checkpoints at least every
-        # CHECKPOINT_EVERY events, whatever the number of workers.
-        if not received & batch_mask:
-            await anyio.lowlevel.checkpoint()
+                if outcome == handled_:
+                    queue.handled += 1
+                elif outcome == failed_:
+                    queue.failed += 1
+                else:
+                    queue.timed_out += 1
+            # Consecutive events of this worker have consecutive receive counts (no
+            # other task runs in between), so this checkpoints at least every
+            # CHECKPOINT_EVERY events, whatever the number of workers.
+            if not received & batch_mask:
+                await anyio.lowlevel.checkpoint()
+
+    finally:
+        lane.close()
 
 
 def _aborted(queue: EventQueue, slot: HandlingSlot) -> None:
