@@ -12,6 +12,8 @@ repetition:
   cost from the scrapes';
 - ``imports`` (with ``--imports``): no service, but its modules imported (Starlette,
   Hypercorn, prometheus_client), to tell the cost of having them loaded;
+- ``frozen`` (with ``--frozen``): as ``imports``, then ``gc.freeze()``, to test whether
+  the cost of ``imports`` is the garbage collector walking the loaded modules' objects;
 - ``base`` (with ``--base-src DIR``): ``plain`` on another tree's ``src`` (e.g. a
   ``git worktree`` of the commit before), to check the pipeline itself did not move.
 
@@ -51,8 +53,12 @@ def child(backend: str, arm: str, seconds: float) -> None:
     async def tick(event: Event) -> None:
         pass
 
-    if arm == "imports":
+    if arm in ("imports", "frozen"):
         import eventsched.http  # loaded, never used
+    if arm == "frozen":
+        import gc
+
+        gc.freeze()  # what is loaded so far is left out of every collection
     if arm in ("http", "idle"):
         from eventsched.http import HttpService
 
@@ -135,10 +141,11 @@ def main() -> None:
     parser.add_argument("--base-src", help="another tree's src directory: the base arm")
     parser.add_argument("--idle", action="store_true", help="add the unscraped service arm")
     parser.add_argument("--imports", action="store_true", help="add the imports-only arm")
+    parser.add_argument("--frozen", action="store_true", help="add the gc.freeze() arm")
     parser.add_argument("--no-http", action="store_true", help="leave out the scraped arm")
     args = parser.parse_args()
     arms = ["plain"] + ([] if args.no_http else ["http"])
-    arms += [arm for arm in ("idle", "imports") if getattr(args, arm)]
+    arms += [arm for arm in ("idle", "imports", "frozen") if getattr(args, arm)]
     arms += ["base"] if args.base_src else []
     for backend in args.backends.split(","):
         rates: dict[str, list[float]] = {arm: [] for arm in arms}
