@@ -2,7 +2,8 @@
 
 Map: ``_records`` (public records), ``_triggers`` (the only APScheduler importer),
 ``_planning`` (pure: what runs, what is missed), ``_entry`` (one scheduled job),
-``_runs`` (a run and its ``JOB_*`` events), ``_store`` (the :class:`JobStore` protocol,
+``_runs`` (a run and its ``JOB_*`` events), ``_timings`` (lateness and duration
+histograms), ``_store`` (the :class:`JobStore` protocol,
 :class:`MemoryJobStore`), ``_sqlite`` (:class:`SQLiteJobStore`), ``_sync`` (batched
 saves), ``_table`` and ``_scheduler`` (:class:`JobScheduler`), ``_facade`` (the job
 methods of :class:`~eventsched.EventScheduler`).
@@ -18,6 +19,7 @@ from ._runs import format_duration, summarize_result
 from ._scheduler import JobScheduler
 from ._sqlite import SQLiteJobStore, check_state_file
 from ._store import JobStore, MemoryJobStore, SavedJob
+from ._timings import JobTimings, RunHistogram
 
 __all__ = [
     "Job",
@@ -26,10 +28,12 @@ __all__ = [
     "JobSchedulerState",
     "JobStatistics",
     "JobStore",
+    "JobTimings",
     "MemoryJobStore",
     "Miss",
     "MissReason",
     "Plan",
+    "RunHistogram",
     "SQLiteJobStore",
     "SavedJob",
     "check_state_file",

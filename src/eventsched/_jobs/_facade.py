@@ -15,6 +15,7 @@ from .._clock import Clock
 from ._entry import new_entry
 from ._records import Job, JobStatistics
 from ._store import JobStore
+from ._timings import JobTimings
 
 if TYPE_CHECKING:
     from ._scheduler import JobScheduler
@@ -185,3 +186,11 @@ class JobMethods:
     def job_statistics(self) -> JobStatistics:
         """A snapshot of the job run counters (see :class:`~eventsched.JobStatistics`)."""
         return self._job_table.statistics()
+
+    def job_timings(self) -> JobTimings:
+        """Histograms of how late job runs start and how long they take.
+
+        See :class:`~eventsched.JobTimings`; exported by the HTTP service as
+        ``eventsched_job_lateness_seconds`` and ``eventsched_job_duration_seconds``.
+        """
+        return self._job_table.timings()

@@ -25,6 +25,7 @@ from .._invoke import call_user, describe_error
 from ._entry import Entry
 from ._planning import Miss
 from ._records import MissReason
+from ._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets, JobTimings
 
 __all__ = ["Emitter", "Runs", "format_duration", "summarize_result"]
 
@@ -77,6 +78,11 @@ class Runs:
         self.timed_out = 0
         self.aborted = 0
         self.missed = dict.fromkeys(MissReason, 0)
+        self.lateness = Buckets(LATENESS_BUCKETS)
+        self.duration = Buckets(DURATION_BUCKETS)
+
+    def timings(self) -> JobTimings:
+        return JobTimings(self.lateness.snapshot(), self.duration.snapshot())
 
     # -- events ----------------------------------------------------------------------
 
@@ -155,6 +161,8 @@ class Runs:
             self._finish(job, fire_time)
 
     async def _call(self, job: Entry, fire_time: datetime) -> None:
+        # Never below zero: _run waited until the clock reached the fire time.
+        self.lateness.observe(max(0.0, (self._clock().now() - fire_time).total_seconds()))
         loop_start = anyio.current_time()
         base = {"job_id": job.id, "fire_time": fire_time.isoformat()}
         started = self.event(EventType.JOB_STARTED, {**base, "run": job.runs})
@@ -171,10 +179,13 @@ class Runs:
                     result = await call_user(call, in_thread=not job.is_async)
             except Exception as exc:
                 finished = True
-                outcome = self._failed(job, base, anyio.current_time() - loop_start, exc, lineage)
+                duration = anyio.current_time() - loop_start
+                self.duration.observe(duration)
+                outcome = self._failed(job, base, duration, exc, lineage)
             else:
                 finished = True
                 duration = anyio.current_time() - loop_start
+                self.duration.observe(duration)
                 if scope.cancelled_caught:
                     outcome = self._timed_out(job, base, duration, lineage)
                 else:

@@ -34,7 +34,7 @@ from loguru import logger
 from .._exceptions import JobStateError
 from ._store import SavedJob
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "SQLiteJobStore", "check_state_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "SQLiteJobStore", "check_state_file", "parse_saved"]
 
 log = logger.bind(component="jobstate")
 
@@ -183,7 +183,7 @@ class SQLiteJobStore:
                 f"{path} has job state version {meta.get('version')!r}; this eventsched "
                 f"reads version {FORMAT_VERSION}"
             )
-        return {str(job_id): _parse(path, job_id, state) for job_id, state in rows}
+        return {str(job_id): parse_saved(path, job_id, state) for job_id, state in rows}
 
     def save_now(self, changes: Mapping[str, SavedJob | None]) -> None:
         """Apply ``changes`` in one committed transaction; None deletes a job's state."""
@@ -285,7 +285,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _parse(path: str, job_id: object, state: object) -> SavedJob:
+def parse_saved(path: str, job_id: object, state: object) -> SavedJob:
     def bad(why: str) -> JobStateError:
         return JobStateError(f"{path}: the saved state of job {job_id!r} is malformed ({why})")
 

@@ -28,6 +28,7 @@ from ._sqlite import SQLiteJobStore
 from ._store import JobStore, MemoryJobStore, SavedJob
 from ._sync import StoreSync
 from ._timeline import Timeline
+from ._timings import JobTimings
 from ._triggers import (
     interval_of,
     next_fire_time,
@@ -140,6 +141,10 @@ class JobTable:
             runs_aborted=runs.aborted,
             missed={str(reason): n for reason, n in runs.missed.items()},
         )
+
+    def timings(self) -> JobTimings:
+        """Histograms of the runs' lateness and duration (see :class:`JobTimings`)."""
+        return self._runs.timings()
 
     def get_jobs(self) -> list[Job]:
         """Snapshots of every scheduled job, in the order they were added."""

@@ -7,7 +7,7 @@ before anything is started.
 
 Commands: with no subcommand, the demo runs. A subcommand is a pydantic model with a
 ``run(self, settings) -> int`` method, declared as a ``CliSubCommand[...]`` field of
-:class:`Cli` (``bench`` and ``lesson``); its own flags follow its name, the
+:class:`Cli` (``bench``, ``lesson``, ``run``, ``jobs``); its own flags follow its name, the
 shared settings come before it: ``eventsched --backend trio bench ...``.
 
 Why pydantic-settings' own CLI support: flags, environment and ``.env`` then fill one
@@ -31,6 +31,7 @@ from pydantic_settings import CliPositionalArg, CliSettingsSource, CliSubCommand
 
 from .._bench._command import Bench  # `eventsched bench`
 from ..lessons._command import LessonCommand  # `eventsched lesson`
+from ._jobs import JobsCommand  # `eventsched jobs`
 from ._main import PROG
 from ._run import RunCommand  # `eventsched run`
 from ._settings import DEFAULT_ENV_FILE, SECRET_SETTINGS, Settings, env_name
@@ -156,6 +157,9 @@ class Cli(Settings):
     run: CliSubCommand[RunCommand] = Field(
         description="run your own scheduler as the demo runs: eventsched run MODULE:ATTRIBUTE"
     )
+    jobs: CliSubCommand[JobsCommand] = Field(
+        description="list the jobs in a state file, read-only: eventsched jobs --state-file F"
+    )
 
 
 def load_settings(argv: Sequence[str], cli_model: type[Settings] | None = None) -> Settings:
@@ -194,6 +198,7 @@ SUBCOMMANDS: Final[dict[str, type[BaseModel]]] = {
     "bench": Bench,
     "lesson": LessonCommand,
     "run": RunCommand,
+    "jobs": JobsCommand,
 }
 
 
@@ -293,6 +298,7 @@ _NOT_IN_ENV_FILE = {
     "BENCH": "subcommands are chosen on the command line (eventsched bench)",
     "LESSON": "subcommands are chosen on the command line (eventsched lesson)",
     "RUN": "subcommands are chosen on the command line (eventsched run)",
+    "JOBS": "subcommands are chosen on the command line (eventsched jobs)",
 }
 
 

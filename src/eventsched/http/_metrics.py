@@ -1,7 +1,8 @@
 """Prometheus metrics, read from the scheduler's own counters at scrape time.
 
-Nothing is added to the event pipeline: a scrape calls ``statistics()`` and
-``job_statistics()`` (cheap snapshots the scheduler keeps anyway) and turns them into
+Nothing is added to the event pipeline: a scrape calls ``statistics()``,
+``job_statistics()`` and ``job_timings()`` (cheap snapshots the scheduler keeps anyway;
+the job timings cost each job run one bucket increment) and turns them into
 metric families. Names follow Prometheus' conventions: an ``eventsched_`` prefix, base
 units (seconds), ``_total`` on counters.
 
@@ -12,13 +13,28 @@ are summed into one series labelled ``job="_other"``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Final, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from .. import DropReason, Job, JobStatistics, MissReason, RejectReason, Statistics
+from .. import (
+    DropReason,
+    Job,
+    JobStatistics,
+    JobTimings,
+    MissReason,
+    RejectReason,
+    RunHistogram,
+    Statistics,
+)
 
 __all__ = ["MAX_JOB_SERIES", "MetricsSource", "SchedulerCollector", "registry_for"]
 
@@ -38,6 +54,8 @@ class MetricsSource(Protocol):
 
     def job_statistics(self) -> JobStatistics: ...
 
+    def job_timings(self) -> JobTimings: ...
+
     def get_jobs(self) -> list[Job]: ...
 
 
@@ -50,6 +68,20 @@ def _by_reason(
     for reason in (*reasons, *sorted(set(counts) - set(reasons))):
         family.add_metric([reason], counts.get(reason, 0))
     return family
+
+
+def _le(bound: float) -> str:
+    # The exposition format's spelling: +Inf, and floats as repr() writes them (1.0).
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def _histogram(name: str, doc: str, histogram: RunHistogram) -> HistogramMetricFamily:
+    return HistogramMetricFamily(
+        name,
+        doc,
+        buckets=[(_le(bound), n) for bound, n in histogram.cumulative()],
+        sum_value=histogram.sum,
+    )
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
@@ -70,6 +102,19 @@ class SchedulerCollector(Collector):
         stats = self._source.statistics()
         yield from self._events(stats)
         yield from self._jobs(self._source.job_statistics(), self._source.get_jobs())
+        timings = self._source.job_timings()
+        # Fixed buckets counted at each run (see eventsched._jobs._timings), all jobs
+        # together: per-job histograms would multiply the series by the bucket count.
+        yield _histogram(
+            "eventsched_job_lateness_seconds",
+            "Seconds from a job run's fire time to the start of its call",
+            timings.lateness,
+        )
+        yield _histogram(
+            "eventsched_job_duration_seconds",
+            "Seconds a job run's call took (runs that ended with an outcome)",
+            timings.duration,
+        )
         state = GaugeMetricFamily(
             "eventsched_scheduler_state",
             "1 for the state the scheduler is in, 0 for the others",

@@ -1,0 +1,176 @@
+"""``eventsched jobs --state-file F``: the jobs an SQLite state file holds, read-only.
+
+It never changes the file: SQLite opens it with ``mode=ro`` (no write, no journal, no
+creation), no lock is taken, and nothing is written to its ``meta`` table (the
+scheduler's store does write there when it opens the file, to fail early on a
+read-only file). So it works while a scheduler holds the file's lock, and shows what
+the scheduler had committed at that moment: SQLite's read transaction sees either all
+of a save or none of it.
+
+What the file records per job is :class:`~eventsched.SavedJob`: the trigger's
+fingerprint, the last and next fire times and the fire times claimed for a run whose
+outcome is not recorded yet. It does not record a run's outcome or whether a job is
+paused (pausing is not persisted: a restarted scheduler starts every job unpaused), so
+those columns say ``not recorded`` rather than guess. A database URL (``--state-url``)
+is not read yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field
+from pydantic_settings import CliImplicitFlag
+
+from .._exit import EXIT_CONFIG, EXIT_OK
+
+if TYPE_CHECKING:
+    from .._jobs._store import SavedJob
+    from ._settings import Settings
+
+__all__ = ["JobsCommand", "StateFileError", "read_state_file"]
+
+#: What the state file does not record, in both outputs.
+NOT_RECORDED: Final = ("last_outcome", "paused")
+
+
+class StateFileError(Exception):
+    """The file cannot be read as a job state file; the message is one line."""
+
+
+class JobsCommand(BaseModel):
+    """List the jobs saved in a state file, without changing it: eventsched jobs --state-file F."""
+
+    state_file: Path | None = Field(
+        None,
+        description="the SQLite job state file to read (never written); default: the "
+        "shared STATE_FILE",
+    )
+    json_output: CliImplicitFlag[bool] = Field(
+        False, alias="json", description="print JSON instead of a table"
+    )
+
+    def run(self, settings: Settings) -> int:
+        """Print the jobs; exit 2 with one line if the file cannot be read."""
+        path = self.state_file if self.state_file is not None else settings.state_file
+        if path is None:
+            print(
+                "eventsched jobs: no state file: give --state-file F (or STATE_FILE); "
+                "reading a database URL (--state-url) is not supported yet",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_CONFIG
+        try:
+            jobs = read_state_file(path)
+        except StateFileError as error:
+            print(f"eventsched jobs: {error}", file=sys.stderr, flush=True)
+            return EXIT_CONFIG
+        if self.json_output:
+            print(json.dumps(as_json(path, jobs), indent=2), flush=True)
+        else:
+            sys.stdout.write(as_table(jobs))
+            sys.stdout.flush()
+        return EXIT_OK
+
+
+def read_state_file(path: str | os.PathLike[str]) -> dict[str, SavedJob]:
+    """The saved jobs in ``path``, opened read-only. :raises StateFileError:"""
+    from .._exceptions import JobStateError
+    from .._jobs._sqlite import FORMAT, FORMAT_VERSION, parse_saved
+
+    shown = repr(os.fspath(path))
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise StateFileError(f"cannot read {shown}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise StateFileError(f"{shown} is not a regular file")
+    # mode=ro: SQLite neither creates the file nor writes it, and takes only the shared
+    # lock of a read transaction (the scheduler's flock is on a sidecar file).
+    uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise StateFileError(f"cannot open {shown}: {exc}") from None
+    try:
+        with conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if "meta" not in tables or "jobs" not in tables:
+                raise StateFileError(f"{shown} is not an eventsched job state file")
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            rows = conn.execute("SELECT job_id, state FROM jobs ORDER BY job_id").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StateFileError(f"{shown} is not a usable job state file ({exc})") from None
+    finally:
+        conn.close()
+    if meta.get("format") != FORMAT:
+        raise StateFileError(f"{shown} is not an eventsched job state file")
+    if meta.get("version") != str(FORMAT_VERSION):
+        raise StateFileError(
+            f"{shown} has job state version {meta.get('version')!r}; this eventsched reads "
+            f"version {FORMAT_VERSION}"
+        )
+    try:
+        return {str(job_id): parse_saved(shown, job_id, state) for job_id, state in rows}
+    except JobStateError as exc:
+        raise StateFileError(str(exc)) from None
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def as_json(path: str | os.PathLike[str], jobs: dict[str, SavedJob]) -> dict[str, Any]:
+    """The ``--json`` document: the file, what it does not record, and one object per job."""
+    return {
+        "state_file": os.fspath(path),
+        "not_recorded": list(NOT_RECORDED),
+        "jobs": [
+            {
+                "id": job_id,
+                "trigger": saved.fingerprint,
+                "next_fire_time": _iso(saved.next_fire_time),
+                "last_fire_time": _iso(saved.last_fire_time),
+                "last_outcome": None,
+                "paused": None,
+                "running": [at.isoformat() for at in saved.running],
+            }
+            for job_id, saved in jobs.items()
+        ],
+    }
+
+
+_COLUMNS: Final = ("ID", "TRIGGER", "NEXT FIRE", "LAST FIRE", "LAST OUTCOME", "PAUSED", "RUNNING")
+
+
+def as_table(jobs: dict[str, SavedJob]) -> str:
+    """One line per job under a header; ``RUNNING`` lists claimed but unfinished runs."""
+    if not jobs:
+        return "no jobs saved\n"
+    rows = [
+        (
+            job_id,
+            saved.fingerprint,
+            _iso(saved.next_fire_time) or "-",
+            _iso(saved.last_fire_time) or "-",
+            "not recorded",
+            "not recorded",
+            ",".join(at.isoformat() for at in saved.running) or "-",
+        )
+        for job_id, saved in jobs.items()
+    ]
+    widths = [max(len(row[i]) for row in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        + "\n"
+        for row in [_COLUMNS, *rows]
+    )
