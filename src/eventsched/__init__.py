@@ -13,6 +13,7 @@ from . import _signals  # noqa: F401
 
 # isort: split
 import importlib.metadata as _metadata
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -61,6 +62,9 @@ from ._jobs import (
     SQLiteJobStore,
 )
 from ._logcontext import correlation_patcher
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresJobStore
 from ._pipeline import (
     ALL_EVENTS,
     CHECKPOINT_EVERY,
@@ -121,6 +125,7 @@ __all__ = [
     "MemoryJobStore",
     "MissReason",
     "OverflowPolicy",
+    "PostgresJobStore",
     "QueueFullError",
     "RejectReason",
     "SQLiteJobStore",
@@ -146,3 +151,13 @@ except _metadata.PackageNotFoundError:  # run from a source tree that was never 
     __version__ = "0+unknown"
 
 logger.disable("eventsched")
+
+
+def __getattr__(name: str) -> object:
+    # PostgresJobStore needs psycopg (the ``postgres`` extra): imported when first named,
+    # so that ``import eventsched`` works without it.
+    if name == "PostgresJobStore":
+        from ._postgres import PostgresJobStore
+
+        return PostgresJobStore
+    raise AttributeError(f"module 'eventsched' has no attribute {name!r}")

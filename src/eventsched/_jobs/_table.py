@@ -63,6 +63,7 @@ class JobTable:
         self._entries: dict[str, Entry] = {}
         self._saved: dict[str, SavedJob] = {}
         self._sync = StoreSync(self._store)
+        self._sync.adopt = self._adopt  # shared stores only (PostgresJobStore)
         self._wakeup = anyio.Event()
         self._group: TaskGroup | None = None
         self._reports: list[Event] = []  # made outside a pass, emitted by the next one
@@ -221,6 +222,24 @@ class JobTable:
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
         if target.persist:
             self._sync.mark(target.id, target.saved())
+
+    def _adopt(self, job_id: str, saved: SavedJob | None) -> None:
+        """Take up the schedule another process saved for a job whose change was refused."""
+        job = self._entries.get(job_id)
+        if job is None or saved is None:
+            return
+        if saved.fingerprint != job.fingerprint:
+            log.warning(
+                "Job {}: another process schedules it with another trigger ({} here, {} "
+                "there); each process keeps its own",
+                job_id,
+                job.fingerprint,
+                saved.fingerprint,
+            )
+            return
+        job.last_fire = saved.last_fire_time
+        job.set_next(saved.next_fire_time)
+        self._wake()
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)

@@ -79,6 +79,10 @@ class Database:
     async def _thread(self, func: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(func, limiter=self._limiter)
 
+    async def run_in_thread(self, func: Callable[[], T]) -> T:
+        """``func()`` in one of this database's worker threads (no retry, no pool)."""
+        return await self._thread(func)
+
     async def open(self) -> None:
         """Connect; :class:`JobStateError` (one line, no password) if the server refuses."""
 
