@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 import anyio
@@ -75,8 +76,19 @@ class StoreSync:
             current = getattr(self.store, "current", None)
             if self.adopt is not None and callable(current):
                 for job_id in refused:
+                    # A change marked since was made from the schedule that lost.
+                    self._dirty.pop(job_id, None)
                     self.adopt(job_id, current(job_id))
             return refused
+
+    def claimed(self, job_id: str, fire_time: datetime) -> bool:
+        """Whether the store holds ``fire_time`` as this process's claim.
+
+        A shared store answers for itself: the claim may have gone out in the writer's
+        save, whose refusals nobody else sees. Other stores refuse nothing.
+        """
+        owns = getattr(self.store, "owns", None)
+        return not callable(owns) or bool(owns(job_id, fire_time))
 
     async def flush_logged(self) -> None:
         try:

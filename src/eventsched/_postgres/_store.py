@@ -112,6 +112,10 @@ class PostgresJobStore:
         """The state another process saved for a job whose change was just refused."""
         return self._refused_rows.pop(job_id, None)
 
+    def owns(self, job_id: str, fire_time: datetime) -> bool:
+        """Whether ``fire_time`` of ``job_id`` is recorded in ``fires`` as this process's."""
+        return fire_time in self._owned.get(job_id, frozenset())
+
     def _table(self, name: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(
             sql.Identifier(self._database.target.schema), sql.Identifier(name)
@@ -175,7 +179,15 @@ class PostgresJobStore:
         if not changes:
             return frozenset()
         beat = time.monotonic() >= self._beat + HEARTBEAT
-        outcome = await self._database.run(lambda c: self._apply(c, changes, beat))
+        outcome = await self._database.run(
+            lambda c: self._apply(c, changes, beat), lambda o: self._committed(changes, o, beat)
+        )
+        return frozenset(outcome.refused)
+
+    def _committed(
+        self, changes: dict[str, SavedJob | None], outcome: _Outcome, beat: bool
+    ) -> None:
+        """Keep what the save committed (in its thread, so a cancelled caller loses nothing)."""
         if beat:
             self._beat = time.monotonic()
         for job_id, row in outcome.written.items():
@@ -200,7 +212,6 @@ class PostgresJobStore:
                 self._known.pop(job_id, None)
             else:
                 self._known[job_id] = found
-        return frozenset(outcome.refused)
 
     def _apply(
         self, connection: Connection, changes: dict[str, SavedJob | None], beat: bool
@@ -210,15 +221,19 @@ class PostgresJobStore:
         ids = sorted(changes)
         locked = connection.execute(
             sql.SQL(
-                "SELECT id, fingerprint, last_fire_time, next_fire_time, version FROM {}"
-                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+                "SELECT id, fingerprint, last_fire_time, next_fire_time, version, updated_by"
+                " FROM {} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
             ).format(jobs),
             [ids],
         ).fetchall()
         rows = {r[0]: _Row(r[4], SavedJob(r[1], r[2], r[3])) for r in locked}
+        # Rows this process wrote last: a save whose commit went through but whose
+        # answer was lost (cancelled, connection cut) is recognised when repeated.
+        mine = {r[0] for r in locked if r[5] == self.process}
         out = _Outcome(set(), {}, set(), {})
         claims: list[tuple[str, datetime]] = []
         ended: list[tuple[str, datetime]] = []
+        released: list[tuple[str, datetime]] = []
         for job_id in ids:
             change, row, known = changes[job_id], rows.get(job_id), self._known.get(job_id)
             owned = self._owned.get(job_id, frozenset())
@@ -232,7 +247,12 @@ class PostgresJobStore:
                 out.deleted.add(job_id)
                 continue
             new = [at for at in change.running if at not in owned]
-            ended += [(job_id, at) for at in owned if at not in change.running]
+            for at in owned - set(change.running):
+                following = change.next_fire_time
+                # A schedule moved back to the fire time gives it back (a run that was
+                # never started at shutdown): its claim goes, for another process.
+                given_back = following is not None and following <= at
+                (released if given_back else ended).append((job_id, at))
             if row is None:
                 inserted = connection.execute(
                     sql.SQL(
@@ -249,6 +269,8 @@ class PostgresJobStore:
                 out.written[job_id] = _Row(inserted[0], _without_running(change))
             elif known is not None and not new and _schedule(change) == _schedule(known.state):
                 continue  # only runs ended: the row stays as it is
+            elif job_id in mine and _schedule(change) == _schedule(row.state):
+                out.written[job_id] = row  # our own write, committed before
             elif known is None or row.version != known.version:
                 out.refused.add(job_id)
                 out.current[job_id] = row
@@ -269,8 +291,10 @@ class PostgresJobStore:
                 sql.SQL(
                     "INSERT INTO {} (job_id, fire_time, claimed_by)"
                     " SELECT j, t, %s FROM unnest(%s::text[], %s::timestamptz[]) AS c(j, t)"
-                    " ON CONFLICT (job_id, fire_time) DO NOTHING RETURNING job_id, fire_time"
-                ).format(fires),
+                    " ON CONFLICT (job_id, fire_time) DO UPDATE"
+                    " SET claimed_by = excluded.claimed_by"
+                    " WHERE {}.claimed_by = excluded.claimed_by RETURNING job_id, fire_time"
+                ).format(fires, fires),
                 [self.process, [j for j, _ in claims], [t for _, t in claims]],
             ).fetchall()
             # Cannot happen while every claim goes through the row's compare-and-set;
@@ -288,6 +312,14 @@ class PostgresJobStore:
                     " WHERE job_id = e.j AND fire_time = e.t AND outcome IS NULL"
                 ).format(fires),
                 [[j for j, _ in ended], [t for _, t in ended]],
+            )
+        if released:
+            connection.execute(
+                sql.SQL(
+                    "DELETE FROM {} USING unnest(%s::text[], %s::timestamptz[]) AS e(j, t)"
+                    " WHERE job_id = e.j AND fire_time = e.t AND outcome IS NULL"
+                ).format(fires),
+                [[j for j, _ in released], [t for _, t in released]],
             )
         if beat:
             connection.execute(
