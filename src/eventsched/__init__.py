@@ -13,7 +13,7 @@ from . import _signals  # noqa: F401
 
 # isort: split
 import importlib.metadata as _metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from loguru import logger
 
@@ -63,7 +63,7 @@ from ._jobs import (
 )
 from ._logcontext import correlation_patcher
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._postgres import PostgresJobStore
 from ._pipeline import (
     ALL_EVENTS,
@@ -151,6 +151,10 @@ except _metadata.PackageNotFoundError:  # run from a source tree that was never 
     __version__ = "0+unknown"
 
 logger.disable("eventsched")
+
+
+#: Public names imported when first used (they need an optional extra).
+_LAZY = frozenset({"PostgresJobStore"})
 
 
 def __getattr__(name: str) -> object:
