@@ -13,6 +13,7 @@ from . import _signals  # noqa: F401
 
 # isort: split
 import importlib.metadata as _metadata
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from loguru import logger
 
@@ -63,6 +64,9 @@ from ._jobs import (
     SQLiteJobStore,
 )
 from ._logcontext import correlation_patcher
+
+if _TYPE_CHECKING:
+    from ._postgres import PostgresJobStore
 from ._pipeline import (
     ALL_EVENTS,
     CHECKPOINT_EVERY,
@@ -124,6 +128,7 @@ __all__ = [
     "MemoryJobStore",
     "MissReason",
     "OverflowPolicy",
+    "PostgresJobStore",
     "QueueFullError",
     "RejectReason",
     "RunHistogram",
@@ -150,3 +155,17 @@ except _metadata.PackageNotFoundError:  # run from a source tree that was never 
     __version__ = "0+unknown"
 
 logger.disable("eventsched")
+
+
+#: Public names imported when first used (they need an optional extra).
+_LAZY = frozenset({"PostgresJobStore"})
+
+
+def __getattr__(name: str) -> object:
+    # PostgresJobStore needs psycopg (the ``postgres`` extra): imported when first named,
+    # so that ``import eventsched`` works without it.
+    if name == "PostgresJobStore":
+        from ._postgres import PostgresJobStore
+
+        return PostgresJobStore
+    raise AttributeError(f"module 'eventsched' has no attribute {name!r}")

@@ -27,7 +27,7 @@ from ._planning import Miss
 from ._records import MissReason
 from ._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets, JobTimings
 
-__all__ = ["Emitter", "Runs", "format_duration", "summarize_result"]
+__all__ = ["Emitter", "Runs", "format_duration", "give_back", "summarize_result"]
 
 log = logger.bind(component="jobs")
 
@@ -149,9 +149,11 @@ class Runs:
             while (ahead := (fire_time - self._clock().now()).total_seconds()) > 0:  # noqa: ASYNC110
                 await anyio.sleep(ahead)
         except BaseException:
+            give_back(job, fire_time)
             self._never_started(job, fire_time)  # cancelled before its time: not a run
             raise
         if not self._accepting():
+            give_back(job, fire_time)
             self._never_started(job, fire_time)  # shutdown began before its time
             return
         try:
@@ -265,6 +267,16 @@ class Runs:
             "timeout": job.timeout,
         }
         return self.event(EventType.JOB_FAILED, data, **lineage)
+
+
+def give_back(job: Entry, fire_time: datetime) -> None:
+    """Move the schedule back to a claimed fire time whose run never started.
+
+    The saved schedule then returns to it, so that the next start or, with a shared
+    store, another process runs it, rather than nobody.
+    """
+    if job.last_fire == fire_time and not job.removed:
+        job.set_next(fire_time)
 
 
 def summarize_result(value: object, limit: int = 100) -> str:

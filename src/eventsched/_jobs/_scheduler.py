@@ -31,6 +31,7 @@ from ._entry import Entry
 from ._facade import JobMethods
 from ._planning import Miss, plan
 from ._records import MissReason
+from ._runs import give_back
 from ._table import JobTable
 from ._triggers import due_fire_times
 
@@ -219,11 +220,12 @@ class JobScheduler(JobTable, JobMethods):
             return
         except BaseException:
             for job, at in starts:
+                give_back(job, at)  # the claims may be saved: hand them back
                 self._run_ended(job, at)  # cancelled: none of them starts
             raise
         assert self._group is not None
         for job, at in starts:
-            if job.id in refused:
+            if job.id in refused or not self._sync.claimed(job.id, at):  # shared stores
                 log.debug("Job {}: fire time {} was claimed elsewhere", job.id, at)
                 self._run_ended(job, at)
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 import anyio
@@ -24,7 +26,7 @@ class StoreSync:
     any newer change to the same job.
     """
 
-    __slots__ = ("_dirty", "_loaded", "_lock", "_signal", "store")
+    __slots__ = ("_dirty", "_loaded", "_lock", "_signal", "adopt", "store")
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
@@ -32,6 +34,8 @@ class StoreSync:
         self._signal = anyio.Event()
         self._lock: anyio.Lock | None = None
         self._loaded = False
+        # Shared stores: called with a refused job's id and the state that won.
+        self.adopt: Callable[[str, SavedJob | None], None] | None = None
 
     async def open(self) -> dict[str, SavedJob]:
         """Lock and load the store. :raises JobStateError:"""
@@ -62,11 +66,29 @@ class StoreSync:
                 return frozenset()
             states, self._dirty = self._dirty, {}
             try:
-                return await self.store.save(states)
+                refused = await self.store.save(states)
             except BaseException:
                 for job_id, saved in states.items():
                     self._dirty.setdefault(job_id, saved)
                 raise
+            # A store shared by processes (PostgresJobStore) keeps the state another
+            # process saved for each refused job: the scheduler takes it up.
+            current = getattr(self.store, "current", None)
+            if self.adopt is not None and callable(current):
+                for job_id in refused:
+                    # A change marked since was made from the schedule that lost.
+                    self._dirty.pop(job_id, None)
+                    self.adopt(job_id, current(job_id))
+            return refused
+
+    def claimed(self, job_id: str, fire_time: datetime) -> bool:
+        """Whether the store holds ``fire_time`` as this process's claim.
+
+        A shared store answers for itself: the claim may have gone out in the writer's
+        save, whose refusals nobody else sees. Other stores refuse nothing.
+        """
+        owns = getattr(self.store, "owns", None)
+        return not callable(owns) or bool(owns(job_id, fire_time))
 
     async def flush_logged(self) -> None:
         try:

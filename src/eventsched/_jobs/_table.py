@@ -68,6 +68,7 @@ class JobTable:
         self._stored: dict[str, SavedJob] = {}
         self._sync = StoreSync(self._store)
         self._timeline = Timeline()
+        self._sync.adopt = self._adopt  # shared stores only (PostgresJobStore)
         self._wakeup = anyio.Event()
         # The fire time the scheduler task sleeps until (None: no fire time), while it
         # sleeps: a change wakes it only when it brings a fire time before that one.
@@ -234,6 +235,26 @@ class JobTable:
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
         if target.persist:
             self._sync.mark(target.id, target.saved())
+
+    def _adopt(self, job_id: str, saved: SavedJob | None) -> None:
+        """Take up the schedule another process saved for a job whose change was refused."""
+        job = self._entries.get(job_id)
+        if job is None or saved is None:
+            return
+        if saved.fingerprint != job.fingerprint:
+            log.warning(
+                "Job {}: another process schedules it with another trigger ({} here, {} "
+                "there); each process keeps its own",
+                job_id,
+                job.fingerprint,
+                saved.fingerprint,
+            )
+            return
+        job.last_fire = saved.last_fire_time
+        job.set_next(saved.next_fire_time)
+        # Back on the timeline at its new time (the old item goes stale): wakes the task
+        # only if that comes before the time it sleeps until.
+        self._queue(job)
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)

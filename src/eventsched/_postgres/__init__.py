@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._database import Database
 from ._notify import Listener, notify
 from ._schema import SCHEMA_VERSION, migrate, schema_version
+from ._store import PostgresJobStore
 from ._url import DEFAULT_SCHEMA, PostgresTarget, parse_state_url, redact
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Database",
     "Listener",
+    "PostgresJobStore",
     "PostgresTarget",
     "migrate",
     "notify",

@@ -79,6 +79,10 @@ class Database:
     async def _thread(self, func: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(func, limiter=self._limiter)
 
+    async def run_in_thread(self, func: Callable[[], T]) -> T:
+        """``func()`` in one of this database's worker threads (no retry, no pool)."""
+        return await self._thread(func)
+
     async def open(self) -> None:
         """Connect; :class:`JobStateError` (one line, no password) if the server refuses."""
 
@@ -102,12 +106,24 @@ class Database:
 
         await self._thread(connect)
 
-    async def run(self, work: Callable[[psycopg.Connection[tuple[object, ...]]], T]) -> T:
-        """``work(connection)`` in one transaction, in a worker thread; retried if cut off."""
+    async def run(
+        self,
+        work: Callable[[psycopg.Connection[tuple[object, ...]]], T],
+        committed: Callable[[T], None] | None = None,
+    ) -> T:
+        """``work(connection)`` in one transaction, in a worker thread; retried if cut off.
+
+        ``committed(result)`` runs in that thread once the transaction has committed,
+        even if the caller is cancelled meanwhile (the thread always finishes): what
+        the caller keeps about the database stays true to what was committed.
+        """
 
         def once() -> T:
             with self._pool.connection() as connection, connection.transaction():
-                return work(connection)
+                result = work(connection)
+            if committed is not None:
+                committed(result)
+            return result
 
         deadline = anyio.current_time() + self.retry_for
         backoff = _FIRST_BACKOFF

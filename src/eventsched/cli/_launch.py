@@ -42,6 +42,11 @@ def _bad_state_file(path: str, error: JobStateError) -> int:
     return EXIT_CONFIG
 
 
+def _bad_store(problem: str) -> int:
+    print(f"{PROG}: {problem}", file=sys.stderr, flush=True)
+    return EXIT_CONFIG
+
+
 def import_ahead(settings: Settings) -> None:
     """Import the event loop and the HTTP service now, before the scheduler is built.
 
@@ -58,10 +63,15 @@ def import_ahead(settings: Settings) -> None:
 
 def launch(settings: Settings, scheduler: EventScheduler) -> int:
     """Check what can be checked, then run ``scheduler``; return the exit code."""
-    from .._jobs import check_state_file
+    from .._jobs import SQLiteJobStore, check_state_file
+    from ._stateurl import apply_state_url
 
+    problem = apply_state_url(settings, scheduler)
+    if problem is not None:
+        return _bad_store(problem)
+    sqlite = isinstance(scheduler.jobs.store, SQLiteJobStore)
     state_file = scheduler.jobs.state_file
-    if state_file is not None:
+    if state_file is not None and sqlite:
         # Judged before anything starts, rather than after a start-up and a summary.
         try:
             check_state_file(state_file)
@@ -98,6 +108,9 @@ def launch(settings: Settings, scheduler: EventScheduler) -> int:
     finally:
         if http is not None:
             http.close()  # already closed if it ran; not if the run failed to start
+    if bad_state is not None and not sqlite:
+        # A shared store (STATE_URL): unreachable, refused, or its tables too new.
+        return _bad_store(str(bad_state))
     if bad_state is not None:
         # The file changed between the check above and the run.
         return _bad_state_file(str(state_file), bad_state)

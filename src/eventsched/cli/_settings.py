@@ -38,7 +38,7 @@ MAX_DEMO_MESSAGE: Final = 1000
 #: Shortest HTTP token: a guessable one would defeat the point of asking for it.
 MIN_HTTP_TOKEN: Final = 16
 #: Settings whose values are never shown, not even in an error line.
-SECRET_SETTINGS: Final = frozenset({"http_token"})
+SECRET_SETTINGS: Final = frozenset({"http_token", "state_url"})
 
 AppEnv = Literal["local", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -124,6 +124,15 @@ class Settings(BaseSettings):
             "file keeping the jobs' schedules across restarts (None: in memory)", "state_file"
         ),
     )
+    state_url: str | None = Field(
+        None,
+        description=_help(
+            "postgresql://user@host:port/database?schema=name: a job store that several "
+            "processes share, each fire time run once (needs the postgres extra; not with "
+            "STATE_FILE) (None: no)",
+            "state_url",
+        ),
+    )
     duration: float | None = Field(
         None,
         gt=0,
@@ -184,7 +193,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("http_address", "http_token", mode="before")
+    @field_validator("http_address", "http_token", "state_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # `HTTP_ADDRESS=` unsets it, as `DURATION=` does.

@@ -1,0 +1,59 @@
+"""One of several processes sharing a PostgreSQL job store (tests/postgres/test_processes.py).
+
+``sharer.py STATE_URL BACKEND SECONDS OUTPUT [RUN_SECONDS]``: 20 interval jobs every
+50 ms, each run 30 ms long (or RUN_SECONDS); every run that ends and every fire time
+reported missed is written to OUTPUT as ``run JOB FIRE_TIME`` or
+``missed JOB REASON FIRE_TIME``, one line each.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+import anyio
+
+from eventsched import Event, EventScheduler, EventType, PostgresJobStore
+
+JOBS = 20
+INTERVAL = 0.05
+
+
+async def main(url: str, seconds: float, lines: TextIO, length: float) -> None:
+    scheduler = EventScheduler(queue_size=10_000, workers=4, grace_period=10)
+    scheduler.configure_jobs(store=PostgresJobStore(url))
+
+    async def ran(event: Event) -> None:
+        lines.write(f"run {event.data['job_id']} {event.data['fire_time']}\n")
+
+    async def missed(event: Event) -> None:
+        for at in event.data["fire_times"]:
+            lines.write(f"missed {event.data['job_id']} {event.data['reason']} {at}\n")
+
+    async def work() -> None:
+        await anyio.sleep(length)
+
+    scheduler.on(EventType.JOB_COMPLETED, ran)
+    scheduler.on(EventType.JOB_MISSED, missed)
+    for n in range(JOBS):
+        # Every fire time runs, however late (a loaded machine): gaps would be ours.
+        scheduler.add_job(
+            work,
+            "interval",
+            seconds=INTERVAL,
+            id=f"job{n:02}",
+            coalesce=False,
+            misfire_grace_time=None,
+            max_instances=100,
+        )
+    async with scheduler:
+        print("started", flush=True)
+        await anyio.sleep(seconds)  # the length of the run
+        scheduler.stop()
+
+
+if __name__ == "__main__":
+    url, backend, seconds, output = sys.argv[1:5]
+    length = float(sys.argv[5]) if len(sys.argv) > 5 else 0.03
+    with open(output, "a", buffering=1) as lines:  # a line each, flushed as written
+        anyio.run(main, url, float(seconds), lines, length, backend=backend)
