@@ -11,11 +11,11 @@ says what is left; ``gaps`` measures them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,10 +33,26 @@ WAIT = 120.0
 
 
 def start(
-    state_url: str, backend: str, seconds: float, output: Path, length: float = 0.03
+    state_url: str,
+    backend: str,
+    seconds: float,
+    output: Path,
+    length: float = 0.03,
+    *,
+    announce: bool = False,
 ) -> subprocess.Popen[str]:
+    extra = ["announce"] if announce else []
     return subprocess.Popen(
-        [sys.executable, str(SHARER), state_url, backend, str(seconds), str(output), str(length)],
+        [
+            sys.executable,
+            str(SHARER),
+            state_url,
+            backend,
+            str(seconds),
+            str(output),
+            str(length),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -114,16 +130,22 @@ def test_a_killed_process_duplicates_nothing_and_its_runs_are_reported(
     postgres_url: str, schema: str, state_url: str, tmp_path: Path
 ) -> None:
     outputs = [tmp_path / f"out{n}.txt" for n in range(len(BACKENDS) + 1)]
-    # The victim's runs last 300 ms, so that it surely has some in progress when killed.
+    # The victim's runs last 300 ms and it announces each start: killed right after one,
+    # it surely has a run in progress.
     children = [
-        start(state_url, backend, 6, out, 0.3 if n == 2 else 0.03)
+        start(state_url, backend, 6, out, 0.3 if n == 2 else 0.03, announce=n == 2)
         for n, (backend, out) in enumerate(zip(BACKENDS, outputs[:-1], strict=True))
     ]
     for child in children:
         wait_started(child)
-    time.sleep(2)  # mid-run: the victim has runs in progress (30 ms of every 50)
     victim = children[2]  # a trio process
-    os.kill(victim.pid, signal.SIGKILL)
+    assert victim.stdout is not None
+    with concurrent.futures.ThreadPoolExecutor(1) as reader:
+        try:
+            line = reader.submit(victim.stdout.readline).result(timeout=WAIT)
+        finally:
+            os.kill(victim.pid, signal.SIGKILL)  # also ends a readline still waiting
+    assert line.startswith("start "), line
     victim.communicate(timeout=WAIT)
     assert victim.returncode == -signal.SIGKILL
     # The next process to load the schema finds the victim's unfinished fires.

@@ -1,9 +1,10 @@
 """One of several processes sharing a PostgreSQL job store (tests/postgres/test_processes.py).
 
-``sharer.py STATE_URL BACKEND SECONDS OUTPUT [RUN_SECONDS]``: 20 interval jobs every
-50 ms, each run 30 ms long (or RUN_SECONDS); every run that ends and every fire time
-reported missed is written to OUTPUT as ``run JOB FIRE_TIME`` or
-``missed JOB REASON FIRE_TIME``, one line each.
+``sharer.py STATE_URL BACKEND SECONDS OUTPUT [RUN_SECONDS [announce]]``: 20 interval jobs
+every 50 ms, each run 30 ms long (or RUN_SECONDS); every run that ends and every fire
+time reported missed is written to OUTPUT as ``run JOB FIRE_TIME`` or
+``missed JOB REASON FIRE_TIME``, one line each. With ``announce``, the start of each run
+is also printed on stdout (``start JOB``), so that a test can act while one is running.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ JOBS = 20
 INTERVAL = 0.05
 
 
-async def main(url: str, seconds: float, lines: TextIO, length: float) -> None:
+async def main(url: str, seconds: float, lines: TextIO, length: float, announce: bool) -> None:
     scheduler = EventScheduler(queue_size=10_000, workers=4, grace_period=10)
     scheduler.configure_jobs(store=PostgresJobStore(url))
 
@@ -33,6 +34,11 @@ async def main(url: str, seconds: float, lines: TextIO, length: float) -> None:
     async def work() -> None:
         await anyio.sleep(length)
 
+    async def started(event: Event) -> None:
+        print(f"start {event.data['job_id']}", flush=True)
+
+    if announce:
+        scheduler.on(EventType.JOB_STARTED, started)
     scheduler.on(EventType.JOB_COMPLETED, ran)
     scheduler.on(EventType.JOB_MISSED, missed)
     for n in range(JOBS):
@@ -55,5 +61,6 @@ async def main(url: str, seconds: float, lines: TextIO, length: float) -> None:
 if __name__ == "__main__":
     url, backend, seconds, output = sys.argv[1:5]
     length = float(sys.argv[5]) if len(sys.argv) > 5 else 0.03
+    announce = sys.argv[6:] == ["announce"]
     with open(output, "a", buffering=1) as lines:  # a line each, flushed as written
-        anyio.run(main, url, float(seconds), lines, length, backend=backend)
+        anyio.run(main, url, float(seconds), lines, length, announce, backend=backend)
