@@ -31,3 +31,10 @@ VIRTUAL_TIME = [
     pytest.param(("asyncio", {}), id="asyncio"),
     pytest.param(TRIO_VIRTUAL, id="trio-virtual"),
 ]
+
+
+@pytest.fixture
+def unit(anyio_backend: tuple[str, dict[str, object]]) -> float:
+    """One interval of a time-based test: 1 s of virtual time on trio-virtual (exact),
+    50 ms of real time elsewhere (short, with generous bounds in the assertions)."""
+    return 1.0 if "clock" in anyio_backend[1] else 0.05

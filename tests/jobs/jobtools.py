@@ -88,5 +88,5 @@ class StubEmitter:
 
 
 def unit_of(anyio_backend: tuple[str, dict[str, Any]]) -> float:
-    """One interval: 1 s of virtual time on trio, 50 ms of real time on asyncio."""
+    """One interval, as the ``unit`` fixture of tests/conftest.py gives it."""
     return 1.0 if is_virtual(anyio_backend) else 0.05

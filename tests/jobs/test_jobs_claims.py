@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import pytest
-from jobtools import Recorder, new_scheduler
+from jobtools import EPOCH, Recorder, new_scheduler, virtual_time
 
-from conftest import VIRTUAL_TIME
 from eventsched import (
     EventScheduler,
     EventType,
@@ -23,10 +22,8 @@ from eventsched import (
     MissReason,
     SavedJob,
 )
-from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+from eventsched.testing import VirtualClock
 
-EPOCH = DEFAULT_EPOCH
-virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
 pytestmark = pytest.mark.anyio
 
 

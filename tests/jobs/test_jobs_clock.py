@@ -12,16 +12,14 @@ from datetime import datetime, timedelta
 
 import anyio
 import pytest
-from jobtools import Recorder, _async_noop, fire_times, new_scheduler
+from jobtools import EPOCH, Recorder, _async_noop, fire_times, new_scheduler
 
 from conftest import VIRTUAL_TIME
 from eventsched import (
     EventType,
 )
-from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+from eventsched.testing import VirtualClock
 
-EPOCH = DEFAULT_EPOCH
-virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
 pytestmark = pytest.mark.anyio
 
 

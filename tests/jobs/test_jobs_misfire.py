@@ -8,28 +8,19 @@ interval: 1 s of virtual time on trio, 50 ms of real time on asyncio.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import anyio
 import pytest
 from apscheduler.triggers.date import DateTrigger
-from jobtools import Recorder, _async_noop, close_to, fire_times, new_scheduler, unit_of
+from jobtools import EPOCH, Recorder, _async_noop, close_to, fire_times, new_scheduler, virtual_time
 
-from conftest import VIRTUAL_TIME
 from eventsched import (
     EventType,
     MissReason,
 )
-from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+from eventsched.testing import VirtualClock
 
-EPOCH = DEFAULT_EPOCH
-virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def unit(anyio_backend: tuple[str, dict[str, Any]]) -> float:
-    return unit_of(anyio_backend)
 
 
 @virtual_time

@@ -10,30 +10,21 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import anyio
 import pytest
-from jobtools import Recorder, fire_times, new_scheduler, unit_of
+from jobtools import Recorder, fire_times, new_scheduler, virtual_time
 from loguru import logger
 
-from conftest import VIRTUAL_TIME
 from eventsched import (
     Event,
     EventType,
     SchedulerState,
 )
 from eventsched._jobs import format_duration, summarize_result
-from eventsched.testing import DEFAULT_EPOCH, assert_accounted
+from eventsched.testing import assert_accounted
 
-EPOCH = DEFAULT_EPOCH
-virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def unit(anyio_backend: tuple[str, dict[str, Any]]) -> float:
-    return unit_of(anyio_backend)
 
 
 @virtual_time

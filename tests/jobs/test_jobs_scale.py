@@ -11,27 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, timedelta
-from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
-from jobtools import Recorder, _async_noop, new_scheduler, unit_of
+from jobtools import EPOCH, Recorder, _async_noop, new_scheduler, virtual_time
 
-from conftest import VIRTUAL_TIME
 from eventsched import EventScheduler, EventType, MemoryJobStore, SavedJob
 from eventsched._jobs._entry import Entry, new_entry
 from eventsched._jobs._timeline import Timeline
-from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+from eventsched.testing import VirtualClock
 
-EPOCH = DEFAULT_EPOCH
-virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def unit(anyio_backend: tuple[str, dict[str, Any]]) -> float:
-    return unit_of(anyio_backend)
 
 
 def entry(id: str, seconds: float) -> Entry:

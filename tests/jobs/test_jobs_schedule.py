@@ -8,15 +8,20 @@ interval: 1 s of virtual time on trio, 50 ms of real time on asyncio.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import anyio
 import pytest
-from jobtools import Recorder, StubEmitter, _async_noop, fire_times, new_scheduler, unit_of
+from jobtools import (
+    Recorder,
+    StubEmitter,
+    _async_noop,
+    fire_times,
+    new_scheduler,
+    virtual_time,
+)
 
 import eventsched
 import eventsched.testing
-from conftest import VIRTUAL_TIME
 from eventsched import (
     ConflictingIdError,
     EventScheduler,
@@ -24,16 +29,9 @@ from eventsched import (
     JobLookupError,
     JobScheduler,
 )
-from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+from eventsched.testing import VirtualClock
 
-EPOCH = DEFAULT_EPOCH
-virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def unit(anyio_backend: tuple[str, dict[str, Any]]) -> float:
-    return unit_of(anyio_backend)
 
 
 @virtual_time

@@ -22,11 +22,11 @@ from typing import Any
 
 import anyio
 import pytest
+from jobtools import EPOCH
 
 from eventsched import Event, EventScheduler, EventType, JobStateError, MissReason
-from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+from eventsched.testing import VirtualClock
 
-EPOCH = DEFAULT_EPOCH
 LATER = EPOCH + timedelta(hours=3, minutes=30)
 pytestmark = pytest.mark.anyio
 

@@ -12,13 +12,10 @@ from typing import Any
 
 import anyio
 import pytest
-from jobtools import Recorder, is_virtual, new_scheduler, unit_of
+from jobtools import Recorder, is_virtual, new_scheduler, unit_of, virtual_time
 
-from conftest import VIRTUAL_TIME
 from eventsched import EventType, RunHistogram
 from eventsched._jobs._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets
-
-virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
 
 
 def test_a_value_goes_to_the_first_bucket_whose_bound_holds_it() -> None:

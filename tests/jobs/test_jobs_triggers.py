@@ -16,6 +16,7 @@ import anyio
 import pytest
 from apscheduler.triggers.date import DateTrigger
 from jobtools import (
+    EPOCH,
     Recorder,
     StubEmitter,
     _async_noop,
@@ -23,27 +24,19 @@ from jobtools import (
     fire_times,
     is_virtual,
     new_scheduler,
-    unit_of,
+    virtual_time,
 )
 
 import eventsched
 import eventsched.testing
-from conftest import VIRTUAL_TIME
 from eventsched import (
     EventScheduler,
     EventType,
     JobScheduler,
 )
-from eventsched.testing import DEFAULT_EPOCH, VirtualClock
+from eventsched.testing import VirtualClock
 
-EPOCH = DEFAULT_EPOCH
-virtual_time = pytest.mark.parametrize("anyio_backend", VIRTUAL_TIME, indirect=True)
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def unit(anyio_backend: tuple[str, dict[str, Any]]) -> float:
-    return unit_of(anyio_backend)
 
 
 @virtual_time
