@@ -48,7 +48,7 @@ async def _bare(runs: int, interval: float) -> list[float]:
 
 async def _scheduled(runs: int, interval: float) -> list[float]:
     # The same measurement as the bench command's timers workload.
-    from eventsched._bench._workloads import job_lateness
+    from eventsched._bench._timers import job_lateness
 
     return await job_lateness(runs, interval)
 

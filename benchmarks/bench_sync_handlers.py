@@ -1,6 +1,7 @@
 """Sync-handler throughput, this tree against another, as same-run ratios.
 
-One trivial sync handler (``--timeout``: with a per-call timeout), ``block`` policy (every event handled), one handler task;
+One trivial sync handler (``--timeout``: with a per-call timeout), ``block`` policy
+(every event handled), one handler task;
 events/s from the first emit to the last event handled. Each measurement is a fresh
 process; the two trees alternate, repetition by repetition, on each backend, and the
 ratio quoted is the median of the paired ratios (this tree / the other). Figures are

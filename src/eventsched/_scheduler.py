@@ -38,7 +38,8 @@ from ._pipeline import (
 )
 from ._pipeline._facade import PipelineMethods
 from ._runtime import TaskTree
-from ._signals import SignalWatcher, Watchdog
+from ._signals import Watchdog
+from ._signalwatch import SignalWatcher
 from ._validate import check_int as _check_int
 from ._validate import check_seconds as _check_seconds
 

@@ -21,7 +21,8 @@ from ._apps import apps
 from ._config import BenchConfig
 from ._manyjobs import jobs
 from ._target import backend_args
-from ._workloads import latency, overflow, throughput, timers
+from ._timers import timers
+from ._workloads import latency, overflow, throughput
 
 __all__ = ["main"]
 

@@ -13,13 +13,12 @@ import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.lowlevel
 
-from .._events import Event, EventType, current_event
+from .._events import Event, EventType
 from .._exceptions import QueueFullError
 from .._scheduler import EventScheduler
 from ._config import POLICIES, BenchConfig
@@ -28,13 +27,11 @@ __all__ = [
     "DATA",
     "KIND",
     "Runner",
-    "job_lateness",
     "latency",
     "overflow",
     "spin",
     "stalls",
     "throughput",
-    "timers",
 ]
 
 KIND: Final = EventType.JOB_STARTED
@@ -403,64 +400,3 @@ def overflow(run: Runner, config: BenchConfig) -> dict[str, float]:
             results[f"overflow.{policy}.drop_ns"] = min(drop_ns for _, drop_ns in costs)
     results["overflow.accepted_ns"] = statistics.median(accepted)
     return results
-
-
-# -- timers ----------------------------------------------------------------------------
-
-
-async def job_lateness(runs: int, interval: float) -> list[float]:
-    """Seconds from each fire time of an interval job to the job's first line (wall clock).
-
-    So it includes the run's task and its ``JOB_STARTED``; also used by
-    ``benchmarks/bench_jobs.py``.
-    """
-    lateness: list[float] = []
-    done = anyio.Event()
-
-    async def job() -> None:
-        now = _wall()
-        event = current_event()
-        assert event is not None
-        lateness.append(now - datetime.fromisoformat(event.data["fire_time"]).timestamp())
-        if len(lateness) >= runs:
-            done.set()
-
-    scheduler = EventScheduler()
-    scheduler.add_job(job, "interval", seconds=interval, id="bench", max_instances=10)
-    async with scheduler:
-        with anyio.fail_after(runs * interval * 5 + 10):
-            await done.wait()
-    return lateness[:runs]
-
-
-def timers(run: Runner, config: BenchConfig) -> dict[str, float]:
-    """Lateness of fire times, p50/p99 in ms: a bare sleep_until loop, then an interval job.
-
-    Both on the wall clock (as the job's fire times are): the bare loop converts each
-    wall-clock deadline to the loop's clock and sleeps until it.
-    """
-    runs, interval = _per_trial(config.timer_runs, config.trials), config.timer_interval
-
-    async def bare() -> list[float]:
-        lateness = []
-        first = _wall() + interval
-        for k in range(runs):
-            target = first + k * interval
-            await anyio.sleep_until(anyio.current_time() + (target - _wall()))
-            lateness.append(_wall() - target)
-        return lateness
-
-    async def scheduled() -> list[float]:
-        return await job_lateness(runs, interval)
-
-    trials = _interleaved(
-        {"bare": lambda: list(run(bare)), "jobs": lambda: list(run(scheduled))}, config.trials
-    )
-    bare_samples = [sample for one in trials["bare"] for sample in one]
-    job_samples = [sample for one in trials["jobs"] for sample in one]
-    return {
-        "timers.bare_p50": _quantile(bare_samples, 0.50) * 1e3,
-        "timers.bare_p99": _quantile(bare_samples, 0.99) * 1e3,
-        "timers.jobs_p50": _quantile(job_samples, 0.50) * 1e3,
-        "timers.jobs_p99": _quantile(job_samples, 0.99) * 1e3,
-    }
