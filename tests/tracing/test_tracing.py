@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from eventsched import Event, EventScheduler, EventType, SchedulerStateError
+from eventsched._pipeline._routing import Handler, HandlerFunc, HandlerRegistry
 from eventsched.testing import assert_accounted
 from eventsched.tracing import (
     CAUSATION_ID,
@@ -130,6 +131,8 @@ async def test_nothing_is_traced_without_instrument(spans: Spans) -> None:
     assert len(spans.all()) == 1
     assert not is_instrumented(plain)
     assert "emit" not in vars(plain)  # its emit is the class's own method
+    with pytest.raises(SchedulerStateError, match="is stopped: nothing left to trace"):
+        instrument(plain, tracer_provider=spans.provider)
 
 
 async def _async_noop(event: Event) -> None:
@@ -255,6 +258,10 @@ async def test_job_run_spans_and_the_links_to_them(spans: Spans, unit: float) ->
     async def report() -> None:
         await scheduler.emit("report_ready")
 
+    @scheduler.on(EventType.JOB_STARTED)
+    async def on_started(event: Event) -> None:
+        await scheduler.emit("seen_start")
+
     scheduler.on("report_ready", _async_noop)
     recorder = Recorder(scheduler)  # a "*" handler: JOB_* events get spans too
     scheduler.add_job(report, "date", id="report")
@@ -272,15 +279,21 @@ async def test_job_run_spans_and_the_links_to_them(spans: Spans, unit: float) ->
         OUTCOME: "completed",
     }
     assert 0.0 <= float(attributes(job)[JOB_LATENESS]) < 30 * unit  # type: ignore[arg-type]
-    # report_ready has two handlers (the noop and the recorder's "*"): two spans, each
-    # linked to the run.
+    # report_ready has two handlers (the noop and the recorder's "*"), job_started two
+    # (on_started and the recorder's): a span each, each linked to the run.
     for name, handlers in [
-        ("process job_started", 1),
+        ("process job_started", 2),
         ("process job_completed", 1),
         ("process report_ready", 2),
     ]:
         found = [linked_to(span) for span in spans.named(name)]
         assert found == [[span_id(job)]] * handlers, name
+    # What a handler of JOB_STARTED emits names the same cause as what the job emits,
+    # but links to that handler's span, not to the run.
+    by_handler = {attributes(s)[HANDLER]: s for s in spans.named("process job_started")}
+    seen_start = spans.one("process seen_start")
+    assert linked_to(seen_start) == [span_id(by_handler[on_started.__qualname__])]
+    assert attributes(seen_start)[CAUSATION_ID] == started.id
 
 
 @virtual_time
@@ -424,3 +437,32 @@ async def test_sync_handler_past_its_timeout_is_timed_out(spans: Spans) -> None:
     assert attributes(span)[OUTCOME] == "timed_out"
     assert span.status.status_code is StatusCode.ERROR
     assert scheduler.statistics().timed_out == 1
+
+
+def test_the_registry_finds_a_registration_by_its_decorated_function() -> None:
+    """The pipeline's seam (HandlerRegistry.decorate): the routing table calls the
+    decorated function, error reports find the registration from it, off() takes the
+    original, and a registry is decorated once."""
+    registry = HandlerRegistry()
+    registry.add("a", _async_noop, None)
+    calls: list[str] = []
+
+    def decorate(handler: Handler) -> HandlerFunc:
+        async def decorated(event: Event) -> None:
+            calls.append(handler.name)
+
+        return decorated
+
+    registry.decorate(decorate)
+    routed = registry.routes["a"]
+    assert routed is not _async_noop
+    found = registry.find("a", routed)  # type: ignore[arg-type]
+    assert found is not None
+    assert found.func is _async_noop
+    assert registry.routes["a"] is routed  # a rebuild keeps the one decorated function
+    registry.add("b", _async_noop, None)
+    assert registry.routes["a"] is routed
+    assert registry.remove("a", _async_noop)
+    assert "a" not in registry.routes
+    with pytest.raises(ValueError, match="already decorated"):
+        registry.decorate(decorate)
