@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliImplicitFlag, SettingsConfigDict
 
 # The limits of the settings are the library's own: EventScheduler refuses the same
 # values, so a setting the command line accepts never fails later in the constructor.
@@ -169,6 +169,15 @@ class Settings(BaseSettings):
             "jobs over HTTP require (None: changes are off); prefer the environment to the "
             "flag, which other users can see in the process list",
             "http_token",
+        ),
+    )
+    tracing: CliImplicitFlag[bool] = Field(
+        False,
+        description=_help(
+            "a span per handled event and per job run, through the OpenTelemetry tracer "
+            "provider the application or opentelemetry-instrument set up (needs the otel "
+            "extra)",
+            "tracing",
         ),
     )
     env_file: Path = Field(
