@@ -227,10 +227,12 @@ async def test_run_now_is_guarded_like_pause_and_refused_when_busy() -> None:
     manual run; 409 while max_instances runs are in progress; 404 for an unknown job."""
     release = anyio.Event()
     started = anyio.Event()
+    finished = anyio.Event()
 
     async def job() -> None:
         started.set()
         await release.wait()
+        finished.set()
 
     plain, plain_service = _with_http()
     plain.add_job(job, "interval", hours=1, id="j")
@@ -265,6 +267,10 @@ async def test_run_now_is_guarded_like_pause_and_refused_when_busy() -> None:
             reply = await request(port, "/api/jobs/nope/run", method="POST", headers=good)
             assert reply.status == 404
             release.set()
+            await finished.wait()
+            samples = _samples((await request(port, "/metrics")).text)
+    assert samples[("eventsched_job_runs_started_total", (("kind", "manual"),))] == 1
+    assert samples[("eventsched_job_runs_started_total", (("kind", "scheduled"),))] == 0
     assert [event.data["manual"] for event in seen] == [True]
     stats = guarded.job_statistics()
     assert (stats.runs_manual, stats.runs_completed) == (1, 1)

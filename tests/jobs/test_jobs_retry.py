@@ -9,7 +9,7 @@ import pytest
 from jobtools import EPOCH, Recorder, new_scheduler
 from virtualloop import BOTH_VIRTUAL
 
-from eventsched import Backoff, EventType
+from eventsched import Backoff, EventType, JobStatistics, format_summary
 from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -187,3 +187,23 @@ def test_bad_retry_options_are_refused_naming_the_argument(
 def test_bad_backoff_is_refused(options: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Backoff(**options)
+
+
+def test_summary_names_retries_and_manual_runs_among_the_runs_started() -> None:
+    scheduler = new_scheduler()
+    jobs = JobStatistics(
+        jobs=1,
+        running=0,
+        runs_started=5,
+        runs_completed=5,
+        runs_failed=0,
+        runs_timed_out=0,
+        runs_aborted=0,
+        missed={},
+        runs_retried=2,
+        runs_manual=1,
+    )
+    rows = format_summary(scheduler.statistics(), jobs)
+    started = [row for row in rows if row.startswith("job runs started")]
+    assert len(started) == 1
+    assert started[0].endswith("  5 (2 retries, 1 manual)")
