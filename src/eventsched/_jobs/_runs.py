@@ -189,13 +189,13 @@ class Runs:
             if failure is None or job.backoff is None or attempt > job.retries:
                 return
             error, chain = failure
+            attempt += 1
+            retry = retry_event(self, job, fire_time, attempt, error, chain)
             # The retry is a run from now on: started, holding its instance slot while
             # it waits; shutdown meanwhile aborts it (counted, logged).
             self.started += 1
             self.retried += 1
             job.runs += 1
-            attempt += 1
-            retry = retry_event(self, job, fire_time, attempt, error, chain)
             if not await self._wait_to_retry(job, retry):
                 return
             lineage = {"correlation_id": chain["correlation_id"], "causation_id": retry.id}
