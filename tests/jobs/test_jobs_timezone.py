@@ -100,6 +100,18 @@ def test_preview_states_the_same_dst_runs() -> None:
     ]
 
 
+def test_the_missing_0230_is_written_with_the_winter_offset() -> None:
+    """As docs/jobs.md says: 02:30+01:00, the instant 01:30 UTC (03:30 CEST)."""
+    scheduler = new_scheduler()
+    scheduler.configure_jobs(clock=_Fixed(utc("2031-03-29T12:00:00")), timezone="Europe/Berlin")
+    scheduler.add_job(_async_noop, "cron", hour=2, minute=30, id="daily")
+    first = scheduler.next_fire_times("daily", 1)[0]
+    assert first.isoformat() == "2031-03-30T02:30:00+01:00"
+    assert first.astimezone(UTC) == utc("2031-03-30T01:30:00")
+    # astimezone() to its own zone keeps it as it is: through UTC for the wall time.
+    assert first.astimezone(UTC).astimezone(BERLIN).strftime("%H:%M%z") == "03:30+0200"
+
+
 def test_default_timezone_reaches_jobs_added_before_it_but_not_their_own() -> None:
     """configure_jobs(timezone=) after add_job: jobs without timezone= follow it."""
     scheduler = new_scheduler()
