@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import anyio
 import pytest
 from jobtools import EPOCH, Recorder, new_scheduler
+from loguru import logger
 from virtualloop import BOTH_VIRTUAL
 
 from eventsched import Backoff, EventType, JobStatistics, format_summary
@@ -14,6 +16,23 @@ from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
 both_virtual = pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
+
+
+@pytest.fixture
+def job_log() -> Iterator[list[str]]:
+    """The job scheduler's log messages during the test (as in test_jobs_runs.py)."""
+    messages: list[str] = []
+    sink = logger.add(
+        lambda message: messages.append(message.record["message"]),
+        filter=lambda record: record["extra"].get("component") == "jobs",
+        level="DEBUG",
+    )
+    logger.enable("eventsched")
+    try:
+        yield messages
+    finally:
+        logger.disable("eventsched")
+        logger.remove(sink)
 
 
 def _flaky(clock: VirtualClock, fail: int, calls: list[datetime]):  # type: ignore[no-untyped-def]
@@ -126,7 +145,7 @@ async def test_a_waiting_retry_holds_its_instance_slot() -> None:
 
 
 @both_virtual
-async def test_shutdown_aborts_a_waiting_retry_at_once_and_counts_it() -> None:
+async def test_shutdown_aborts_a_waiting_retry_at_once_and_counts_it(job_log: list[str]) -> None:
     """A retry due in 1000 s does not hold shutdown up: it ends at once, counted aborted."""
     clock = VirtualClock()
     scheduler = new_scheduler(clock)
@@ -143,6 +162,9 @@ async def test_shutdown_aborts_a_waiting_retry_at_once_and_counts_it() -> None:
     assert (stats.runs_started, stats.runs_retried, stats.runs_aborted) == (2, 1, 1)
     assert stats.runs_started == stats.runs_completed + stats.runs_failed + stats.runs_aborted
     assert stats.running == 0
+    aborted = [line for line in job_log if "waiting to retry at shutdown" in line]
+    assert len(aborted) == 1
+    assert "attempt 2" in aborted[0]
 
 
 def test_backoff_delays_grow_to_the_cap_and_jitter_stays_below() -> None:
