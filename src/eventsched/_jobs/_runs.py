@@ -1,9 +1,10 @@
 """Runs: a job's call at a fire time, its ``JOB_*`` events, and the run counters.
 
 Each run emits ``JOB_STARTED``, then ``JOB_COMPLETED`` or ``JOB_FAILED``, with a
-correlation id of its own that every event the job emits, and every event handlers
-emit in response, inherits. Async jobs run on the loop, sync jobs in a worker thread
-(:func:`eventsched._invoke.call_user`, as handlers are called).
+correlation id of its own (a retry: its first attempt's, see :mod:`._retry`) that
+every event the job emits, and every event handlers emit in response, inherits. Async
+jobs run on the loop, sync jobs in a worker thread (:func:`eventsched._invoke.call_user`,
+as handlers are called).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .._invoke import call_user, describe_error
 from ._entry import Entry
 from ._planning import Miss
 from ._records import MissReason
+from ._retry import retry_event
 from ._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets, JobTimings
 
 __all__ = ["Emitter", "Runs", "format_duration", "give_back", "summarize_result"]
@@ -77,6 +79,9 @@ class Runs:
         self.failed = 0
         self.timed_out = 0
         self.aborted = 0
+        self.retried = 0
+        self.manual = 0
+        self.stopping = anyio.Event()
         self.missed = dict.fromkeys(MissReason, 0)
         self.lateness = Buckets(LATENESS_BUCKETS)
         self.duration = Buckets(DURATION_BUCKETS)
@@ -125,53 +130,125 @@ class Runs:
 
     # -- runs ------------------------------------------------------------------------
 
-    def start(self, runs: TaskGroup, job: Entry, fire_time: datetime) -> None:
-        """Start a run that waits for ``fire_time`` (up to a moment away), then calls."""
+    def start(
+        self, runs: TaskGroup, job: Entry, fire_time: datetime, *, manual: bool = False
+    ) -> None:
+        """Start a run that waits for ``fire_time`` (up to a moment away), then calls.
+
+        ``manual``: a run now, outside the schedule (``run_job``): no wait, no claim.
+        """
         if self.running == 0:
             self.idle = anyio.Event()
         self.running += 1
         job.running += 1
         job.runs += 1
         self.started += 1
-        runs.start_soon(self._run, job, fire_time, name=f"eventsched job {job.id}")
+        if manual:
+            self.manual += 1
+        runs.start_soon(self._run, job, fire_time, manual, name=f"eventsched job {job.id}")
 
     async def wait_idle(self) -> None:
         while self.running:
             await self.idle.wait()
 
-    async def _run(self, job: Entry, fire_time: datetime) -> None:
+    def stop_retries(self) -> None:
+        """Shutdown began: retries waiting end now, each counted as aborted."""
+        self.stopping.set()
+
+    async def _run(self, job: Entry, fire_time: datetime, manual: bool = False) -> None:
+        if manual:
+            _handling.set(None)  # its own chain, even when run_job was called in a handler
+        else:
+            try:
+                # Started a moment early: wait for the fire time itself. A loop, because a
+                # loop clock coarser than the wall clock (uvloop's counts whole
+                # milliseconds) can wake us a fraction of a millisecond early; the next
+                # sleep covers that remainder. (ruff's ASYNC110 is about polling for a
+                # condition another task sets; this waits for a time.)
+                while (ahead := (fire_time - self._clock().now()).total_seconds()) > 0:  # noqa: ASYNC110
+                    await anyio.sleep(ahead)
+            except BaseException:
+                give_back(job, fire_time)
+                self._never_started(job, fire_time)  # cancelled before its time: not a run
+                raise
+            if not self._accepting():
+                give_back(job, fire_time)
+                self._never_started(job, fire_time)  # shutdown began before its time
+                return
         try:
-            # Started a moment early: wait for the fire time itself. A loop, because a
-            # loop clock coarser than the wall clock (uvloop's counts whole
-            # milliseconds) can wake us a fraction of a millisecond early; the next
-            # sleep covers that remainder. (ruff's ASYNC110 is about polling for a
-            # condition another task sets; this waits for a time.)
-            while (ahead := (fire_time - self._clock().now()).total_seconds()) > 0:  # noqa: ASYNC110
-                await anyio.sleep(ahead)
-        except BaseException:
-            give_back(job, fire_time)
-            self._never_started(job, fire_time)  # cancelled before its time: not a run
-            raise
-        if not self._accepting():
-            give_back(job, fire_time)
-            self._never_started(job, fire_time)  # shutdown began before its time
-            return
-        try:
-            await self._call(job, fire_time)
+            await self._attempts(job, fire_time, manual)
         finally:
             job.running -= 1
-            self._finish(job, fire_time)
+            self._finish(job, fire_time, claimed=not manual)
 
-    async def _call(self, job: Entry, fire_time: datetime) -> None:
+    async def _attempts(self, job: Entry, fire_time: datetime, manual: bool) -> None:
+        """The first attempt, then the retries its failures earn (see :mod:`._retry`)."""
+        attempt, lineage = 1, None
+        while True:
+            failure = await self._call(job, fire_time, attempt, manual, lineage)
+            if failure is None or job.backoff is None or attempt > job.retries:
+                return
+            error, chain = failure
+            attempt += 1
+            retry = retry_event(self, job, fire_time, attempt, error, chain)
+            # The retry is a run from now on: started, holding its instance slot while
+            # it waits; shutdown meanwhile aborts it (counted, logged).
+            self.started += 1
+            self.retried += 1
+            job.runs += 1
+            if not await self._wait_to_retry(job, retry):
+                return
+            lineage = {"correlation_id": chain["correlation_id"], "causation_id": retry.id}
+
+    async def _wait_to_retry(self, job: Entry, retry: Event) -> bool:
+        """Emit ``JOB_RETRY`` and wait its delay; False: shutdown aborted the retry."""
+        try:
+            await self.emit(retry)
+            if self._accepting():
+                with anyio.move_on_after(retry.data["delay"]):
+                    await self.stopping.wait()
+        except BaseException:
+            self._abort_retry(job, retry)
+            raise
+        if self._accepting():
+            return True
+        self._abort_retry(job, retry)
+        return False
+
+    def _abort_retry(self, job: Entry, retry: Event) -> None:
+        self.aborted += 1
+        log.warning(
+            "Job {} attempt {} (correlation {}) was waiting to retry at shutdown: aborted",
+            job.id,
+            retry.data["attempt"],
+            retry.correlation_id,
+        )
+
+    async def _call(
+        self,
+        job: Entry,
+        fire_time: datetime,
+        attempt: int,
+        manual: bool,
+        lineage: dict[str, Any] | None,
+    ) -> tuple[str, dict[str, Any]] | None:
+        """One attempt; returns None when it completed, else its error and lineage."""
         # Never below zero: _run waited until the clock reached the fire time.
-        self.lateness.observe(max(0.0, (self._clock().now() - fire_time).total_seconds()))
+        if attempt == 1 and not manual:
+            self.lateness.observe(max(0.0, (self._clock().now() - fire_time).total_seconds()))
         loop_start = anyio.current_time()
-        base = {"job_id": job.id, "fire_time": fire_time.isoformat()}
-        started = self.event(EventType.JOB_STARTED, {**base, "run": job.runs})
+        base = {
+            "job_id": job.id,
+            "fire_time": fire_time.isoformat(),
+            "attempt": attempt,
+            "manual": manual,
+        }
+        started = self.event(EventType.JOB_STARTED, {**base, "run": job.runs}, **(lineage or {}))
         # This task's context: the events the job creates inherit its lineage.
         _handling.set(HandlingSlot(started))
         lineage = {"correlation_id": started.correlation_id, "causation_id": started.id}
         finished = False
+        failure: tuple[str, dict[str, Any]] | None = None
         try:
             await self.emit(started)
             result: Any = None
@@ -184,12 +261,14 @@ class Runs:
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
                 outcome = self._failed(job, base, duration, exc, lineage)
+                failure = (outcome.data["error"], lineage)
             else:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
                 if scope.cancelled_caught:
                     outcome = self._timed_out(job, base, duration, lineage)
+                    failure = (outcome.data["error"], lineage)
                 else:
                     self.completed += 1
                     data = {**base, "duration": duration, "result": summarize_result(result)}
@@ -204,12 +283,14 @@ class Runs:
                     started.correlation_id,
                 )
             raise
+        return failure
 
-    def _finish(self, job: Entry, fire_time: datetime) -> None:
+    def _finish(self, job: Entry, fire_time: datetime, *, claimed: bool = True) -> None:
         self.running -= 1
         if self.running == 0:
             self.idle.set()
-        self._ended(job, fire_time)
+        if claimed:  # a manual run claimed nothing in the store
+            self._ended(job, fire_time)
 
     def _never_started(self, job: Entry, fire_time: datetime) -> None:
         """Take back what start() counted for a run whose fire time never came."""

@@ -8,6 +8,7 @@ original demo's, and the others follow them (``BACKEND``, ``QUEUE_SIZE``, ...).
 
 from __future__ import annotations
 
+import zoneinfo
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
@@ -165,8 +166,8 @@ class Settings(BaseSettings):
     http_token: SecretStr | None = Field(
         None,
         description=_help(
-            f"secret of at least {MIN_HTTP_TOKEN} characters that pausing and resuming "
-            "jobs over HTTP require (None: changes are off); prefer the environment to the "
+            f"secret of at least {MIN_HTTP_TOKEN} characters that pausing, resuming and "
+            "running jobs over HTTP require (None: changes are off); prefer the environment to the "
             "flag, which other users can see in the process list",
             "http_token",
         ),
@@ -178,6 +179,14 @@ class Settings(BaseSettings):
             "provider the application or opentelemetry-instrument set up (needs the otel "
             "extra)",
             "tracing",
+        ),
+    )
+    timezone: str = Field(
+        "UTC",
+        description=_help(
+            "IANA time zone (e.g. Europe/Berlin) of the jobs whose triggers name none: the "
+            "demo's, and eventsched run's unless the application configured its own",
+            "timezone",
         ),
     )
     env_file: Path = Field(
@@ -192,6 +201,22 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise ValueError("must name a file; leave it out to keep schedules in memory")
         return value
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _known_zone(cls, value: Any) -> Any:
+        # Checked here, so that a typo stops the program before anything starts; the
+        # zone database is the system's, or the tzdata package's.
+        if not isinstance(value, str):
+            return value
+        name = value.strip()
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            raise ValueError(
+                "must be an IANA time zone name such as UTC or Europe/Berlin"
+            ) from None
+        return name
 
     @field_validator("duration", mode="before")
     @classmethod

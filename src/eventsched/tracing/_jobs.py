@@ -17,6 +17,7 @@ A run cancelled by shutdown before its outcome event is ``aborted``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from contextvars import ContextVar
 from datetime import datetime
 
@@ -57,11 +58,11 @@ _current_run: ContextVar[_Run | None] = ContextVar("eventsched_tracing_run", def
 
 def trace_runs(runs: Runs, tracer: Tracer) -> None:
     """Wrap ``runs._call`` and ``runs.emit`` on this object (see the module's doc)."""
-    call: Callable[[Entry, datetime], Awaitable[None]] = runs._call
+    call: Callable[..., Awaitable[Any]] = runs._call
     emit: Callable[[Event], Awaitable[None]] = runs.emit
     clock = runs._clock
 
-    async def traced_call(job: Entry, fire_time: datetime) -> None:
+    async def traced_call(job: Entry, fire_time: datetime, *rest: Any) -> Any:
         # As the run measures it: the clock has reached the fire time by now.
         lateness = max(0.0, (clock().now() - fire_time).total_seconds())
         span = tracer.start_span(
@@ -78,7 +79,7 @@ def trace_runs(runs: Runs, tracer: Tracer) -> None:
         run = _Run(span)
         run_token = _current_run.set(run)
         try:
-            await call(job, fire_time)
+            return await call(job, fire_time, *rest)
         except BaseException:
             if not run.decided:
                 record_error(span, "aborted", "cancelled by shutdown")
