@@ -248,3 +248,59 @@ async def test_a_backlog_is_coalesced_once_across_processes(state_url: str, sche
     assert [e.data["reason"] for e in missed] == ["coalesced"]
     assert missed[0].data["count"] == 20
     assert sum(s.job_statistics().missed.get("coalesced", 0) for s in schedulers) == 20
+
+
+def terminate(postgres_url: str, application_name: str) -> int:
+    """End every server connection of one store (as a server restart would, for it only:
+    other tests' connections stay); how many there were."""
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            [application_name],
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_connections_cut_mid_run_reconnect_without_a_duplicate_or_a_silent_gap(
+    postgres_url: str, state_url: str, schema: str, messages: list[tuple[str, str]]
+) -> None:
+    store = PostgresJobStore(state_url, poll_interval=0.1)
+    scheduler = EventScheduler()
+    scheduler.configure_jobs(store=store)
+    scheduler.add_job(noop, "interval", seconds=0.05, id="tick")
+    seen = Recorder(scheduler)
+    name = f"eventsched {store.process}"[:63]
+    with anyio.fail_after(60):
+        async with scheduler:
+            await seen.wait_count(EventType.JOB_COMPLETED, 5, limit=20)
+            cut = await anyio.to_thread.run_sync(terminate, postgres_url, name)
+            before = len(seen.of(EventType.JOB_COMPLETED))
+            await seen.wait_count(EventType.JOB_COMPLETED, before + 10, limit=30)
+            # Registered and locked again: nobody would take its runs for a dead one's.
+            await until(lambda: store._session is not None and not store._session.closed)
+            with psycopg.connect(postgres_url) as connection:
+                row = connection.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                    " WHERE l.locktype = 'advisory' AND a.application_name = %s",
+                    [name],
+                ).fetchone()
+            assert row == (1,)
+            scheduler.stop()
+    assert cut >= 2  # the pool's connection, the session, the listener
+    started = [e.data["fire_time"] for e in seen.of(EventType.JOB_STARTED)]
+    assert len(started) == len(set(started))
+    rows = fires(state_url, schema)
+    assert {outcome for _, _, outcome in rows} == {"ended"}
+    missed = {
+        datetime.fromisoformat(at)
+        for e in seen.of(EventType.JOB_MISSED)
+        for at in e.data["fire_times"]
+    }
+    assert all(e.data["reason"] != "interrupted" for e in seen.of(EventType.JOB_MISSED))
+    times = sorted(at for _, at, _ in rows)
+    step = timedelta(seconds=0.05)
+    grid = {times[0] + n * step for n in range(round((times[-1] - times[0]) / step) + 1)}
+    assert grid <= set(times) | missed
+    assert any(level == "WARNING" for level, m in messages if "postgres" in m.lower())
