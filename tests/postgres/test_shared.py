@@ -304,3 +304,32 @@ async def test_connections_cut_mid_run_reconnect_without_a_duplicate_or_a_silent
     grid = {times[0] + n * step for n in range(round((times[-1] - times[0]) / step) + 1)}
     assert grid <= set(times) | missed
     assert any(level == "WARNING" for level, m in messages if "postgres" in m.lower())
+
+
+async def test_jobs_listing_never_writes_nor_locks(
+    state_url: str, schema: str, postgres_url: str
+) -> None:
+    """Read while a scheduler runs: the rows it reads are the scheduler's, and the
+    listing leaves no trace (no process row, no lock, and a write would be refused)."""
+    from eventsched.cli._jobsdb import read_state_url
+
+    scheduler = shared(state_url)
+    scheduler.add_job(noop, "interval", seconds=0.05, id="tick")
+    seen = Recorder(scheduler)
+    with anyio.fail_after(30):
+        async with scheduler:
+            await seen.wait_count(EventType.JOB_COMPLETED, 2, limit=20)
+            listed = await anyio.to_thread.run_sync(read_state_url, state_url)
+            scheduler.stop()
+    assert list(listed) == ["tick"]
+    assert listed["tick"].saved.paused is False
+    assert listed["tick"].last_outcome in {"ended", "running"}
+    with psycopg.connect(postgres_url) as connection:
+        row = connection.execute(f"SELECT count(*) FROM {schema}.processes").fetchone()
+    assert row == (0,)  # the scheduler unregistered; the listing never registered
+    conninfo = state_url.split("?")[0]
+    with (
+        psycopg.connect(conninfo, options="-c default_transaction_read_only=on") as connection,
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+    ):
+        connection.execute(f"DELETE FROM {schema}.jobs")
