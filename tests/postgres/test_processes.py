@@ -166,7 +166,7 @@ def test_a_killed_process_duplicates_nothing_and_a_survivor_reports_its_runs(
         start(
             state_url,
             backend,
-            8,
+            6,
             out,
             0.3 if n == 2 else 0.03,
             announce=n == 2,
@@ -210,7 +210,7 @@ def test_a_killed_process_duplicates_nothing_and_a_survivor_reports_its_runs(
 def test_a_job_resumed_in_one_process_fires_on_time_in_another(state_url: str) -> None:
     """B (trio) holds a date job paused and never polls in time; A (asyncio) resumes it
     and exits before it is due: B hears of it through NOTIFY and runs it on time."""
-    run_date = datetime.now(UTC) + timedelta(seconds=8)
+    run_date = datetime.now(UTC) + timedelta(seconds=6)
     holder = subprocess.Popen(
         [sys.executable, str(WAKER), state_url, "trio", "hold", run_date.isoformat()],
         stdout=subprocess.PIPE,
