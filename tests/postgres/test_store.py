@@ -137,7 +137,7 @@ async def test_ending_a_run_leaves_the_row_alone(state_url: str, schema: str) ->
 
 
 async def test_a_dead_process_claims_are_taken_over_once(state_url: str, schema: str) -> None:
-    """Unfinished fires of a process whose session ended are running for one loader only."""
+    """Unfinished fires of a process whose session ended are taken over by one poll only."""
     async with opened(state_url) as live:
         await live.save({"b": SavedJob("f", None, T1)})
         await live.save({"b": SavedJob("f", T1, T2, (T1,))})
@@ -154,13 +154,14 @@ async def test_a_dead_process_claims_are_taken_over_once(state_url: str, schema:
             session.close()
             age_heartbeat(state_url, schema, dead.process)
         async with opened(state_url) as heir, opened(state_url) as other:
-            taken = await heir.load()
-            again = await other.load()
+            loaded = await heir.load()
+            taken = await heir.poll(["a", "b"])
+            again = await other.poll(["a", "b"])
         with anyio.fail_after(30):
             await dead._database.close()
-    assert taken["a"].running == (T1,)
-    assert taken["b"].running == ()  # its process is alive: not interrupted
-    assert again["a"].running == ()
+    assert loaded["a"].running == ()  # the polls take over, not the load
+    assert taken.interrupted == {"a": (T1,)}  # "b"'s process is alive: not interrupted
+    assert again.interrupted == {}
     assert ("a", T1, "interrupted") in fires(state_url, schema)
 
 

@@ -16,9 +16,10 @@ process never makes another's claim fail.
 
 Liveness (:mod:`._liveness`): :meth:`PostgresJobStore.lock` registers the process in
 ``processes`` and holds a session advisory lock named after it on a connection of its
-own; each poll beats. :meth:`PostgresJobStore.load` and every
-:meth:`PostgresJobStore.poll` take over the unfinished fires of dead processes (marking
-them ``interrupted`` in the same transaction, so only one process reports them).
+own; each poll beats. :meth:`PostgresJobStore.poll` (from the first,
+at start, on) takes over the unfinished fires of dead processes among the jobs this
+process defines (marking them ``interrupted`` in the same transaction, so only one
+process reports them).
 
 Wake-ups (:mod:`._watch`): a save that makes a job due earlier for the others (a row
 inserted, resumed or paused, moved back, or given another definition) announces it with
@@ -34,7 +35,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -180,28 +181,23 @@ class PostgresJobStore:
         await self._database.run_in_thread(lambda: register(session))
 
     async def load(self) -> dict[str, SavedJob]:
-        """Every job's row, with the unfinished fires of dead processes as ``running``."""
+        """Every job's row (``running`` empty: a dead process's runs are taken over by
+        the polls, which know the jobs this process defines and so can report them)."""
         select = sql.SQL(
             "SELECT id, fingerprint, last_fire_time, next_fire_time, version, paused FROM {}"
         ).format(self.table("jobs"))
-        schema = self._database.target.schema
 
-        def work(connection: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-            taken = takeover(connection, schema, self.process, self.lease, None)
-            return connection.execute(select).fetchall(), taken
+        def work(connection: Connection) -> list[tuple[Any, ...]]:
+            return connection.execute(select).fetchall()
 
-        rows, taken = await self._database.run(work)
-        interrupted: dict[str, list[datetime]] = {}
-        for job_id, fire_time in taken:
-            interrupted.setdefault(job_id, []).append(fire_time)
+        rows = await self._database.run(work)
         saved: dict[str, SavedJob] = {}
         for job_id, fingerprint, last, following, version, paused in rows:
             state = SavedJob(fingerprint, last, following, (), paused)
             self.known[job_id] = Row(version, state)
             self._seen[job_id] = version
-            running = tuple(sorted(interrupted.get(job_id, ())))
-            self.owned[job_id] = frozenset(running)
-            saved[job_id] = replace(state, running=running)
+            self.owned[job_id] = frozenset()
+            saved[job_id] = state
         return saved
 
     async def poll(self, jobs: Collection[str]) -> Polled:
