@@ -219,9 +219,34 @@ async def test_definitions_disagreeing_the_last_written_wins_and_the_other_stand
     assert not b.get_job("j").paused
 
 
+class GatedStore(PostgresJobStore):
+    """Returns from load() only once every store of its gate has loaded: the schedulers
+    then plan their first pass from the same row."""
+
+    __slots__ = ("gate", "saves")
+
+    def __init__(self, url: str, gate: list[Any], **options: Any) -> None:
+        super().__init__(url, **options)
+        self.gate = gate  # [stores still to load, anyio.Event]
+        self.saves = 0
+
+    async def save(self, changes: Any) -> frozenset[str]:
+        refused = await super().save(changes)
+        self.saves += 1
+        return refused
+
+    async def load(self) -> dict[str, SavedJob]:
+        found = await super().load()
+        self.gate[0] -= 1
+        if self.gate[0] == 0:
+            self.gate[1].set()
+        await self.gate[1].wait()
+        return found
+
+
 async def test_a_backlog_is_coalesced_once_across_processes(state_url: str, schema: str) -> None:
-    """The shared row is 20 fire times behind: one run and one report in all, whichever
-    process claims it."""
+    """The shared row is 20 fire times behind and two processes plan from it at once:
+    one run and one report in all (the loser drops the misses it planned)."""
     first = shared(state_url)
     first.add_job(noop, "interval", seconds=3600, id="j")
     with anyio.fail_after(30):
@@ -229,25 +254,38 @@ async def test_a_backlog_is_coalesced_once_across_processes(state_url: str, sche
             first.stop()
     behind = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=20)
     with psycopg.connect(state_url.split("?")[0]) as connection:
-        connection.execute(
-            f"UPDATE {schema}.jobs SET next_fire_time = %s",
-            [behind],
-        )
-    schedulers = [shared(state_url, poll_interval=NEVER) for _ in range(2)]
+        connection.execute(f"UPDATE {schema}.jobs SET next_fire_time = %s", [behind])
+    gate: list[Any] = [2, anyio.Event()]
+    schedulers = []
     recorders = []
-    for scheduler in schedulers:
+    stores = [GatedStore(state_url, gate, poll_interval=NEVER) for _ in range(2)]
+    for store in stores:
+        scheduler = EventScheduler()
+        scheduler.configure_jobs(store=store)
         scheduler.add_job(noop, "interval", seconds=3600, id="j")
         recorders.append(Recorder(scheduler))
+        schedulers.append(scheduler)
+    done = anyio.Event()
+
+    async def run(scheduler: EventScheduler) -> None:
+        async with scheduler:
+            await done.wait()
+            await scheduler.jobs.flush_state()
+            scheduler.stop()
+
     with anyio.fail_after(30):
-        async with schedulers[0], schedulers[1]:
-            await until(lambda: sum(len(r.of(EventType.JOB_COMPLETED)) for r in recorders) == 1)
+        async with anyio.create_task_group() as group:
             for scheduler in schedulers:
-                await scheduler.jobs.flush_state()
-                scheduler.stop()
+                group.start_soon(run, scheduler)
+            await until(lambda: sum(len(r.of(EventType.JOB_COMPLETED)) for r in recorders) == 1)
+            # Both first passes are over: each has saved its claim (won or refused).
+            await until(lambda: all(store.saves >= 1 for store in stores))
+            done.set()
     missed = [e for r in recorders for e in r.of(EventType.JOB_MISSED)]
     assert [e.data["reason"] for e in missed] == ["coalesced"]
     assert missed[0].data["count"] == 20
     assert sum(s.job_statistics().missed.get("coalesced", 0) for s in schedulers) == 20
+    assert sum(len(r.of(EventType.JOB_COMPLETED)) for r in recorders) == 1
 
 
 def terminate(postgres_url: str, application_name: str) -> int:
