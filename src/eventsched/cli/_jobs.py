@@ -1,4 +1,4 @@
-"""``eventsched jobs --state-file F``: the jobs an SQLite state file holds, read-only.
+"""``eventsched jobs --state-file F`` (or ``--state-url URL``): the saved jobs, read-only.
 
 It never changes the file: SQLite opens it with ``mode=ro`` (no write, no journal, no
 creation), no lock is taken, and nothing is written to its ``meta`` table (the
@@ -51,7 +51,7 @@ class StateFileError(Exception):
 
 
 class JobsCommand(BaseModel):
-    """List the jobs saved in a state file, without changing it: eventsched jobs --state-file F."""
+    """List the saved jobs, changing nothing: eventsched jobs --state-file F | --state-url U."""
 
     state_file: Path | None = Field(
         None,
