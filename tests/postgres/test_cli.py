@@ -72,3 +72,55 @@ def test_without_psycopg_state_url_says_how_to_get_it() -> None:
     assert result.stderr.strip().splitlines()[-1] == (
         "eventsched: STATE_URL (--state-url) needs psycopg: pip install 'eventsched[postgres]'"
     )
+
+
+def test_jobs_lists_a_postgresql_schedule_read_only(state_url: str, postgres_url: str) -> None:
+    import json
+
+    import anyio
+
+    from eventsched import EventScheduler, PostgresJobStore
+
+    async def schedule() -> None:
+        scheduler = EventScheduler()
+        scheduler.configure_jobs(store=PostgresJobStore(state_url))
+        scheduler.add_job(anyio.lowlevel.checkpoint, "interval", seconds=0.05, id="tick")
+        scheduler.add_job(anyio.lowlevel.checkpoint, "interval", hours=1, id="idle", paused=True)
+        done = anyio.Event()
+        scheduler.on("job_completed", lambda event: done.set())
+        with anyio.fail_after(30):
+            async with scheduler:
+                await done.wait()
+                scheduler.stop()
+
+    anyio.run(schedule)
+    result = eventsched("jobs", "--state-url", state_url, "--json")
+    assert result.returncode == EXIT_OK, result.stderr[-2000:]
+    listed = json.loads(result.stdout)
+    jobs = {job["id"]: job for job in listed["jobs"]}
+    assert set(jobs) == {"idle", "tick"}
+    assert (jobs["idle"]["paused"], jobs["tick"]["paused"]) == (True, False)
+    assert jobs["tick"]["last_outcome"] == "ended"
+    assert jobs["idle"]["last_outcome"] is None  # never claimed
+    assert listed["not_recorded"] == []
+    table = eventsched("jobs", STATE_URL=state_url)
+    assert table.returncode == EXIT_OK, table.stderr[-2000:]
+    assert table.stdout.splitlines()[0].split()[:2] == ["ID", "TRIGGER"]
+    assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["idle", "tick"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--state-url", "postgresql://u:hunter2@127.0.0.1:1/test"], "cannot connect"),
+        (["--state-url", "postgresql://u@h/db", "--state-file", "x"], "not both"),
+    ],
+    ids=["unreachable", "both"],
+)
+def test_jobs_refuses_in_one_line(args: list[str], expected: str) -> None:
+    result = eventsched("jobs", *args)
+    assert result.returncode == EXIT_CONFIG, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        line for line in result.stderr.splitlines() if expected in line
+    ]
+    assert "hunter2" not in result.stderr + result.stdout

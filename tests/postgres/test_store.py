@@ -52,6 +52,15 @@ def version(url: str, schema: str, job_id: str) -> int:
     return int(row[0])
 
 
+def age_heartbeat(url: str, schema: str, process: str) -> None:
+    """As if ``process`` had not beaten for an hour (its lease long over)."""
+    with psycopg.connect(url.split("?")[0]) as connection:
+        connection.execute(
+            f"UPDATE {schema}.processes SET heartbeat_at = now() - interval '1 hour' WHERE id = %s",
+            [process],
+        )
+
+
 def test_it_is_public_and_a_job_store(state_url: str) -> None:
     assert eventsched.PostgresJobStore is PostgresJobStore
     assert isinstance(PostgresJobStore(state_url), JobStore)
@@ -68,7 +77,7 @@ async def test_saved_states_are_loaded_by_another_process(state_url: str) -> Non
         assert await first.load() == {}
         assert await first.save({"a": SavedJob("f", T0, T1)}) == frozenset()
     async with opened(state_url) as second:
-        assert await second.load() == {"a": SavedJob("f", T0, T1)}
+        assert await second.load() == {"a": SavedJob("f", T0, T1, paused=False)}
 
 
 async def test_an_insert_that_loses_the_race_is_refused_and_the_winner_kept(
@@ -79,7 +88,7 @@ async def test_an_insert_that_loses_the_race_is_refused_and_the_winner_kept(
         await two.load()
         assert await one.save({"a": SavedJob("f", None, T1)}) == frozenset()
         assert await two.save({"a": SavedJob("f", None, T2)}) == {"a"}
-        assert two.current("a") == SavedJob("f", None, T1)
+        assert two.current("a") == SavedJob("f", None, T1, paused=False)
         # Refused once, not for ever: the next change is compared with the winner's row.
         assert await two.save({"a": SavedJob("f", T1, T2, (T1,))}) == frozenset()
 
@@ -128,7 +137,7 @@ async def test_ending_a_run_leaves_the_row_alone(state_url: str, schema: str) ->
 
 
 async def test_a_dead_process_claims_are_taken_over_once(state_url: str, schema: str) -> None:
-    """Unfinished fires of a process whose session ended are running for one loader only."""
+    """Unfinished fires of a process whose session ended are taken over by one poll only."""
     async with opened(state_url) as live:
         await live.save({"b": SavedJob("f", None, T1)})
         await live.save({"b": SavedJob("f", T1, T2, (T1,))})
@@ -138,18 +147,21 @@ async def test_a_dead_process_claims_are_taken_over_once(state_url: str, schema:
             await dead.load()
             await dead.save({"a": SavedJob("f", None, T1)})
             await dead.save({"a": SavedJob("f", T1, T2, (T1,))})
-            # As kill -9 would: the session (and its lock) ends, nothing is cleaned up.
+            # As kill -9 would: the session (and its lock) ends, nothing is cleaned up;
+            # and its heartbeat is older than the lease.
             session = dead._session
             assert session is not None
             session.close()
+            age_heartbeat(state_url, schema, dead.process)
         async with opened(state_url) as heir, opened(state_url) as other:
-            taken = await heir.load()
-            again = await other.load()
+            loaded = await heir.load()
+            taken = await heir.poll(["a", "b"])
+            again = await other.poll(["a", "b"])
         with anyio.fail_after(30):
             await dead._database.close()
-    assert taken["a"].running == (T1,)
-    assert taken["b"].running == ()  # its process is alive: not interrupted
-    assert again["a"].running == ()
+    assert loaded["a"].running == ()  # the polls take over, not the load
+    assert taken.interrupted == {"a": (T1,)}  # "b"'s process is alive: not interrupted
+    assert again.interrupted == {}
     assert ("a", T1, "interrupted") in fires(state_url, schema)
 
 

@@ -64,6 +64,12 @@ class Entry:
     """Removed by the user, replaced, or finished: no longer in the schedule."""
     ticket: int = -1
     """Its live item in the :class:`~._timeline.Timeline`, or -1: not queued."""
+    replaces: str | None = None
+    """The fingerprint of the definition the store held when this one started: a row
+    still holding it is older than this definition, which is written over it."""
+    standby: bool = False
+    """A shared store holds another definition of this job: it does not fire here (it
+    is held paused, and not saved) until the store's definition is this one again."""
 
     def __post_init__(self) -> None:
         self.is_async = is_async(self.func)
@@ -85,7 +91,7 @@ class Entry:
             trigger=str(self.trigger),
             next_fire_time=None if self.paused else self.fire_at,
             last_fire_time=self.last_fire,
-            paused=self.paused,
+            paused=self.paused,  # True on standby too: it does not fire here
             running=self.running,
             runs=self.runs,
             failures=self.failures,
@@ -96,7 +102,9 @@ class Entry:
         )
 
     def saved(self) -> SavedJob:
-        return SavedJob(self.fingerprint, self.last_fire, self.next_fire, tuple(self.in_flight))
+        return SavedJob(
+            self.fingerprint, self.last_fire, self.next_fire, tuple(self.in_flight), self.paused
+        )
 
     def use_default_timezone(self, tz: tzinfo) -> None:
         """Rebuild a trigger given by name in the scheduler's new default zone.

@@ -102,6 +102,8 @@ class JobScheduler(JobTable, JobMethods):
                 self._group = group
                 writer = anyio.CancelScope()
                 group.start_soon(sync.writer, writer, name="eventsched job state")
+                watcher = anyio.CancelScope()  # shared stores only (PostgresJobStore)
+                group.start_soon(self._watch_store, watcher, name="eventsched job store watch")
                 self._life.advance(State.RUNNING)
                 task_status.started()
                 try:
@@ -109,6 +111,7 @@ class JobScheduler(JobTable, JobMethods):
                 finally:
                     self._life.advance(State.STOPPING)
                     writer.cancel()
+                    watcher.cancel()
         finally:
             self._group = None
             self._life.advance(State.STOPPED)
@@ -144,7 +147,7 @@ class JobScheduler(JobTable, JobMethods):
             # Back in the timeline only now, so that no job fires twice in one pass.
             for job in due:
                 timeline.push(job)
-            if starts:
+            if starts or (reports and self._shared):  # shared: claim misses first too
                 await self._claim_and_start(starts, now, reports)
             for report in reports:
                 await self._runs.emit(report)
@@ -224,6 +227,7 @@ class JobScheduler(JobTable, JobMethods):
                 give_back(job, at)  # the claims may be saved: hand them back
                 self._run_ended(job, at)  # cancelled: none of them starts
             raise
+        self._drop_lost_misses(reports, refused)
         assert self._group is not None
         for job, at in starts:
             if job.id in refused or not self._sync.claimed(job.id, at):  # shared stores

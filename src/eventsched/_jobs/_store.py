@@ -30,7 +30,7 @@ time (it locks, as :class:`~eventsched.SQLiteJobStore` does) returns an empty se
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -50,6 +50,10 @@ class SavedJob:
     """The next fire time due, without jitter; None once the trigger is exhausted."""
     running: tuple[datetime, ...] = field(default=())
     """Fire times claimed for a run whose outcome is not recorded yet."""
+    paused: bool | None = field(default=None)
+    """Whether the job is paused, in a store that shares pausing between processes
+    (:class:`~eventsched.PostgresJobStore`); None: not recorded (the memory and SQLite
+    stores: a restarted scheduler takes ``paused=`` from the code)."""
 
 
 @runtime_checkable
@@ -121,7 +125,8 @@ class MemoryJobStore:
             if saved is None:
                 self._states.pop(job_id, None)
             else:
-                self._states[job_id] = saved
+                # Pausing is not carried over to the next scheduler (as with SQLite).
+                self._states[job_id] = replace(saved, paused=None)
         return frozenset()
 
     async def close(self) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Final
 
@@ -80,6 +81,14 @@ class StoreSync:
                     self._dirty.pop(job_id, None)
                     self.adopt(job_id, current(job_id))
             return refused
+
+    @asynccontextmanager
+    async def quiet(self) -> AsyncIterator[None]:
+        """No save in progress within: a shared store's news are applied here (so that
+        no save built from the schedule they replace is halfway through)."""
+        assert self._lock is not None, "quiet() before open()"
+        async with self._lock:
+            yield
 
     def claimed(self, job_id: str, fire_time: datetime) -> bool:
         """Whether the store holds ``fire_time`` as this process's claim.

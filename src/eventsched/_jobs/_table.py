@@ -8,6 +8,7 @@ task that fires the jobs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from os import PathLike
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from anyio.abc import TaskGroup
 from loguru import logger
 
 from .._clock import Clock, SystemClock
-from .._events import Event
+from .._events import Event, EventType
 from .._exceptions import (
     ConflictingIdError,
     JobBusyError,
@@ -30,6 +31,7 @@ from ._planning import Miss
 from ._preview import preview
 from ._records import Job, JobStatistics, MissReason
 from ._runs import Emitter, Runs
+from ._shared import take_up
 from ._sqlite import SQLiteJobStore
 from ._store import JobStore, MemoryJobStore, SavedJob
 from ._sync import StoreSync
@@ -231,12 +233,17 @@ class JobTable:
     def pause_job(self, job_id: str) -> Job:
         """Stop a job firing until resumed (fire times meanwhile are not reported)."""
         job = self._lookup(job_id)
-        job.paused = True  # its item in the timeline is stale from now on
+        if not job.paused:
+            job.paused = True  # its item in the timeline is stale from now on
+            if job.persist and self._life.is_(State.RUNNING):
+                self._sync.mark(job.id, job.saved())  # a shared store shares the pause
         return job.snapshot()
 
     def resume_job(self, job_id: str) -> Job:
         """Resume a paused job from now on: its next fire time is computed afresh."""
         job = self._lookup(job_id)
+        if job.standby:  # this process's definition takes the shared job back
+            job.standby, job.persist = False, True
         if job.paused:
             job.paused = False
             if self._life.is_(State.RUNNING):
@@ -283,20 +290,68 @@ class JobTable:
         job = self._entries.get(job_id)
         if job is None or saved is None:
             return
-        if saved.fingerprint != job.fingerprint:
-            log.warning(
-                "Job {}: another process schedules it with another trigger ({} here, {} "
-                "there); each process keeps its own",
-                job_id,
-                job.fingerprint,
-                saved.fingerprint,
-            )
+        taken = take_up(job, saved, refused=True)
+        if taken is None:  # this definition is the newer: written over the row
+            if job.persist:
+                self._sync.mark(job_id, job.saved())
             return
-        job.last_fire = saved.last_fire_time
-        job.set_next(saved.next_fire_time)
+        if not taken:
+            return
         # Back on the timeline at its new time (the old item goes stale): wakes the task
         # only if that comes before the time it sleeps until.
         self._queue(job)
+
+    async def _watch_store(self, scope: anyio.CancelScope) -> None:
+        """Hear of the other processes' changes, for a store shared by several
+        (:class:`~eventsched.PostgresJobStore` has ``watch``; the others do not)."""
+        watch = getattr(self._store, "watch", None)
+        if callable(watch):
+            with scope:
+                await watch(self._store_changed, lambda: list(self._entries))
+
+    async def _store_changed(self, polled: Any) -> None:
+        """Rows other processes changed (``polled.rows``, at ``polled.versions``) and
+        the runs of dead processes this one reports (``polled.interrupted``); see
+        :mod:`._shared`."""
+        async with self._sync.quiet():
+            for job_id, saved in polled.rows.items():
+                job = self._entries.get(job_id)
+                if job is not None and take_up(job, saved, refused=False):
+                    # The row taken up is the base of this job's next compare-and-set;
+                    # a change pending from the schedule it replaces is replaced too.
+                    self._store.rebase(job_id, polled.versions[job_id], saved)  # type: ignore[attr-defined]
+                    self._sync.mark(job_id, job.saved())
+                    self._queue(job)
+        now = self._clock.now()
+        for job_id, fire_times in polled.interrupted.items():
+            job = self._entries.get(job_id)
+            if job is not None:
+                miss = Miss(MissReason.INTERRUPTED, tuple(fire_times))
+                self._reports.append(self._runs.missed_event(job, miss, now))
+                self._wake()  # the next pass emits it
+
+    @property
+    def _shared(self) -> bool:
+        """Whether the store is shared by several processes (it has ``watch``)."""
+        return callable(getattr(self._store, "watch", None))
+
+    def _drop_lost_misses(self, reports: list[Event], refused: frozenset[str]) -> None:
+        """Misses planned from a schedule whose save was refused are not this process's
+        to report: the process whose save won planned them from the same row."""
+        if not refused:
+            return
+        kept = []
+        for report in reports:
+            data = report.data
+            if (
+                report.type == EventType.JOB_MISSED
+                and data.get("job_id") in refused
+                and data.get("reason") != MissReason.INTERRUPTED
+            ):
+                self._runs.missed[MissReason(data["reason"])] -= data["count"]
+            else:
+                kept.append(report)
+        reports[:] = kept
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)
@@ -331,6 +386,8 @@ class JobTable:
         it once its trigger is exhausted."""
         if job.persist and not job.removed:
             state = job.saved()
+            if stored is not None and stored.paused is None:
+                state = replace(state, paused=None)  # a store that does not keep pausing
             if state != stored:
                 self._sync.mark(job.id, state)
         if job.next_fire is None and not job.removed:
@@ -355,7 +412,10 @@ class JobTable:
                 saved.fingerprint,
                 job.fingerprint,
             )
+            job.replaces = saved.fingerprint
             saved = None
+        if saved is not None and saved.paused is not None:
+            job.paused = saved.paused  # pausing shared through the store is the store's
         if job.deferred == "start":
             first = saved.next_fire_time if saved is not None else None
             set_start(job.trigger, first or now + interval_of(job.trigger))

@@ -54,10 +54,12 @@ class Database:
         connect_timeout: float = 5.0,
         statement_timeout: float = 10.0,
         retry_for: float = 30.0,
+        application_name: str = "eventsched",
     ) -> None:
         self.target = target
         self.retry_for = retry_for
         self._connect_timeout = connect_timeout
+        self._application_name = application_name
         self._limiter = anyio.CapacityLimiter(connections)
         self._pool = ConnectionPool(
             target.conninfo,
@@ -72,7 +74,7 @@ class Database:
                 # A statement that hangs (a lock held by a stuck process) fails instead
                 # of holding a thread, and with it shutdown, for ever.
                 "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
-                "application_name": "eventsched",
+                "application_name": application_name,
             },
         )
 
@@ -155,6 +157,7 @@ class Database:
             self.target.conninfo,
             autocommit=True,
             connect_timeout=max(1, round(self._connect_timeout)),
+            application_name=self._application_name,
         )
         return await self._thread(connect)
 

@@ -9,7 +9,7 @@ caller treats a timeout as "look again" (a poll at most once per timeout).
 
 from __future__ import annotations
 
-import functools
+import threading
 
 import anyio
 import anyio.to_thread
@@ -36,6 +36,10 @@ class Listener:
         # One thread at a time uses the connection: psycopg connections are not
         # meant to be shared by threads that wait on them at once.
         self._limiter = anyio.CapacityLimiter(1)
+        # Held by the thread using the connection. close() during a wait leaves the
+        # closing to that thread (when its wait ends) instead of waiting for it.
+        self._using = threading.Lock()
+        self._closing = False
 
     async def open(self) -> None:
         """Connect and start listening."""
@@ -54,16 +58,29 @@ class Listener:
             raise RuntimeError("Listener.wait() before open()")
 
         def receive() -> list[str]:
-            return [note.payload for note in connection.notifies(timeout=at_most, stop_after=1)]
+            with self._using:
+                try:
+                    if self._closing:
+                        return []
+                    notes = connection.notifies(timeout=at_most, stop_after=1)
+                    return [note.payload for note in notes]
+                finally:
+                    if self._closing:
+                        connection.close()
 
         return await anyio.to_thread.run_sync(
             receive, limiter=self._limiter, abandon_on_cancel=True
         )
 
     async def close(self) -> None:
-        """Stop listening; safe to call more than once."""
+        """Stop listening; safe to call more than once, and during a wait (which then
+        closes the connection when it ends, at most its ``at_most`` later)."""
         connection, self._connection = self._connection, None
-        if connection is not None:
-            await anyio.to_thread.run_sync(
-                functools.partial(connection.close), limiter=self._limiter
-            )
+        if connection is None:
+            return
+        self._closing = True
+        if self._using.acquire(blocking=False):
+            try:
+                await anyio.to_thread.run_sync(connection.close)
+            finally:
+                self._using.release()

@@ -19,7 +19,7 @@ from .. import JobStateError
 __all__ = ["SCHEMA_VERSION", "migrate", "schema_version"]
 
 #: The layout this eventsched reads and writes.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # Each entry upgrades the layout from the version before it; never edit a shipped one.
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
@@ -57,6 +57,11 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             started_at timestamptz NOT NULL DEFAULT now(),
             heartbeat_at timestamptz NOT NULL DEFAULT now()
         )""",
+    ),
+    2: (
+        # Pausing is shared: a job paused (or resumed) in one process is paused (or
+        # resumed) in all of them, as its schedule is.
+        "ALTER TABLE {schema}.jobs ADD COLUMN paused boolean NOT NULL DEFAULT false",
     ),
 }
 

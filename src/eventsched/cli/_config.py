@@ -158,7 +158,8 @@ class Cli(Settings):
         description="run your own scheduler as the demo runs: eventsched run MODULE:ATTRIBUTE"
     )
     jobs: CliSubCommand[JobsCommand] = Field(
-        description="list the jobs in a state file, read-only: eventsched jobs --state-file F"
+        description="list the jobs in a state file or a PostgreSQL schema, read-only: "
+        "eventsched jobs --state-file F | --state-url URL"
     )
 
 

@@ -88,6 +88,7 @@ HELP = (
     "                        eventsched lesson NAME\n"
     "    run                 run your own scheduler as the demo runs: eventsched\n"
     "                        run MODULE:ATTRIBUTE\n"
-    "    jobs                list the jobs in a state file, read-only: eventsched\n"
-    "                        jobs --state-file F\n"
+    "    jobs                list the jobs in a state file or a PostgreSQL schema,\n"
+    "                        read-only: eventsched jobs --state-file F | --state-\n"
+    "                        url URL\n"
 )

@@ -1,4 +1,4 @@
-"""``eventsched jobs --state-file F``: the jobs an SQLite state file holds, read-only.
+"""``eventsched jobs --state-file F`` (or ``--state-url URL``): the saved jobs, read-only.
 
 It never changes the file: SQLite opens it with ``mode=ro`` (no write, no journal, no
 creation), no lock is taken, and nothing is written to its ``meta`` table (the
@@ -11,8 +11,11 @@ What the file records per job is :class:`~eventsched.SavedJob`: the trigger's
 fingerprint, the last and next fire times and the fire times claimed for a run whose
 outcome is not recorded yet. It does not record a run's outcome or whether a job is
 paused (pausing is not persisted: a restarted scheduler starts every job unpaused), so
-those columns say ``not recorded`` rather than guess. A database URL (``--state-url``)
-is not read yet.
+those columns say ``not recorded`` rather than guess.
+
+``--state-url URL`` (or ``STATE_URL``) reads a PostgreSQL schedule instead, read-only
+too (:mod:`._jobsdb`): there pausing is shared, so recorded, and the last outcome is
+the one ``fires`` holds for the job's latest claimed fire time.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .._exit import EXIT_CONFIG, EXIT_OK
 
 if TYPE_CHECKING:
     from .._jobs._store import SavedJob
+    from ._jobsdb import ListedJob
     from ._settings import Settings
 
 __all__ = ["JobsCommand", "StateFileError", "read_state_file"]
@@ -47,39 +51,62 @@ class StateFileError(Exception):
 
 
 class JobsCommand(BaseModel):
-    """List the jobs saved in a state file, without changing it: eventsched jobs --state-file F."""
+    """List the saved jobs, changing nothing: eventsched jobs --state-file F | --state-url U."""
 
     state_file: Path | None = Field(
         None,
         description="the SQLite job state file to read (never written); default: the "
         "shared STATE_FILE",
     )
+    state_url: str | None = Field(
+        None,
+        description="a postgresql:// state URL to read instead (never written, no lock "
+        "taken); default: the shared STATE_URL",
+    )
     json_output: CliImplicitFlag[bool] = Field(
         False, alias="json", description="print JSON instead of a table"
     )
 
     def run(self, settings: Settings) -> int:
-        """Print the jobs; exit 2 with one line if the file cannot be read."""
-        path = self.state_file if self.state_file is not None else settings.state_file
-        if path is None:
-            print(
-                "eventsched jobs: no state file: give --state-file F (or STATE_FILE); "
-                "reading a database URL (--state-url) is not supported yet",
-                file=sys.stderr,
-                flush=True,
-            )
-            return EXIT_CONFIG
+        """Print the jobs; exit 2 with one line if the state cannot be read."""
+        if self.state_file is not None and self.state_url is not None:
+            return _refuse("give --state-file or --state-url, not both")
+        path = self.state_file
+        url = self.state_url
+        if path is None and url is None:
+            path, url = settings.state_file, settings.state_url
+        if path is None and url is None:
+            return _refuse("no state to read: give --state-file F or --state-url URL")
         try:
-            jobs = read_state_file(path)
+            if path is not None:
+                jobs = {j: _listed(saved) for j, saved in read_state_file(path).items()}
+                where = {"state_file": os.fspath(path)}
+            else:
+                from .._postgres import redact
+                from ._jobsdb import read_state_url
+
+                assert url is not None
+                jobs = read_state_url(url)
+                where = {"state_url": redact(url)}
         except StateFileError as error:
-            print(f"eventsched jobs: {error}", file=sys.stderr, flush=True)
-            return EXIT_CONFIG
+            return _refuse(str(error))
         if self.json_output:
-            print(json.dumps(as_json(path, jobs), indent=2), flush=True)
+            print(json.dumps(as_json(where, jobs), indent=2), flush=True)
         else:
             sys.stdout.write(as_table(jobs))
             sys.stdout.flush()
         return EXIT_OK
+
+
+def _refuse(message: str) -> int:
+    print(f"eventsched jobs: {message}", file=sys.stderr, flush=True)
+    return EXIT_CONFIG
+
+
+def _listed(saved: SavedJob) -> ListedJob:
+    from ._jobsdb import ListedJob
+
+    return ListedJob(saved, None)
 
 
 def read_state_file(path: str | os.PathLike[str]) -> dict[str, SavedJob]:
@@ -129,22 +156,23 @@ def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def as_json(path: str | os.PathLike[str], jobs: dict[str, SavedJob]) -> dict[str, Any]:
-    """The ``--json`` document: the file, what it does not record, and one object per job."""
+def as_json(where: dict[str, str], jobs: dict[str, ListedJob]) -> dict[str, Any]:
+    """The ``--json`` document: where, what it does not record, and one object per job."""
+    recorded = any(job.saved.paused is not None for job in jobs.values())
     return {
-        "state_file": os.fspath(path),
-        "not_recorded": list(NOT_RECORDED),
+        **where,
+        "not_recorded": [] if recorded or "state_url" in where else list(NOT_RECORDED),
         "jobs": [
             {
                 "id": job_id,
-                "trigger": saved.fingerprint,
-                "next_fire_time": _iso(saved.next_fire_time),
-                "last_fire_time": _iso(saved.last_fire_time),
-                "last_outcome": None,
-                "paused": None,
-                "running": [at.isoformat() for at in saved.running],
+                "trigger": job.saved.fingerprint,
+                "next_fire_time": _iso(job.saved.next_fire_time),
+                "last_fire_time": _iso(job.saved.last_fire_time),
+                "last_outcome": job.last_outcome,
+                "paused": job.saved.paused,
+                "running": [at.isoformat() for at in job.saved.running],
             }
-            for job_id, saved in jobs.items()
+            for job_id, job in jobs.items()
         ],
     }
 
@@ -152,21 +180,29 @@ def as_json(path: str | os.PathLike[str], jobs: dict[str, SavedJob]) -> dict[str
 _COLUMNS: Final = ("ID", "TRIGGER", "NEXT FIRE", "LAST FIRE", "LAST OUTCOME", "PAUSED", "RUNNING")
 
 
-def as_table(jobs: dict[str, SavedJob]) -> str:
+def _shown(value: object) -> str:
+    if value is None:
+        return "not recorded"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def as_table(jobs: dict[str, ListedJob]) -> str:
     """One line per job under a header; ``RUNNING`` lists claimed but unfinished runs."""
     if not jobs:
         return "no jobs saved\n"
     rows = [
         (
             job_id,
-            saved.fingerprint,
-            _iso(saved.next_fire_time) or "-",
-            _iso(saved.last_fire_time) or "-",
-            "not recorded",
-            "not recorded",
-            ",".join(at.isoformat() for at in saved.running) or "-",
+            job.saved.fingerprint,
+            _iso(job.saved.next_fire_time) or "-",
+            _iso(job.saved.last_fire_time) or "-",
+            _shown(job.last_outcome),
+            _shown(job.saved.paused),
+            ",".join(at.isoformat() for at in job.saved.running) or "-",
         )
-        for job_id, saved in jobs.items()
+        for job_id, job in jobs.items()
     ]
     widths = [max(len(row[i]) for row in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
     return "".join(

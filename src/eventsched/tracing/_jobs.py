@@ -17,9 +17,9 @@ A run cancelled by shutdown before its outcome event is ``aborted``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 from contextvars import ContextVar
 from datetime import datetime
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace

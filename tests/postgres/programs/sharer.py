@@ -1,10 +1,11 @@
 """One of several processes sharing a PostgreSQL job store (tests/postgres/test_processes.py).
 
-``sharer.py STATE_URL BACKEND SECONDS OUTPUT [RUN_SECONDS [announce]]``: 20 interval jobs
-every 50 ms, each run 30 ms long (or RUN_SECONDS); every run that ends and every fire
-time reported missed is written to OUTPUT as ``run JOB FIRE_TIME`` or
-``missed JOB REASON FIRE_TIME``, one line each. With ``announce``, the start of each run
-is also printed on stdout (``start JOB``), so that a test can act while one is running.
+``sharer.py STATE_URL BACKEND SECONDS OUTPUT [RUN_SECONDS [announce] [lease=S]]``: 20
+interval jobs every 50 ms, each run 30 ms long (or RUN_SECONDS); every run that ends and
+every fire time reported missed is written to OUTPUT as ``run JOB FIRE_TIME`` or
+``missed JOB REASON FIRE_TIME DETECTED_AT``, one line each. With ``announce``, the start
+of each run is also printed on stdout (``start JOB``), so that a test can act while one
+is running. ``lease=S``: the store's lease (seconds before a silent process is dead).
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ JOBS = 20
 INTERVAL = 0.05
 
 
-async def main(url: str, seconds: float, lines: TextIO, length: float, announce: bool) -> None:
+async def main(
+    url: str, seconds: float, lines: TextIO, length: float, announce: bool, lease: float
+) -> None:
     scheduler = EventScheduler(queue_size=10_000, workers=4, grace_period=10)
-    scheduler.configure_jobs(store=PostgresJobStore(url))
+    scheduler.configure_jobs(store=PostgresJobStore(url, lease=lease))
 
     async def ran(event: Event) -> None:
         lines.write(f"run {event.data['job_id']} {event.data['fire_time']}\n")
 
     async def missed(event: Event) -> None:
         for at in event.data["fire_times"]:
-            lines.write(f"missed {event.data['job_id']} {event.data['reason']} {at}\n")
+            data = event.data
+            lines.write(f"missed {data['job_id']} {data['reason']} {at} {data['detected_at']}\n")
 
     async def work() -> None:
         await anyio.sleep(length)
@@ -61,6 +65,8 @@ async def main(url: str, seconds: float, lines: TextIO, length: float, announce:
 if __name__ == "__main__":
     url, backend, seconds, output = sys.argv[1:5]
     length = float(sys.argv[5]) if len(sys.argv) > 5 else 0.03
-    announce = sys.argv[6:] == ["announce"]
+    options = sys.argv[6:]
+    announce = "announce" in options
+    lease = next((float(o[6:]) for o in options if o.startswith("lease=")), 5.0)
     with open(output, "a", buffering=1) as lines:  # a line each, flushed as written
-        anyio.run(main, url, float(seconds), lines, length, announce, backend=backend)
+        anyio.run(main, url, float(seconds), lines, length, announce, lease, backend=backend)
