@@ -3,13 +3,21 @@
 Each run emits ``JOB_STARTED``, then ``JOB_COMPLETED`` or ``JOB_FAILED``, with a
 correlation id of its own that every event the job emits, and every event handlers
 emit in response, inherits. Async jobs run on the loop, sync jobs in a worker thread
-(:func:`eventsched._invoke.call_user`, as handlers are called).
+(:func:`eventsched._invoke.call_user`, as handlers are called), each run on a lane
+(:mod:`._lanes`).
+
+A ``JOB_*`` event that no handler would receive (none subscribed to its type, nor to
+``"*"``) is not built at all: at 10,000 runs a second, building, queueing and
+"handling" two events per run nobody reads was a third of the CPU. The run counters
+here count every run and miss either way; the event ledger (``statistics()``) counts
+the ``JOB_*`` events that were emitted. A run's ``JOB_STARTED`` is still its lineage:
+it is built the moment something asks for it (an event the job emits, or
+``current_event()``), with the same id and correlation id it would have had.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,6 +31,7 @@ from .._events import Event, EventType, HandlingSlot, _handling
 from .._exceptions import EventschedError
 from .._invoke import call_user, describe_error
 from ._entry import Entry
+from ._lanes import Lanes
 from ._planning import Miss
 from ._records import MissReason
 from ._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets, JobTimings
@@ -41,6 +50,42 @@ class Emitter(Protocol):
     max_event_bytes: int
 
     async def emit(self, event: Event) -> bool: ...
+
+
+def _always(event_type: EventType) -> bool:
+    return True
+
+
+class _RunSlot(HandlingSlot):
+    """A run's lineage: its ``JOB_STARTED`` event, built on first use.
+
+    Most runs never need it (nobody listens to ``JOB_STARTED``, the job emits
+    nothing): then it is never built.
+    """
+
+    __slots__ = ("_build", "_building", "_started")
+
+    def __init__(self, build: Callable[[], Event]) -> None:
+        self._build = build
+        self._building = False
+        self._started: Event | None = None
+
+    @property
+    def event(self) -> Event | None:
+        started = self._started
+        if started is None:
+            if self._building:
+                return None  # JOB_STARTED itself begins the chain: no parent
+            self._building = True
+            try:
+                started = self._started = self._build()
+            finally:
+                self._building = False
+        return started
+
+    @event.setter
+    def event(self, value: Event | None) -> None:  # set by nothing: read-only lineage
+        raise AttributeError("a run's lineage cannot be replaced")
 
 
 def format_duration(seconds: float) -> str:
@@ -69,6 +114,10 @@ class Runs:
         self._clock = clock
         self._accepting = accepting
         self._ended = ended
+        # Whether anyone would receive an event of a type (EventScheduler.has_handlers); an
+        # emitter without it gets every event.
+        self._wants: Callable[[EventType], bool] = getattr(emitter, "has_handlers", _always)
+        self._lanes: Lanes | None = None
         self.idle = anyio.Event()
         self.idle.set()
         self.running = 0
@@ -95,10 +144,20 @@ class Runs:
         except EventschedError as exc:  # e.g. the queue is full under "reject": counted
             log.warning("Event {} ({}) was not accepted: {}", event.id, event.type, exc)
 
-    def missed_event(self, job: Entry, miss: Miss, now: datetime) -> Event:
-        """Count ``miss`` and describe it as a ``JOB_MISSED`` event."""
+    def missed_event(self, job: Entry, miss: Miss, now: datetime) -> Event | None:
+        """Count and log ``miss``; describe it as a ``JOB_MISSED`` event if anyone
+        would receive that."""
         fire_times, reason = miss.fire_times, miss.reason
         self.missed[reason] += len(fire_times)
+        if not self._wants(EventType.JOB_MISSED):
+            log.warning(
+                "Job {}: {} fire time(s) missed ({}), first {}",
+                job.id,
+                len(fire_times),
+                reason.value,
+                fire_times[0].isoformat() if fire_times else None,
+            )
+            return None
         data: dict[str, Any] = {
             "job_id": job.id,
             "reason": str(reason),
@@ -126,14 +185,30 @@ class Runs:
     # -- runs ------------------------------------------------------------------------
 
     def start(self, runs: TaskGroup, job: Entry, fire_time: datetime) -> None:
-        """Start a run that waits for ``fire_time`` (up to a moment away), then calls."""
+        """Start a run that waits for ``fire_time`` (up to a moment away), then calls.
+
+        The run goes to a lane (:mod:`._lanes`) in ``runs``.
+        """
         if self.running == 0:
             self.idle = anyio.Event()
         self.running += 1
         job.running += 1
         job.runs += 1
         self.started += 1
-        runs.start_soon(self._run, job, fire_time, name=f"eventsched job {job.id}")
+        lanes = self._lanes
+        if lanes is None or lanes.group is not runs:
+            lanes = self._lanes = Lanes(runs, self._run, self._lost)
+        lanes.submit(job, fire_time)
+
+    def close(self) -> None:
+        """The task group of the lanes is closing: idle lanes end."""
+        if self._lanes is not None:
+            self._lanes.close()
+            self._lanes = None
+
+    def _lost(self, job: Entry, fire_time: datetime) -> None:
+        give_back(job, fire_time)
+        self._never_started(job, fire_time)
 
     async def wait_idle(self) -> None:
         while self.running:
@@ -146,7 +221,8 @@ class Runs:
             # milliseconds) can wake us a fraction of a millisecond early; the next
             # sleep covers that remainder. (ruff's ASYNC110 is about polling for a
             # condition another task sets; this waits for a time.)
-            while (ahead := (fire_time - self._clock().now()).total_seconds()) > 0:  # noqa: ASYNC110
+            clock = self._clock()
+            while (ahead := (fire_time - clock.now()).total_seconds()) > 0:  # noqa: ASYNC110
                 await anyio.sleep(ahead)
         except BaseException:
             give_back(job, fire_time)
@@ -166,42 +242,61 @@ class Runs:
         # Never below zero: _run waited until the clock reached the fire time.
         self.lateness.observe(max(0.0, (self._clock().now() - fire_time).total_seconds()))
         loop_start = anyio.current_time()
-        base = {"job_id": job.id, "fire_time": fire_time.isoformat()}
-        started = self.event(EventType.JOB_STARTED, {**base, "run": job.runs})
+        wants = self._wants
+        run = job.runs
+        base: dict[str, Any] = {"job_id": job.id, "fire_time": fire_time}
+
+        def build_started() -> Event:
+            return self.event(EventType.JOB_STARTED, {**_dated(base), "run": run})
+
         # This task's context: the events the job creates inherit its lineage.
-        _handling.set(HandlingSlot(started))
-        lineage = {"correlation_id": started.correlation_id, "causation_id": started.id}
+        slot = _RunSlot(build_started)
+        _handling.set(slot)
         finished = False
         try:
-            await self.emit(started)
+            if wants(EventType.JOB_STARTED) and (started := slot.event) is not None:
+                await self.emit(started)
             result: Any = None
             call = functools.partial(job.func, *job.args, **job.kwargs)
             try:
-                with anyio.move_on_after(math.inf if job.timeout is None else job.timeout) as scope:
+                if job.timeout is None:
+                    # No scope of its own: the lanes' task group cancels it at shutdown.
+                    timed_out = False
                     result = await call_user(call, in_thread=not job.is_async)
+                else:
+                    with anyio.move_on_after(job.timeout) as scope:
+                        result = await call_user(call, in_thread=not job.is_async)
+                    timed_out = scope.cancelled_caught
             except Exception as exc:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
-                outcome = self._failed(job, base, duration, exc, lineage)
+                outcome = self._failed(job, slot, base, duration, exc)
             else:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
-                if scope.cancelled_caught:
-                    outcome = self._timed_out(job, base, duration, lineage)
+                if timed_out:
+                    outcome = self._timed_out(job, slot, base, duration)
                 else:
                     self.completed += 1
-                    data = {**base, "duration": duration, "result": summarize_result(result)}
-                    outcome = self.event(EventType.JOB_COMPLETED, data, **lineage)
-            await self.emit(outcome)
+                    outcome = None
+                    if wants(EventType.JOB_COMPLETED):
+                        data = {
+                            **_dated(base),
+                            "duration": duration,
+                            "result": summarize_result(result),
+                        }
+                        outcome = self.event(EventType.JOB_COMPLETED, data, **_lineage(slot))
+            if outcome is not None:
+                await self.emit(outcome)
         except BaseException:
             if not finished:
                 self.aborted += 1
                 log.warning(
-                    "Job {} run (correlation {}) was cancelled by shutdown: aborted",
+                    "Job {} run (fire time {}) was cancelled by shutdown: aborted",
                     job.id,
-                    started.correlation_id,
+                    fire_time,
                 )
             raise
 
@@ -221,15 +316,16 @@ class Runs:
     def _failed(
         self,
         job: Entry,
+        slot: _RunSlot,
         base: dict[str, Any],
         duration: float,
         exc: Exception,
-        lineage: dict[str, Any],
-    ) -> Event:
+    ) -> Event | None:
         self.failed += 1
         job.failures += 1
         kind = type(exc).__qualname__
         described = describe_error(exc)  # never raises, whatever the exception's __str__ does
+        lineage = _lineage(slot)  # a failure is logged with its correlation id
         log.opt(exception=exc).error(
             "Job {} failed after {} (correlation {}): {}",
             job.id,
@@ -237,8 +333,10 @@ class Runs:
             lineage["correlation_id"],
             described,
         )
+        if not self._wants(EventType.JOB_FAILED):
+            return None
         data = {
-            **base,
+            **_dated(base),
             "duration": duration,
             "reason": "exception",
             "error_type": kind,
@@ -247,19 +345,22 @@ class Runs:
         return self.event(EventType.JOB_FAILED, data, **lineage)
 
     def _timed_out(
-        self, job: Entry, base: dict[str, Any], duration: float, lineage: dict[str, Any]
-    ) -> Event:
+        self, job: Entry, slot: _RunSlot, base: dict[str, Any], duration: float
+    ) -> Event | None:
         self.failed += 1
         self.timed_out += 1
         job.failures += 1
+        lineage = _lineage(slot)
         log.warning(
             "Job {} timed out after {} (correlation {}) and was cancelled",
             job.id,
             format_duration(duration),
             lineage["correlation_id"],
         )
+        if not self._wants(EventType.JOB_FAILED):
+            return None
         data = {
-            **base,
+            **_dated(base),
             "duration": duration,
             "reason": "timeout",
             "error_type": "TimeoutError",
@@ -267,6 +368,18 @@ class Runs:
             "timeout": job.timeout,
         }
         return self.event(EventType.JOB_FAILED, data, **lineage)
+
+
+def _dated(base: dict[str, Any]) -> dict[str, Any]:
+    """The common fields of a run's events, its fire time in ISO 8601 (built only for
+    an event that is built)."""
+    return {"job_id": base["job_id"], "fire_time": base["fire_time"].isoformat()}
+
+
+def _lineage(slot: _RunSlot) -> dict[str, Any]:
+    started = slot.event
+    assert started is not None  # built on demand
+    return {"correlation_id": started.correlation_id, "causation_id": started.id}
 
 
 def give_back(job: Entry, fire_time: datetime) -> None:

@@ -303,8 +303,9 @@ class JobTable:
         stored = self._stored.pop(job.id, None)
         if saved is not None and saved.running:
             miss = Miss(MissReason.INTERRUPTED, saved.running)
-            self._reports.append(self._runs.missed_event(job, miss, now))
-            self._wake()  # the next pass emits it
+            if (event := self._runs.missed_event(job, miss, now)) is not None:
+                self._reports.append(event)
+                self._wake()  # the next pass emits it
         if saved is not None and saved.fingerprint != job.fingerprint:
             log.info(
                 "Job {}: its trigger changed since the state was saved ({} -> {}); "

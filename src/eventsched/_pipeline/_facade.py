@@ -83,6 +83,14 @@ class PipelineMethods:
         """Unsubscribe ``handler`` from ``event_type``; return whether it was subscribed."""
         return self._registry.remove(event_type, handler)
 
+    def has_handlers(self, event_type: EventTypeLike) -> bool:
+        """Whether an event of ``event_type`` would reach a handler (its own or ``"*"``).
+
+        The job scheduler builds a ``JOB_*`` event only when this says yes; code of
+        yours can skip building costly events the same way.
+        """
+        return bool(self._registry.routes[event_type])
+
     # -- emitting ----------------------------------------------------------------------
 
     async def emit(
