@@ -63,12 +63,19 @@ class _RunSlot(HandlingSlot):
     nothing): then it is never built.
     """
 
-    __slots__ = ("_build", "_building", "_started")
+    __slots__ = ("_building", "_runs", "_started", "fire_time", "job_id", "run")
 
-    def __init__(self, build: Callable[[], Event]) -> None:
-        self._build = build
+    def __init__(self, runs: Runs, job_id: str, fire_time: datetime, run: int) -> None:
+        self._runs = runs
+        self.job_id = job_id
+        self.fire_time = fire_time
+        self.run = run
         self._building = False
         self._started: Event | None = None
+
+    def dated(self) -> dict[str, Any]:
+        """The fields every event of the run has (its fire time in ISO 8601)."""
+        return {"job_id": self.job_id, "fire_time": self.fire_time.isoformat()}
 
     @property
     def event(self) -> Event | None:
@@ -78,7 +85,8 @@ class _RunSlot(HandlingSlot):
                 return None  # JOB_STARTED itself begins the chain: no parent
             self._building = True
             try:
-                started = self._started = self._build()
+                data = {**self.dated(), "run": self.run}
+                started = self._started = self._runs.event(EventType.JOB_STARTED, data)
             finally:
                 self._building = False
         return started
@@ -224,6 +232,7 @@ class Runs:
             clock = self._clock()
             while (ahead := (fire_time - clock.now()).total_seconds()) > 0:  # noqa: ASYNC110
                 await anyio.sleep(ahead)
+            # (never negative: the loop ended once the clock reached the fire time)
         except BaseException:
             give_back(job, fire_time)
             self._never_started(job, fire_time)  # cancelled before its time: not a run
@@ -233,57 +242,53 @@ class Runs:
             self._never_started(job, fire_time)  # shutdown began before its time
             return
         try:
-            await self._call(job, fire_time)
+            await self._call(job, fire_time, -ahead)
         finally:
             job.running -= 1
             self._finish(job, fire_time)
 
-    async def _call(self, job: Entry, fire_time: datetime) -> None:
-        # Never below zero: _run waited until the clock reached the fire time.
-        self.lateness.observe(max(0.0, (self._clock().now() - fire_time).total_seconds()))
+    async def _call(self, job: Entry, fire_time: datetime, lateness: float) -> None:
+        self.lateness.observe(lateness)
         loop_start = anyio.current_time()
         wants = self._wants
-        run = job.runs
-        base: dict[str, Any] = {"job_id": job.id, "fire_time": fire_time}
-
-        def build_started() -> Event:
-            return self.event(EventType.JOB_STARTED, {**_dated(base), "run": run})
-
         # This task's context: the events the job creates inherit its lineage.
-        slot = _RunSlot(build_started)
+        slot = _RunSlot(self, job.id, fire_time, job.runs)
         _handling.set(slot)
         finished = False
         try:
             if wants(EventType.JOB_STARTED) and (started := slot.event) is not None:
                 await self.emit(started)
             result: Any = None
-            call = functools.partial(job.func, *job.args, **job.kwargs)
+            call: Callable[..., Any] = job.func
+            args = job.args
+            if job.kwargs:
+                call, args = functools.partial(call, *args, **job.kwargs), ()
             try:
                 if job.timeout is None:
                     # No scope of its own: the lanes' task group cancels it at shutdown.
                     timed_out = False
-                    result = await call_user(call, in_thread=not job.is_async)
+                    result = await call_user(call, *args, in_thread=not job.is_async)
                 else:
                     with anyio.move_on_after(job.timeout) as scope:
-                        result = await call_user(call, in_thread=not job.is_async)
+                        result = await call_user(call, *args, in_thread=not job.is_async)
                     timed_out = scope.cancelled_caught
             except Exception as exc:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
-                outcome = self._failed(job, slot, base, duration, exc)
+                outcome = self._failed(job, slot, duration, exc)
             else:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
                 if timed_out:
-                    outcome = self._timed_out(job, slot, base, duration)
+                    outcome = self._timed_out(job, slot, duration)
                 else:
                     self.completed += 1
                     outcome = None
                     if wants(EventType.JOB_COMPLETED):
                         data = {
-                            **_dated(base),
+                            **slot.dated(),
                             "duration": duration,
                             "result": summarize_result(result),
                         }
@@ -317,7 +322,6 @@ class Runs:
         self,
         job: Entry,
         slot: _RunSlot,
-        base: dict[str, Any],
         duration: float,
         exc: Exception,
     ) -> Event | None:
@@ -336,7 +340,7 @@ class Runs:
         if not self._wants(EventType.JOB_FAILED):
             return None
         data = {
-            **_dated(base),
+            **slot.dated(),
             "duration": duration,
             "reason": "exception",
             "error_type": kind,
@@ -344,9 +348,7 @@ class Runs:
         }
         return self.event(EventType.JOB_FAILED, data, **lineage)
 
-    def _timed_out(
-        self, job: Entry, slot: _RunSlot, base: dict[str, Any], duration: float
-    ) -> Event | None:
+    def _timed_out(self, job: Entry, slot: _RunSlot, duration: float) -> Event | None:
         self.failed += 1
         self.timed_out += 1
         job.failures += 1
@@ -360,7 +362,7 @@ class Runs:
         if not self._wants(EventType.JOB_FAILED):
             return None
         data = {
-            **_dated(base),
+            **slot.dated(),
             "duration": duration,
             "reason": "timeout",
             "error_type": "TimeoutError",
@@ -368,12 +370,6 @@ class Runs:
             "timeout": job.timeout,
         }
         return self.event(EventType.JOB_FAILED, data, **lineage)
-
-
-def _dated(base: dict[str, Any]) -> dict[str, Any]:
-    """The common fields of a run's events, its fire time in ISO 8601 (built only for
-    an event that is built)."""
-    return {"job_id": base["job_id"], "fire_time": base["fire_time"].isoformat()}
 
 
 def _lineage(slot: _RunSlot) -> dict[str, Any]:

@@ -214,7 +214,8 @@ class JobScheduler(JobTable, JobMethods):
     ) -> None:
         """Save the claims of this pass in one transaction, then start those runs."""
         try:
-            refused = await self._sync.flush()
+            # The default in-memory store is saved at close only (see StoreSync).
+            refused = await self._sync.flush() if self._sync.durable else frozenset()
         except Exception:
             log.exception("Could not save to the job store {}", self._store.location)
             unsaved: dict[str, list[datetime]] = {}

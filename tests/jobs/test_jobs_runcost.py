@@ -12,7 +12,7 @@ import anyio
 import pytest
 from jobtools import EPOCH, new_scheduler, virtual_time
 
-from eventsched import Event, EventType, current_event
+from eventsched import Event, EventType, MemoryJobStore, current_event
 from eventsched._jobs._entry import Entry
 from eventsched._jobs._lanes import Lanes
 
@@ -172,3 +172,24 @@ async def test_closing_ends_idle_lanes() -> None:
             lanes.close()
     assert len(ran) == 3
     assert lanes.idle == 0
+
+
+@virtual_time
+async def test_the_default_memory_store_is_saved_at_close(unit: float) -> None:
+    """The plain MemoryJobStore is written once, at close, with the final schedule (no
+    save per pass or per ended run: nothing reads it before then)."""
+    store = MemoryJobStore()
+    scheduler = new_scheduler()
+    scheduler.configure_jobs(store=store)
+    job = Counting(3)
+    scheduler.add_job(job, "interval", seconds=unit, id="j")
+    async with scheduler:
+        with anyio.fail_after(60 * unit):
+            await job.done.wait()
+        assert await store.load() == {}
+        last = scheduler.get_job("j").last_fire_time
+    saved = (await store.load())["j"]
+    assert saved.last_fire_time is not None
+    assert last is not None
+    assert saved.last_fire_time >= last
+    assert saved.running == ()
