@@ -3,8 +3,9 @@
 Spawning a task per run was the largest single cost of a run: anyio (4.16) gives every
 task it spawns a handle, a cancel scope and an event of its own, ~35-40 us per task on
 either backend, more than the rest of a trivial run put together. A lane is a task
-that, once its run is done, waits to be handed the next one; handing a run to an idle
-lane costs an :class:`anyio.Event`, a few microseconds. A run still never waits for
+that, once its run is done, waits to be handed the next one. It waits on the backend's
+own cheapest primitive (:class:`_Parking`): an :class:`anyio.Event` costs another
+~5 us per hand-over in anyio's dispatch, a fifth of a trivial run. A run still never waits for
 another: when no lane is idle, a new one is spawned, so a slow job only ever holds its
 own lane. Idle lanes beyond :data:`MAX_IDLE` end, so a burst of long runs does not
 leave thousands of tasks behind.
@@ -17,11 +18,12 @@ run. The job scheduler sets the context it relies on (``current_event``) per run
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-import anyio
+import sniffio
 from anyio.abc import TaskGroup
 
 from ._entry import Entry
@@ -34,14 +36,49 @@ MAX_IDLE: Final = 1024
 Run = Callable[[Entry, datetime], Awaitable[None]]
 
 
+class _Parking:
+    """Where an idle lane waits to be woken, once: an asyncio future, or trio's own
+    reschedule. Cancellation works as for any await (anyio cancels the future, or trio
+    aborts the wait); a wake after that is ignored, and the lane, which sees it was
+    handed a run, accounts for it."""
+
+    __slots__ = ("_future", "_lowlevel", "_task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None, lowlevel: Any) -> None:
+        # trio.lowlevel on trio (imported there only: importing eventsched must not
+        # import trio), else None and the running asyncio loop.
+        self._lowlevel = lowlevel
+        self._task = None if lowlevel is None else lowlevel.current_task()
+        self._future = None if loop is None else loop.create_future()
+
+    async def wait(self) -> None:
+        if self._future is not None:
+            await self._future
+        else:
+            await self._lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, raise_cancel: Any) -> Any:
+        self._task = None  # cancelled: nothing may reschedule it now
+        return self._lowlevel.Abort.SUCCEEDED
+
+    def wake(self) -> None:
+        future = self._future
+        if future is not None:
+            if not future.done():
+                future.set_result(None)
+        elif self._task is not None:
+            task, self._task = self._task, None
+            self._lowlevel.reschedule(task)
+
+
 class _Lane:
-    """An idle lane's mailbox: the run it is handed, and the event that wakes it."""
+    """An idle lane's mailbox: the run it is handed, and where it waits."""
 
-    __slots__ = ("run", "wake")
+    __slots__ = ("parking", "run")
 
-    def __init__(self) -> None:
+    def __init__(self, parking: _Parking) -> None:
         self.run: tuple[Entry, datetime] | None = None
-        self.wake = anyio.Event()
+        self.parking = parking
 
 
 class Lanes:
@@ -78,7 +115,7 @@ class Lanes:
         if self._idle:
             lane = self._idle.pop()
             lane.run = (job, fire_time)
-            lane.wake.set()
+            lane.parking.wake()
         else:
             self.spawned += 1
             self._group.start_soon(self._lane, job, fire_time, name="eventsched job run")
@@ -88,18 +125,26 @@ class Lanes:
         self._closed = True
         idle, self._idle = self._idle, []
         for lane in idle:
-            lane.wake.set()
+            lane.parking.wake()
 
     async def _lane(self, job: Entry, fire_time: datetime) -> None:
         run = self._run
+        loop: asyncio.AbstractEventLoop | None = None
+        lowlevel: Any = None
+        if sniffio.current_async_library() == "trio":
+            import trio.lowlevel
+
+            lowlevel = trio.lowlevel
+        else:
+            loop = asyncio.get_running_loop()
         while True:
             await run(job, fire_time)
             if self._closed or len(self._idle) >= MAX_IDLE:
                 return
-            lane = _Lane()
+            lane = _Lane(_Parking(loop, lowlevel))
             self._idle.append(lane)
             try:
-                await lane.wake.wait()
+                await lane.parking.wait()
             except BaseException:
                 # Cancelled while idle (shutdown): a run handed over meanwhile never
                 # began, and is accounted for as such.
