@@ -119,6 +119,12 @@ class JobScheduler(JobTable, JobMethods):
         finally:
             self._group = None
             self._life.advance(State.STOPPED)
+            if not sync.durable:
+                # The default in-memory store is not kept in step while running (see
+                # StoreSync): it gets every job's final state now, in one save.
+                for job in self._entries.values():
+                    if job.persist and not job.removed:
+                        sync.mark(job.id, job.saved())
             await sync.close()
 
     def begin_shutdown(self) -> None:
@@ -192,21 +198,32 @@ class JobScheduler(JobTable, JobMethods):
         job.last_fire = due[-1]
         due[0] = job.fire_at  # the first with its jitter
         job.set_next(following)
-        decided = plan(
-            due,
-            now,
-            coalesce=job.coalesce,
-            misfire_grace_time=job.misfire_grace_time,
-            max_instances=job.max_instances,
-            running=job.running,
-            more=more,
-        )
-        for miss in decided.missed:
-            if (event := self._runs.missed_event(job, miss, now)) is not None:
-                reports.append(event)
-        for at in decided.run:
-            job.in_flight.append(at)
-            starts.append((job, at))
+        if (
+            len(due) == 1
+            and not more
+            and job.running < job.max_instances
+            and (job.coalesce or job.misfire_grace_time is None)
+        ):
+            # The common case, and what plan() would decide: one fire time, room to
+            # run it, no grace to check. Skipping plan() saves its records per run.
+            job.in_flight.append(due[0])
+            starts.append((job, due[0]))
+        else:
+            decided = plan(
+                due,
+                now,
+                coalesce=job.coalesce,
+                misfire_grace_time=job.misfire_grace_time,
+                max_instances=job.max_instances,
+                running=job.running,
+                more=more,
+            )
+            for miss in decided.missed:
+                if (event := self._runs.missed_event(job, miss, now)) is not None:
+                    reports.append(event)
+            for at in decided.run:
+                job.in_flight.append(at)
+                starts.append((job, at))
         self._after_update(job)
 
     async def _claim_and_start(

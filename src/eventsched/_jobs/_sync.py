@@ -34,7 +34,7 @@ class StoreSync:
     is saved as it changes.
     """
 
-    __slots__ = ("_dirty", "_loaded", "_lock", "_signal", "_store", "adopt", "durable")
+    __slots__ = ("_dirty", "_loaded", "_lock", "_owns", "_signal", "_store", "adopt", "durable")
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
@@ -53,6 +53,8 @@ class StoreSync:
     def store(self, store: JobStore) -> None:
         self._store = store
         self.durable = type(store) is not MemoryJobStore
+        owns = getattr(store, "owns", None)
+        self._owns: Callable[[str, datetime], bool] | None = owns if callable(owns) else None
 
     async def open(self) -> dict[str, SavedJob]:
         """Lock and load the store. :raises JobStateError:"""
@@ -105,8 +107,8 @@ class StoreSync:
         A shared store answers for itself: the claim may have gone out in the writer's
         save, whose refusals nobody else sees. Other stores refuse nothing.
         """
-        owns = getattr(self.store, "owns", None)
-        return not callable(owns) or bool(owns(job_id, fire_time))
+        owns = self._owns
+        return owns is None or bool(owns(job_id, fire_time))
 
     async def flush_logged(self) -> None:
         try:

@@ -231,6 +231,8 @@ class JobTable:
         """Clear the claim of a run that ended (or never started) in the store."""
         if fire_time in job.in_flight:
             job.in_flight.remove(fire_time)
+        if not self._sync.durable:
+            return  # saved at close (StoreSync)
         owner = self._entries.get(job.id)
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
         if target.persist:
@@ -287,7 +289,9 @@ class JobTable:
     def _after_update(self, job: Entry, stored: SavedJob | None = None) -> None:
         """Save the job's fire times (unless ``stored`` holds them already) and retire
         it once its trigger is exhausted."""
-        if job.persist and not job.removed:
+        if job.persist and not job.removed and (self._sync.durable or job.next_fire is None):
+            # (The default in-memory store gets the states of the jobs still scheduled
+            # at close; an exhausted job leaves the table now, so its state goes now.)
             state = job.saved()
             if state != stored:
                 self._sync.mark(job.id, state)
