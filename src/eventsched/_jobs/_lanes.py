@@ -4,8 +4,7 @@ Spawning a task per run was the largest single cost of a run: anyio (4.16) gives
 task it spawns a handle, a cancel scope and an event of its own, ~35-40 us per task on
 either backend, more than the rest of a trivial run put together. A lane is a task
 that, once its run is done, waits to be handed the next one. It waits on the backend's
-own cheapest primitive (:class:`_Parking`): an :class:`anyio.Event` costs another
-~5 us per hand-over in anyio's dispatch, a fifth of a trivial run. A run still never waits for
+own cheapest primitive (:class:`~._parking.Parking`). A run still never waits for
 another: when no lane is idle, a new one is spawned, so a slow job only ever holds its
 own lane. Idle lanes beyond :data:`MAX_IDLE` end, so a burst of long runs does not
 leave thousands of tasks behind.
@@ -13,20 +12,19 @@ leave thousands of tasks behind.
 What a lane does not give that a task per run did: a fresh copy of the context per
 run. The job scheduler sets the context it relies on (``current_event``) per run; a
 ``ContextVar`` a job sets and never resets is seen by later runs on the same lane
-(docs/jobs.md says so).
+(docs/guide.md says so).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-import sniffio
 from anyio.abc import TaskGroup
 
 from ._entry import Entry
+from ._parking import Parking
 
 __all__ = ["MAX_IDLE", "Lanes"]
 
@@ -36,47 +34,12 @@ MAX_IDLE: Final = 1024
 Run = Callable[[Entry, datetime], Awaitable[None]]
 
 
-class _Parking:
-    """Where an idle lane waits to be woken, once: an asyncio future, or trio's own
-    reschedule. Cancellation works as for any await (anyio cancels the future, or trio
-    aborts the wait); a wake after that is ignored, and the lane, which sees it was
-    handed a run, accounts for it."""
-
-    __slots__ = ("_future", "_lowlevel", "_task")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None, lowlevel: Any) -> None:
-        # trio.lowlevel on trio (imported there only: importing eventsched must not
-        # import trio), else None and the running asyncio loop.
-        self._lowlevel = lowlevel
-        self._task = None if lowlevel is None else lowlevel.current_task()
-        self._future = None if loop is None else loop.create_future()
-
-    async def wait(self) -> None:
-        if self._future is not None:
-            await self._future
-        else:
-            await self._lowlevel.wait_task_rescheduled(self._abort)
-
-    def _abort(self, raise_cancel: Any) -> Any:
-        self._task = None  # cancelled: nothing may reschedule it now
-        return self._lowlevel.Abort.SUCCEEDED
-
-    def wake(self) -> None:
-        future = self._future
-        if future is not None:
-            if not future.done():
-                future.set_result(None)
-        elif self._task is not None:
-            task, self._task = self._task, None
-            self._lowlevel.reschedule(task)
-
-
 class _Lane:
     """An idle lane's mailbox: the run it is handed, and where it waits."""
 
     __slots__ = ("parking", "run")
 
-    def __init__(self, parking: _Parking) -> None:
+    def __init__(self, parking: Parking) -> None:
         self.run: tuple[Entry, datetime] | None = None
         self.parking = parking
 
@@ -129,19 +92,11 @@ class Lanes:
 
     async def _lane(self, job: Entry, fire_time: datetime) -> None:
         run = self._run
-        loop: asyncio.AbstractEventLoop | None = None
-        lowlevel: Any = None
-        if sniffio.current_async_library() == "trio":
-            import trio.lowlevel
-
-            lowlevel = trio.lowlevel
-        else:
-            loop = asyncio.get_running_loop()
         while True:
             await run(job, fire_time)
             if self._closed or len(self._idle) >= MAX_IDLE:
                 return
-            lane = _Lane(_Parking(loop, lowlevel))
+            lane = _Lane(Parking())
             self._idle.append(lane)
             try:
                 await lane.parking.wait()

@@ -30,6 +30,7 @@ from .._clock import Clock
 from .._events import Event, EventType, HandlingSlot, _handling
 from .._exceptions import EventschedError
 from .._invoke import call_user, describe_error
+from ._alarms import Alarms
 from ._entry import Entry
 from ._lanes import Lanes
 from ._planning import Miss
@@ -126,6 +127,7 @@ class Runs:
         # emitter without it gets every event.
         self._wants: Callable[[EventType], bool] = getattr(emitter, "has_handlers", _always)
         self._lanes: Lanes | None = None
+        self._alarms = Alarms(clock)
         self.idle = anyio.Event()
         self.idle.set()
         self.running = 0
@@ -224,14 +226,14 @@ class Runs:
 
     async def _run(self, job: Entry, fire_time: datetime) -> None:
         try:
-            # Started a moment early: wait for the fire time itself. A loop, because a
-            # loop clock coarser than the wall clock (uvloop's counts whole
-            # milliseconds) can wake us a fraction of a millisecond early; the next
-            # sleep covers that remainder. (ruff's ASYNC110 is about polling for a
-            # condition another task sets; this waits for a time.)
+            # Started a moment early: wait for the fire time itself, on the timer this
+            # run shares with those due in the same fraction of a millisecond
+            # (:mod:`._alarms`). A loop, because a loop clock coarser than the wall
+            # clock (uvloop's counts whole milliseconds) can wake us a fraction of a
+            # millisecond early; the next wait covers that remainder.
             clock = self._clock()
-            while (ahead := (fire_time - clock.now()).total_seconds()) > 0:  # noqa: ASYNC110
-                await anyio.sleep(ahead)
+            while (ahead := (fire_time - clock.now()).total_seconds()) > 0:
+                await self._alarms.wait_for(fire_time)
             # (never negative: the loop ended once the clock reached the fire time)
         except BaseException:
             give_back(job, fire_time)
