@@ -232,7 +232,8 @@ class JobScheduler(JobTable, JobMethods):
         """Save the claims of this pass in one transaction, then start those runs."""
         try:
             # The default in-memory store is saved at close only (see StoreSync).
-            refused = await self._sync.flush() if self._sync.durable else frozenset()
+            sync = self._sync
+            refused = await sync.flush(urgent_only=True) if sync.durable else frozenset()
         except Exception:
             log.exception("Could not save to the job store {}", self._store.location)
             unsaved: dict[str, list[datetime]] = {}

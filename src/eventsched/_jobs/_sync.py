@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Final
@@ -17,6 +18,12 @@ log = logger.bind(component="jobs")
 
 #: Seconds the final save to the job store may take at shutdown.
 FLUSH_TIMEOUT: Final = 5.0
+#: Seconds a change made outside a pass (a run that ended, a resumed job) may wait for
+#: its save. A run that ended this close before a crash of the process is reported at
+#: the next start as ``interrupted`` (never run again: at most once still holds).
+SAVE_DELAY: Final = 5.0
+#: Changes the writer saves per transaction.
+WRITER_CHUNK: Final = 256
 
 
 class StoreSync:
@@ -34,11 +41,24 @@ class StoreSync:
     is saved as it changes.
     """
 
-    __slots__ = ("_dirty", "_loaded", "_lock", "_owns", "_signal", "_store", "adopt", "durable")
+    __slots__ = (
+        "_dirty",
+        "_later",
+        "_loaded",
+        "_lock",
+        "_owns",
+        "_signal",
+        "_store",
+        "adopt",
+        "durable",
+    )
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
         self._dirty: dict[str, SavedJob | None] = {}
+        # Changes no pass needs saved first (ended runs): they wait for the job's next
+        # claim, which carries them in the same row, or for the writer (SAVE_DELAY).
+        self._later: dict[str, SavedJob | None] = {}
         self._signal = anyio.Event()
         self._lock: anyio.Lock | None = None
         self._loaded = False
@@ -70,18 +90,33 @@ class StoreSync:
             await self.flush_logged()
             await self.store.close()
 
-    def mark(self, job_id: str, saved: SavedJob | None) -> None:
-        """Note a job's new state (None: deleted), for the next save."""
-        self._dirty[job_id] = saved
+    def mark(self, job_id: str, saved: SavedJob | None, *, urgent: bool = True) -> None:
+        """Note a job's new state (None: deleted), for the next save.
+
+        ``urgent=False`` (a run that ended): the next pass need not save it; it goes
+        with the job's next claim, or with the writer's save.
+        """
+        if urgent or job_id in self._dirty:
+            self._dirty[job_id] = saved
+            self._later.pop(job_id, None)
+        else:
+            self._later[job_id] = saved
         if self.durable:
             self._signal.set()
 
-    async def flush(self) -> frozenset[str]:
-        """Save what changed in one transaction; the ids whose change was refused."""
+    async def flush(self, *, urgent_only: bool = False) -> frozenset[str]:
+        """Save what changed in one transaction; the ids whose change was refused.
+
+        ``urgent_only`` (a pass saving its claims): leave the changes marked not
+        urgent for later.
+        """
         lock = self._lock
         if lock is None or not self._loaded:
             return frozenset()
         async with lock:
+            if not urgent_only and self._later:
+                self._later.update(self._dirty)
+                self._dirty, self._later = self._later, {}
             if not self._dirty:
                 return frozenset()
             states, self._dirty = self._dirty, {}
@@ -89,7 +124,8 @@ class StoreSync:
                 refused = await self.store.save(states)
             except BaseException:
                 for job_id, saved in states.items():
-                    self._dirty.setdefault(job_id, saved)
+                    if job_id not in self._later:
+                        self._dirty.setdefault(job_id, saved)
                 raise
             # A store shared by processes (PostgresJobStore) keeps the state another
             # process saved for each refused job: the scheduler takes it up.
@@ -98,6 +134,7 @@ class StoreSync:
                 for job_id in refused:
                     # A change marked since was made from the schedule that lost.
                     self._dirty.pop(job_id, None)
+                    self._later.pop(job_id, None)
                     self.adopt(job_id, current(job_id))
             return refused
 
@@ -110,17 +147,34 @@ class StoreSync:
         owns = self._owns
         return owns is None or bool(owns(job_id, fire_time))
 
-    async def flush_logged(self) -> None:
+    async def flush_logged(self, *, urgent_only: bool = False) -> bool:
+        """:meth:`flush`, an error logged (and False returned) rather than raised."""
         try:
-            await self.flush()
+            await self.flush(urgent_only=urgent_only)
         except Exception:
             # Kept pending: the next change (or shutdown) tries again.
             log.exception("Could not save to the job store {}", self.store.location)
+            return False
+        return True
 
     async def writer(self, scope: anyio.CancelScope) -> None:
-        """Save changes made outside a pass (ended runs, resumes) as they happen."""
+        """Save changes made outside a pass (ended runs, resumes) within SAVE_DELAY."""
         with scope:
             while True:
                 await self._signal.wait()
+                # Meanwhile a pass may save them with its claims, in the same row: a
+                # job that runs every second then costs one row write per run, not two.
+                await anyio.sleep(SAVE_DELAY)
                 self._signal = anyio.Event()
-                await self.flush_logged()
+                if not await self.flush_logged(urgent_only=True):
+                    continue
+                # The rest in chunks, each its own transaction: a pass waiting to save
+                # its claims never waits for more than one chunk (10,000 ended runs in
+                # one save held the passes for 0.2 s, and the runs due meanwhile then
+                # made the next passes' saves as large).
+                later = self._later
+                while later:
+                    chunk = list(itertools.islice(later, WRITER_CHUNK))
+                    self._dirty.update((job_id, later.pop(job_id)) for job_id in chunk)
+                    if not await self.flush_logged(urgent_only=True):
+                        break

@@ -236,7 +236,7 @@ class JobTable:
         owner = self._entries.get(job.id)
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
         if target.persist:
-            self._sync.mark(target.id, target.saved())
+            self._sync.mark(target.id, target.saved(), urgent=False)
 
     def _adopt(self, job_id: str, saved: SavedJob | None) -> None:
         """Take up the schedule another process saved for a job whose change was refused."""
