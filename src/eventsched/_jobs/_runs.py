@@ -18,7 +18,7 @@ it is built the moment something asks for it (an event the job emits, or
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -126,6 +126,8 @@ class Runs:
         # Whether anyone would receive an event of a type (EventScheduler.has_handlers); an
         # emitter without it gets every event.
         self._wants: Callable[[EventType], bool] = getattr(emitter, "has_handlers", _always)
+        # The EventScheduler's intake for its own reports (see Runs.emit).
+        self._offer: Callable[[Event], bool] | None = getattr(emitter, "_offer_job_event", None)
         self._lanes: Lanes | None = None
         self._alarms = Alarms(clock)
         self.idle = anyio.Event()
@@ -149,47 +151,62 @@ class Runs:
         return Event.create(event_type, data, max_bytes=self._emitter.max_event_bytes, **lineage)
 
     async def emit(self, event: Event) -> None:
+        offer = self._offer
+        if offer is not None:
+            # Never waits, never evicts a user's event: a full queue drops it, counted
+            # as ``job_event`` (and reported in EVENTS_DROPPED).
+            offer(event)
+            return
         try:
             await self._emitter.emit(event)
         except EventschedError as exc:  # e.g. the queue is full under "reject": counted
             log.warning("Event {} ({}) was not accepted: {}", event.id, event.type, exc)
 
-    def missed_event(self, job: Entry, miss: Miss, now: datetime) -> Event | None:
-        """Count and log ``miss``; describe it as a ``JOB_MISSED`` event if anyone
-        would receive that."""
-        fire_times, reason = miss.fire_times, miss.reason
-        self.missed[reason] += len(fire_times)
+    def missed_event(self, job: Entry, miss: Miss | Sequence[Miss], now: datetime) -> Event | None:
+        """Count and log the misses of one job in one pass; describe them as one
+        ``JOB_MISSED`` event if anyone would receive that.
+
+        Several reasons at once (some fire times coalesced, the last one over
+        ``max_instances``) still make one event: ``reason`` is the first, ``by_reason``
+        has them all, ``count`` the total.
+        """
+        misses = (miss,) if isinstance(miss, Miss) else tuple(miss)
+        by_reason: dict[str, int] = {}
+        for one in misses:
+            count = len(one.fire_times)
+            self.missed[one.reason] += count
+            key = str(one.reason)
+            job.missed[key] = job.missed.get(key, 0) + count
+            by_reason[key] = by_reason.get(key, 0) + count
+        fire_times = sorted(at for one in misses for at in one.fire_times)
+        reason = misses[0].reason
+        first = fire_times[0].isoformat() if fire_times else None
+        log.warning(
+            "Job {}: {} fire time(s) missed ({}), first {}",
+            job.id,
+            len(fire_times),
+            ", ".join(by_reason),
+            first,
+        )
         if not self._wants(EventType.JOB_MISSED):
-            log.warning(
-                "Job {}: {} fire time(s) missed ({}), first {}",
-                job.id,
-                len(fire_times),
-                reason.value,
-                fire_times[0].isoformat() if fire_times else None,
-            )
             return None
         data: dict[str, Any] = {
             "job_id": job.id,
             "reason": str(reason),
             "count": len(fire_times),
-            "more": miss.more,
+            "by_reason": by_reason,
+            "more": any(one.more for one in misses),
             "fire_times": [at.isoformat() for at in fire_times[:MAX_LISTED]],
-            "first_fire_time": fire_times[0].isoformat() if fire_times else None,
+            "first_fire_time": first,
             "last_fire_time": fire_times[-1].isoformat() if fire_times else None,
             "detected_at": now.isoformat(),
         }
-        if reason is MissReason.MAX_INSTANCES:
+        reasons = {one.reason for one in misses}
+        if MissReason.MAX_INSTANCES in reasons:
             data["running"] = job.running
             data["max_instances"] = job.max_instances
-        elif reason is MissReason.MISFIRE:
+        if MissReason.MISFIRE in reasons:
             data["misfire_grace_time"] = job.misfire_grace_time
-        log.warning(
-            "Job {}: {} fire time(s) missed ({}), first {}",
-            job.id,
-            len(fire_times),
-            reason.value,
-            data["first_fire_time"],
-        )
         return self.event(EventType.JOB_MISSED, data)
 
     # -- runs ------------------------------------------------------------------------

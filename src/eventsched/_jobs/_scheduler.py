@@ -218,9 +218,12 @@ class JobScheduler(JobTable, JobMethods):
                 running=job.running,
                 more=more,
             )
-            for miss in decided.missed:
-                if (event := self._runs.missed_event(job, miss, now)) is not None:
-                    reports.append(event)
+            # One JOB_MISSED per job and pass, whatever the reasons (see missed_event).
+            if (
+                decided.missed
+                and (event := self._runs.missed_event(job, decided.missed, now)) is not None
+            ):
+                reports.append(event)
             for at in decided.run:
                 job.in_flight.append(at)
                 starts.append((job, at))

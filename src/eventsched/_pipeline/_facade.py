@@ -161,6 +161,11 @@ class PipelineMethods:
             raise
         return self._queue.emit_nowait(event)
 
+    def _offer_job_event(self, event: Event) -> bool:
+        # The job scheduler's own events (an admitted Event, on the loop thread): see
+        # EventQueue.offer_job_event for the policy.
+        return self._queue.offer_job_event(event)
+
     def statistics(self) -> Statistics:
         """A consistent snapshot of the accounting (see :class:`Statistics`).
 
