@@ -237,8 +237,8 @@ async def test_runs_due_in_one_slice_share_a_timer(
     if is_virtual(anyio_backend):  # exact: one timer, at the end of the slice
         assert all(late < QUANTUM for late in started.values()), started
         assert shared == 1
-    else:  # a loaded machine may split them (a pass late); never one timer per run
-        assert 1 <= shared <= 5
+    else:  # a loaded machine may split them, or start them late with no wait at all
+        assert shared <= 5
 
 
 async def test_a_cancelled_sleeper_wakes_the_runs_parked_on_its_timer() -> None:

@@ -244,7 +244,7 @@ class Runs:
     async def _run(self, job: Entry, fire_time: datetime) -> None:
         try:
             # Started a moment early: wait for the fire time itself, on the timer this
-            # run shares with those due in the same fraction of a millisecond
+            # run shares with those due in the same millisecond
             # (:mod:`._alarms`). A loop, because a loop clock coarser than the wall
             # clock (uvloop's counts whole milliseconds) can wake us a fraction of a
             # millisecond early; the next wait covers that remainder.
