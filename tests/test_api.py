@@ -72,13 +72,21 @@ def test_all_lists_exactly_the_public_names() -> None:
 
 
 def test_importing_the_library_loads_none_of_the_tools() -> None:
-    """``import eventsched`` loads no command line, settings, lessons or benchmark code."""
+    """``import eventsched`` loads no command line, settings, lessons, benchmark code, nor
+    tracing and OpenTelemetry (the ``otel`` extra)."""
     program = textwrap.dedent(
         """
         import sys
         import eventsched
         import eventsched.testing
-        tools = ("pydantic_settings", "eventsched.cli", "eventsched.lessons", "eventsched._bench")
+        tools = (
+            "pydantic_settings",
+            "eventsched.cli",
+            "eventsched.lessons",
+            "eventsched._bench",
+            "eventsched.tracing",
+            "opentelemetry",
+        )
         print(" ".join(sorted(name for name in sys.modules if name.startswith(tools))) or "-")
         """
     )

@@ -15,6 +15,7 @@ import pytest
 
 import eventsched
 import eventsched.testing
+import eventsched.tracing
 from eventsched import EventType
 from eventsched import _exit as exit_codes
 
@@ -172,9 +173,10 @@ def test_exit_codes_table_matches_the_code() -> None:
 
 
 def test_guide_documents_every_public_name() -> None:
-    """Every name of eventsched.__all__ and eventsched.testing.__all__ is in the guide."""
+    """Every name of eventsched.__all__, eventsched.testing.__all__ and
+    eventsched.tracing.__all__ is in the guide."""
     text = (DOCS / "guide.md").read_text(encoding="utf-8")
-    names = [*eventsched.__all__, *eventsched.testing.__all__]
+    names = [*eventsched.__all__, *eventsched.testing.__all__, *eventsched.tracing.__all__]
     missing = [name for name in names if not re.search(rf"`{re.escape(name)}\b", text)]
     assert not missing, f"not in docs/guide.md: {missing}"
 

@@ -32,6 +32,7 @@ from ._exceptions import (
     ConflictingIdError,
     EventschedError,
     InvalidEventError,
+    JobBusyError,
     JobLookupError,
     JobStateError,
     QueueFullError,
@@ -51,6 +52,7 @@ from ._exit import (
 )
 from ._invoke import AbandonedCalls, abandoned_calls
 from ._jobs import (
+    Backoff,
     Job,
     JobScheduler,
     JobSchedulerState,
@@ -104,6 +106,7 @@ __all__ = [
     "MAX_QUEUE_SIZE",
     "MAX_WORKERS",
     "AbandonedCalls",
+    "Backoff",
     "CallRefusedError",
     "Clock",
     "ConflictingIdError",
@@ -118,6 +121,7 @@ __all__ = [
     "HandlerFunc",
     "InvalidEventError",
     "Job",
+    "JobBusyError",
     "JobLookupError",
     "JobScheduler",
     "JobSchedulerState",

@@ -58,6 +58,7 @@ class EventType(StrEnum):
     JOB_COMPLETED = "job_completed"
     JOB_FAILED = "job_failed"
     JOB_MISSED = "job_missed"
+    JOB_RETRY = "job_retry"
     SHUTDOWN_REQUESTED = "shutdown_requested"
     EVENTS_DROPPED = "events_dropped"
 

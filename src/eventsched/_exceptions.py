@@ -10,6 +10,7 @@ __all__ = [
     "ConflictingIdError",
     "EventschedError",
     "InvalidEventError",
+    "JobBusyError",
     "JobLookupError",
     "JobStateError",
     "QueueFullError",
@@ -101,4 +102,12 @@ class CallRefusedError(EventschedError, RuntimeError):
     callable, new calls of it are refused at once, as failures of the handler or job,
     rather than starting ever more threads; they run again once the earlier calls
     return. See :func:`eventsched.abandoned_calls` and ``Statistics.abandoned_calls``.
+    """
+
+
+class JobBusyError(EventschedError, RuntimeError):
+    """``run_job`` was refused: ``max_instances`` runs of the job are in progress.
+
+    A retry waiting for its delay counts as a run in progress. Nothing was started or
+    counted; try again once a run has ended.
     """

@@ -230,3 +230,27 @@ def test_a_shared_setting_after_run_says_where_it_goes(app_dir: Path) -> None:
         "eventsched: --duration is a shared setting: give it before the subcommand "
         "(eventsched --duration ... run ...), or as an environment variable"
     )
+
+
+def test_a_timezone_other_than_the_apps_is_refused_and_a_bad_one_too(tmp_path: Path) -> None:
+    """TIMEZONE against the app's own configure_jobs(timezone=): one line, exit 2; a zone
+    that does not exist: one line, exit 2, naming the setting, the value, what is allowed."""
+    (tmp_path / "zoned.py").write_text(
+        textwrap.dedent(
+            """
+            from eventsched import EventScheduler
+            scheduler = EventScheduler()
+            scheduler.configure_jobs(timezone="Asia/Tokyo")
+            """
+        )
+    )
+    result = eventsched(["run", "zoned:scheduler"], tmp_path, TIMEZONE="Europe/Berlin")
+    assert result.returncode == EXIT_CONFIG
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert "TIMEZONE (--timezone) = 'Europe/Berlin'" in result.stderr
+    assert "'Asia/Tokyo'" in result.stderr
+    bad = eventsched(["--timezone", "Mars/Olympus", "run", "zoned:scheduler"], tmp_path)
+    assert bad.returncode == EXIT_CONFIG
+    assert bad.stderr.splitlines() == [bad.stderr.strip()], bad.stderr
+    assert "TIMEZONE (--timezone) = 'Mars/Olympus'" in bad.stderr
+    assert "IANA time zone name" in bad.stderr

@@ -220,3 +220,57 @@ def test_a_port_in_use_is_refused_before_anything_starts() -> None:
             HttpService(EventScheduler(), f"127.0.0.1:{port}")
     finally:
         holder.close()
+
+
+async def test_run_now_is_guarded_like_pause_and_refused_when_busy() -> None:
+    """POST /api/jobs/{id}/run: 403 without a token, 401 with a wrong one; 200 starts a
+    manual run; 409 while max_instances runs are in progress; 404 for an unknown job."""
+    release = anyio.Event()
+    started = anyio.Event()
+    finished = anyio.Event()
+
+    async def job() -> None:
+        started.set()
+        await release.wait()
+        finished.set()
+
+    plain, plain_service = _with_http()
+    plain.add_job(job, "interval", hours=1, id="j")
+    with anyio.fail_after(10):
+        async with plain:
+            reply = await request(plain_service.port, "/api/jobs/j/run", method="POST")
+            assert reply.status == 403
+    assert plain.job_statistics().runs_started == 0
+
+    guarded, service = _with_http(token="s3cret")
+    guarded.add_job(job, "interval", hours=1, id="j")
+    seen: list[Event] = []
+
+    async def record(event: Event) -> None:
+        seen.append(event)
+
+    guarded.on(EventType.JOB_STARTED, record)
+    with anyio.fail_after(10):
+        async with guarded:
+            port = service.port
+            wrong = {"Authorization": "Bearer wrong"}
+            reply = await request(port, "/api/jobs/j/run", method="POST", headers=wrong)
+            assert reply.status == 401
+            good = {"Authorization": "Bearer s3cret"}
+            reply = await request(port, "/api/jobs/j/run", method="POST", headers=good)
+            assert reply.status == 200
+            assert reply.json()["id"] == "j"
+            await started.wait()
+            reply = await request(port, "/api/jobs/j/run", method="POST", headers=good)
+            assert reply.status == 409
+            assert "max_instances" in reply.json()["error"]
+            reply = await request(port, "/api/jobs/nope/run", method="POST", headers=good)
+            assert reply.status == 404
+            release.set()
+            await finished.wait()
+            samples = _samples((await request(port, "/metrics")).text)
+    assert samples[("eventsched_job_runs_started_total", (("kind", "manual"),))] == 1
+    assert samples[("eventsched_job_runs_started_total", (("kind", "scheduled"),))] == 0
+    assert [event.data["manual"] for event in seen] == [True]
+    stats = guarded.job_statistics()
+    assert (stats.runs_manual, stats.runs_completed) == (1, 1)

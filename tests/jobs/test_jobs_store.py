@@ -184,9 +184,15 @@ def _pickled_state(path: Path, marker: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["garbage", "pickle_file", "foreign_sqlite", "pickled_row"])
-async def test_corrupt_or_foreign_state_file_is_a_clear_error(tmp_path: Path, kind: str) -> None:
+async def test_corrupt_or_foreign_state_file_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
     """A state file that is not ours raises JobStateError naming it; nothing runs."""
+    # A relative path, as a user gives it: a long temporary directory would be cut
+    # in the message (as it should be) and no longer match in full.
+    monkeypatch.chdir(tmp_path)
     state_file = tmp_path / "jobs.sqlite"
+    given = Path(state_file.name)
     marker = tmp_path / "exploited"
     if kind == "garbage":
         state_file.write_bytes(b"\x00\xffnot a database at all" * 100)
@@ -202,10 +208,10 @@ async def test_corrupt_or_foreign_state_file_is_a_clear_error(tmp_path: Path, ki
         ran.append(True)
 
     scheduler = EventScheduler()
-    scheduler.configure_jobs(state_file=state_file, clock=VirtualClock(EPOCH))
+    scheduler.configure_jobs(state_file=given, clock=VirtualClock(EPOCH))
     scheduler.add_job(job, "date", id="tick")
     # The core's start-up wraps a service's failure in an ExceptionGroup: accept both.
-    expected = pytest.RaisesExc(JobStateError, match=str(state_file))
+    expected = pytest.RaisesExc(JobStateError, match=repr(str(given)))
     with pytest.RaisesGroup(expected, allow_unwrapped=True):
         async with scheduler:
             pass

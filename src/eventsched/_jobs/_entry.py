@@ -11,6 +11,7 @@ from typing import Any
 from .._invoke import is_async
 from .._validate import check_int, check_seconds
 from ._records import Job
+from ._retry import Backoff, retry_policy
 from ._store import SavedJob
 from ._triggers import build_trigger, fingerprint
 
@@ -35,6 +36,13 @@ class Entry:
     timeout: float | None
     jitter: float | None
     paused: bool
+    spec: tuple[Any, dict[str, Any]] = ("", {})
+    """The trigger as given (name or instance, options), to rebuild it in another zone."""
+    own_timezone: bool = True
+    """Whether its trigger's timezone is its own (given, or an instance's) rather than
+    the scheduler's default, which ``configure_jobs(timezone=)`` may still change."""
+    retries: int = 0
+    backoff: Backoff | None = None
     is_async: bool = field(init=False)
     persist: bool = field(init=False)
     """Whether its state goes to the job store: not for a "run now" date job (no stable
@@ -93,6 +101,19 @@ class Entry:
     def saved(self) -> SavedJob:
         return SavedJob(self.fingerprint, self.last_fire, self.next_fire, tuple(self.in_flight))
 
+    def use_default_timezone(self, tz: tzinfo) -> None:
+        """Rebuild a trigger given by name in the scheduler's new default zone.
+
+        Before start only: a job added without ``timezone=`` follows the default as it is
+        when the scheduler starts, whatever the order of ``add_job`` and
+        ``configure_jobs`` (so ``TIMEZONE`` applies to an application's jobs too).
+        """
+        name, options = self.spec
+        if self.own_timezone or not isinstance(name, str):
+            return
+        self.trigger, self.deferred = build_trigger(name, dict(options), tz)
+        self.fingerprint = fingerprint(self.trigger)
+
     def set_next(self, next_fire: datetime | None) -> None:
         self.next_fire = next_fire
         if next_fire is not None and self.jitter:
@@ -116,6 +137,9 @@ def new_entry(
     timezone: tzinfo,
     paused: bool,
     trigger_args: Mapping[str, Any],
+    own_timezone: bool = True,
+    retries: int = 0,
+    retry_backoff: Backoff | float | None = None,
 ) -> Entry:
     """A job from ``add_job``'s arguments, checked; each error names the argument."""
     if not callable(func):
@@ -131,6 +155,7 @@ def new_entry(
             check_seconds(option, value, allow_zero=False)
     if jitter is not None:
         check_seconds("jitter", jitter, allow_zero=True)
+    backoff = retry_policy(retries, retry_backoff)
     built, deferred = build_trigger(trigger, dict(trigger_args), timezone)
     return Entry(
         id=id,
@@ -146,4 +171,8 @@ def new_entry(
         timeout=timeout,
         jitter=jitter or None,
         paused=paused,
+        spec=(trigger, dict(trigger_args)),
+        own_timezone=own_timezone or not isinstance(trigger, str),
+        retries=retries,
+        backoff=backoff,
     )

@@ -7,13 +7,14 @@ here, on the signature and its documentation.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from os import PathLike
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._clock import Clock
 from ._entry import new_entry
 from ._records import Job, JobStatistics
+from ._retry import Backoff
 from ._store import JobStore
 from ._timings import JobTimings
 
@@ -57,6 +58,8 @@ class JobMethods:
         timezone: str | tzinfo | None = None,
         replace_existing: bool = False,
         paused: bool = False,
+        retries: int = 0,
+        retry_backoff: Backoff | float | None = None,
         **trigger_args: Any,
     ) -> Job:
         """Schedule ``func(*args, **kwargs)``; works before start and while running.
@@ -84,6 +87,10 @@ class JobMethods:
         :param timezone: for a trigger given by name (default: the scheduler's, UTC)
         :param replace_existing: replace a job with the same id instead of raising
         :param paused: add the job paused (see :meth:`resume_job`)
+        :param retries: try a failed run (exception or timeout) again up to this many
+            times, each retry a run of its own announced by ``JOB_RETRY`` (default 0)
+        :param retry_backoff: the delays between attempts: a :class:`~eventsched.Backoff`,
+            or seconds (a fixed delay); default ``Backoff()``: 1 s, doubling, at most 300 s
         :raises ConflictingIdError: a job with this id exists and not replace_existing
         :raises SchedulerStateError: the scheduler is shutting down or has stopped
         """
@@ -101,8 +108,11 @@ class JobMethods:
             timeout=timeout,
             jitter=jitter,
             timezone=table.timezone_for(timezone),
+            own_timezone=timezone is not None,
             paused=paused,
             trigger_args=trigger_args,
+            retries=retries,
+            retry_backoff=retry_backoff,
         )
         return table.add(job, replace_existing=replace_existing)
 
@@ -147,6 +157,33 @@ class JobMethods:
         :raises JobLookupError: no job has this id
         """
         return self._job_table.resume_job(job_id)
+
+    def run_job(self, job_id: str) -> Job:
+        """Start a run of the job now, outside its schedule; returns its snapshot.
+
+        The run is counted (``runs_started``, ``runs_manual``), says ``"manual": true``
+        in its ``JOB_*`` events, has the job's timeout and retries, and starts a
+        correlation chain of its own. The schedule does not move: the next fire time
+        stays what it was. A paused job runs too (the call is explicit).
+
+        :raises JobLookupError: no job has this id
+        :raises JobBusyError: ``max_instances`` runs of it are in progress (a retry
+            waiting counts); nothing was started
+        :raises SchedulerStateError: the scheduler is not running
+        """
+        return self._job_table.run_job(job_id)
+
+    def next_fire_times(self, job_id: str, count: int = 5) -> list[datetime]:
+        """The job's next ``count`` fire times (fewer if its trigger ends), oldest first.
+
+        Runs nothing and changes nothing; works before start (assuming a start now; a
+        saved schedule is not read until start) and while running. Without jitter. For
+        a paused job: the fire times it would have if resumed now.
+
+        :raises JobLookupError: no job has this id
+        :raises ValueError: ``count`` is not an integer from 1 to 1000
+        """
+        return self._job_table.next_fire_times(job_id, count)
 
     def get_job(self, job_id: str) -> Job:
         """A snapshot of one job.

@@ -65,7 +65,8 @@ class Job:
 class JobStatistics:
     """Counters of the job scheduler, from :meth:`JobScheduler.statistics`.
 
-    ``runs_started = runs_completed + runs_failed + runs_aborted + running``.
+    ``runs_started = runs_completed + runs_failed + runs_aborted + running``; a retry
+    waiting for its delay is running, and aborted if shutdown comes first.
     """
 
     jobs: int
@@ -81,9 +82,15 @@ class JobStatistics:
     runs_timed_out: int
     """Of the failed runs, those cancelled by their job's ``timeout``."""
     runs_aborted: int
-    """Runs cancelled by shutdown after the grace period."""
+    """Runs cancelled by shutdown after the grace period, and retries still waiting
+    for their delay when shutdown began."""
     missed: Mapping[str, int]
     """Fire times that did not become runs, by :class:`MissReason`."""
+    runs_retried: int = 0
+    """Of the runs started, the retries of failed runs (each announced by ``JOB_RETRY``;
+    counted when scheduled, as it holds its instance slot from then on)."""
+    runs_manual: int = 0
+    """Of the runs started, those started by ``run_job`` outside the schedule."""
 
     @property
     def missed_total(self) -> int:

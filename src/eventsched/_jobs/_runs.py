@@ -1,10 +1,10 @@
 """Runs: a job's call at a fire time, its ``JOB_*`` events, and the run counters.
 
 Each run emits ``JOB_STARTED``, then ``JOB_COMPLETED`` or ``JOB_FAILED``, with a
-correlation id of its own that every event the job emits, and every event handlers
-emit in response, inherits. Async jobs run on the loop, sync jobs in a worker thread
-(:func:`eventsched._invoke.call_user`, as handlers are called), each run on a lane
-(:mod:`._lanes`).
+correlation id of its own (a retry: its first attempt's, see :mod:`._retry`) that
+every event the job emits, and every event handlers emit in response, inherits. Async
+jobs run on the loop, sync jobs in a worker thread (:func:`eventsched._invoke.call_user`,
+as handlers are called), each run on a lane (:mod:`._lanes`).
 
 A ``JOB_*`` event that no handler would receive (none subscribed to its type, nor to
 ``"*"``) is not built at all: at 10,000 runs a second, building, queueing and
@@ -12,7 +12,8 @@ A ``JOB_*`` event that no handler would receive (none subscribed to its type, no
 here count every run and miss either way; the event ledger (``statistics()``) counts
 the ``JOB_*`` events that were emitted. A run's ``JOB_STARTED`` is still its lineage:
 it is built the moment something asks for it (an event the job emits, or
-``current_event()``), with the same id and correlation id it would have had.
+``current_event()``), with the same id and correlation id it would have had
+(:mod:`._runslot`). Instrumentation follows runs through :attr:`Runs.observer`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from anyio.abc import TaskGroup
 from loguru import logger
 
 from .._clock import Clock
-from .._events import Event, EventType, HandlingSlot, _handling
+from .._events import Event, EventType, _handling
 from .._exceptions import EventschedError
 from .._invoke import call_user, describe_error
 from ._alarms import Alarms
@@ -35,6 +36,9 @@ from ._entry import Entry
 from ._lanes import Lanes
 from ._planning import Miss
 from ._records import MissReason
+from ._results import format_duration, summarize_result
+from ._retry import retry_event
+from ._runslot import RunObserver, RunSlot
 from ._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets, JobTimings
 
 __all__ = ["Emitter", "Runs", "format_duration", "give_back", "summarize_result"]
@@ -55,53 +59,6 @@ class Emitter(Protocol):
 
 def _always(event_type: EventType) -> bool:
     return True
-
-
-class _RunSlot(HandlingSlot):
-    """A run's lineage: its ``JOB_STARTED`` event, built on first use.
-
-    Most runs never need it (nobody listens to ``JOB_STARTED``, the job emits
-    nothing): then it is never built.
-    """
-
-    __slots__ = ("_building", "_runs", "_started", "fire_time", "job_id", "run")
-
-    def __init__(self, runs: Runs, job_id: str, fire_time: datetime, run: int) -> None:
-        self._runs = runs
-        self.job_id = job_id
-        self.fire_time = fire_time
-        self.run = run
-        self._building = False
-        self._started: Event | None = None
-
-    def dated(self) -> dict[str, Any]:
-        """The fields every event of the run has (its fire time in ISO 8601)."""
-        return {"job_id": self.job_id, "fire_time": self.fire_time.isoformat()}
-
-    @property
-    def event(self) -> Event | None:
-        started = self._started
-        if started is None:
-            if self._building:
-                return None  # JOB_STARTED itself begins the chain: no parent
-            self._building = True
-            try:
-                data = {**self.dated(), "run": self.run}
-                started = self._started = self._runs.event(EventType.JOB_STARTED, data)
-            finally:
-                self._building = False
-        return started
-
-    @event.setter
-    def event(self, value: Event | None) -> None:  # set by nothing: read-only lineage
-        raise AttributeError("a run's lineage cannot be replaced")
-
-
-def format_duration(seconds: float) -> str:
-    """One way to write a duration in logs: ``0.087 ms`` below a second, else ``1.250 s``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.3f} ms"
-    return f"{seconds:.3f} s"
 
 
 class Runs:
@@ -130,6 +87,8 @@ class Runs:
         self._offer: Callable[[Event], bool] | None = getattr(emitter, "_offer_job_event", None)
         self._lanes: Lanes | None = None
         self._alarms = Alarms(clock)
+        #: Told of every run attempt's start and end (eventsched.tracing); None: nobody.
+        self.observer: RunObserver | None = None
         self.idle = anyio.Event()
         self.idle.set()
         self.running = 0
@@ -138,6 +97,9 @@ class Runs:
         self.failed = 0
         self.timed_out = 0
         self.aborted = 0
+        self.retried = 0
+        self.manual = 0
+        self.stopping = anyio.Event()
         self.missed = dict.fromkeys(MissReason, 0)
         self.lateness = Buckets(LATENESS_BUCKETS)
         self.duration = Buckets(DURATION_BUCKETS)
@@ -211,10 +173,14 @@ class Runs:
 
     # -- runs ------------------------------------------------------------------------
 
-    def start(self, runs: TaskGroup, job: Entry, fire_time: datetime) -> None:
+    def start(
+        self, runs: TaskGroup, job: Entry, fire_time: datetime, *, manual: bool = False
+    ) -> None:
         """Start a run that waits for ``fire_time`` (up to a moment away), then calls.
 
-        The run goes to a lane (:mod:`._lanes`) in ``runs``.
+        The run goes to a lane (:mod:`._lanes`) in ``runs``. ``manual``: a run now,
+        outside the schedule (``run_job``): no wait, no claim, a task of its own (rare:
+        not worth a lane).
         """
         if self.running == 0:
             self.idle = anyio.Event()
@@ -222,6 +188,10 @@ class Runs:
         job.running += 1
         job.runs += 1
         self.started += 1
+        if manual:
+            self.manual += 1
+            runs.start_soon(self._run, job, fire_time, True, name=f"eventsched job {job.id}")
+            return
         lanes = self._lanes
         if lanes is None or lanes.group is not runs:
             lanes = self._lanes = Lanes(runs, self._run, self._lost)
@@ -241,39 +211,116 @@ class Runs:
         while self.running:
             await self.idle.wait()
 
-    async def _run(self, job: Entry, fire_time: datetime) -> None:
+    def stop_retries(self) -> None:
+        """Shutdown began: retries waiting end now, each counted as aborted."""
+        self.stopping.set()
+
+    async def _run(self, job: Entry, fire_time: datetime, manual: bool = False) -> None:
+        lateness = 0.0
+        if manual:
+            _handling.set(None)  # its own chain, even when run_job was called in a handler
+        else:
+            try:
+                # Started a moment early: wait for the fire time itself, on the timer
+                # this run shares with those due in the same millisecond
+                # (:mod:`._alarms`). A loop, because a loop clock coarser than the wall
+                # clock (uvloop's counts whole milliseconds) can wake us a fraction of a
+                # millisecond early; the next wait covers that remainder.
+                clock = self._clock()
+                while (ahead := (fire_time - clock.now()).total_seconds()) > 0:
+                    await self._alarms.wait_for(fire_time)
+                lateness = -ahead  # never negative: the clock has reached the fire time
+            except BaseException:
+                give_back(job, fire_time)
+                self._never_started(job, fire_time)  # cancelled before its time: not a run
+                raise
+            if not self._accepting():
+                give_back(job, fire_time)
+                self._never_started(job, fire_time)  # shutdown began before its time
+                return
         try:
-            # Started a moment early: wait for the fire time itself, on the timer this
-            # run shares with those due in the same millisecond
-            # (:mod:`._alarms`). A loop, because a loop clock coarser than the wall
-            # clock (uvloop's counts whole milliseconds) can wake us a fraction of a
-            # millisecond early; the next wait covers that remainder.
-            clock = self._clock()
-            while (ahead := (fire_time - clock.now()).total_seconds()) > 0:
-                await self._alarms.wait_for(fire_time)
-            # (never negative: the loop ended once the clock reached the fire time)
-        except BaseException:
-            give_back(job, fire_time)
-            self._never_started(job, fire_time)  # cancelled before its time: not a run
-            raise
-        if not self._accepting():
-            give_back(job, fire_time)
-            self._never_started(job, fire_time)  # shutdown began before its time
-            return
-        try:
-            await self._call(job, fire_time, -ahead)
+            await self._attempts(job, fire_time, manual, lateness)
         finally:
             job.running -= 1
-            self._finish(job, fire_time)
+            self._finish(job, fire_time, claimed=not manual)
 
-    async def _call(self, job: Entry, fire_time: datetime, lateness: float) -> None:
-        self.lateness.observe(lateness)
+    async def _attempts(
+        self, job: Entry, fire_time: datetime, manual: bool, lateness: float
+    ) -> None:
+        """The first attempt, then the retries its failures earn (see :mod:`._retry`)."""
+        attempt = 1
+        lineage: dict[str, Any] | None = None
+        while True:
+            failure = await self._call(job, fire_time, attempt, manual, lineage, lateness)
+            if failure is None or job.backoff is None or attempt > job.retries:
+                return
+            error, chain = failure
+            attempt += 1
+            retry = retry_event(self, job, fire_time, attempt, error, chain)
+            # The retry is a run from now on: started, holding its instance slot while
+            # it waits; shutdown meanwhile aborts it (counted, logged).
+            self.started += 1
+            self.retried += 1
+            job.runs += 1
+            if not await self._wait_to_retry(job, retry):
+                return
+            lineage = {"correlation_id": chain["correlation_id"], "causation_id": retry.id}
+
+    async def _wait_to_retry(self, job: Entry, retry: Event) -> bool:
+        """Emit ``JOB_RETRY`` (if anyone listens) and wait its delay; False: shutdown
+        aborted the retry."""
+        try:
+            if self._wants(EventType.JOB_RETRY):
+                await self.emit(retry)
+            if self._accepting():
+                with anyio.move_on_after(retry.data["delay"]):
+                    await self.stopping.wait()
+        except BaseException:
+            self._abort_retry(job, retry)
+            raise
+        if self._accepting():
+            return True
+        self._abort_retry(job, retry)
+        return False
+
+    def _abort_retry(self, job: Entry, retry: Event) -> None:
+        self.aborted += 1
+        log.warning(
+            "Job {} attempt {} (correlation {}) was waiting to retry at shutdown: aborted",
+            job.id,
+            retry.data["attempt"],
+            retry.correlation_id,
+        )
+
+    async def _call(
+        self,
+        job: Entry,
+        fire_time: datetime,
+        attempt: int,
+        manual: bool,
+        lineage: dict[str, Any] | None,
+        lateness: float,
+    ) -> tuple[str, dict[str, Any]] | None:
+        """One attempt; returns None when it completed, else its error and lineage."""
+        if attempt == 1 and not manual:
+            self.lateness.observe(lateness)
         loop_start = anyio.current_time()
         wants = self._wants
         # This task's context: the events the job creates inherit its lineage.
-        slot = _RunSlot(self, job.id, fire_time, job.runs)
+        slot = RunSlot(self, job.id, fire_time, job.runs, attempt, manual, lineage)
         _handling.set(slot)
+        observer = self.observer
+        token = (
+            None
+            if observer is None
+            else observer.started(job, fire_time, attempt, manual, 0.0 if manual else lateness)
+        )
         finished = False
+        failure: tuple[str, dict[str, Any]] | None = None
+        outcome: Event | None = None
+        # For the observer, told after the outcome event (still in the attempt): the
+        # outcome, the error's type and message.
+        ending: tuple[str, str | None, str | None] = ("aborted", None, "cancelled by shutdown")
         try:
             if wants(EventType.JOB_STARTED) and (started := slot.event) is not None:
                 await self.emit(started)
@@ -295,40 +342,50 @@ class Runs:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
-                outcome = self._failed(job, slot, duration, exc)
+                outcome, error_type, error = self._failed(job, slot, duration, exc)
+                failure = (error, slot.lineage())
+                ending = ("failed", error_type, error)
             else:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
                 if timed_out:
-                    outcome = self._timed_out(job, slot, duration)
+                    outcome, error = self._timed_out(job, slot, duration)
+                    failure = (error, slot.lineage())
+                    ending = ("timed_out", "TimeoutError", error)
                 else:
                     self.completed += 1
-                    outcome = None
                     if wants(EventType.JOB_COMPLETED):
                         data = {
                             **slot.dated(),
                             "duration": duration,
                             "result": summarize_result(result),
                         }
-                        outcome = self.event(EventType.JOB_COMPLETED, data, **_lineage(slot))
+                        outcome = self.event(EventType.JOB_COMPLETED, data, **slot.lineage())
+                    ending = ("completed", None, None)
             if outcome is not None:
                 await self.emit(outcome)
         except BaseException:
             if not finished:
                 self.aborted += 1
                 log.warning(
-                    "Job {} run (fire time {}) was cancelled by shutdown: aborted",
+                    "Job {} attempt {} (fire time {}) was cancelled by shutdown: aborted",
                     job.id,
+                    attempt,
                     fire_time,
                 )
             raise
+        finally:
+            if observer is not None:
+                observer.ended(token, ending[0], ending[1], ending[2], slot)
+        return failure
 
-    def _finish(self, job: Entry, fire_time: datetime) -> None:
+    def _finish(self, job: Entry, fire_time: datetime, *, claimed: bool = True) -> None:
         self.running -= 1
         if self.running == 0:
             self.idle.set()
-        self._ended(job, fire_time)
+        if claimed:  # a manual run claimed nothing in the store
+            self._ended(job, fire_time)
 
     def _never_started(self, job: Entry, fire_time: datetime) -> None:
         """Take back what start() counted for a run whose fire time never came."""
@@ -338,17 +395,16 @@ class Runs:
         self._finish(job, fire_time)
 
     def _failed(
-        self,
-        job: Entry,
-        slot: _RunSlot,
-        duration: float,
-        exc: Exception,
-    ) -> Event | None:
+        self, job: Entry, slot: RunSlot, duration: float, exc: Exception
+    ) -> tuple[Event | None, str, str]:
+        """Count and log a failed attempt: its JOB_FAILED (if anyone listens), the
+        error's type and message."""
         self.failed += 1
         job.failures += 1
         kind = type(exc).__qualname__
         described = describe_error(exc)  # never raises, whatever the exception's __str__ does
-        lineage = _lineage(slot)  # a failure is logged with its correlation id
+        error = described.removeprefix(kind).removeprefix(": ")
+        lineage = slot.lineage()  # a failure is logged with its correlation id
         log.opt(exception=exc).error(
             "Job {} failed after {} (correlation {}): {}",
             job.id,
@@ -357,21 +413,22 @@ class Runs:
             described,
         )
         if not self._wants(EventType.JOB_FAILED):
-            return None
+            return None, kind, error
         data = {
             **slot.dated(),
             "duration": duration,
             "reason": "exception",
             "error_type": kind,
-            "error": described.removeprefix(kind).removeprefix(": "),
+            "error": error,
         }
-        return self.event(EventType.JOB_FAILED, data, **lineage)
+        return self.event(EventType.JOB_FAILED, data, **lineage), kind, error
 
-    def _timed_out(self, job: Entry, slot: _RunSlot, duration: float) -> Event | None:
+    def _timed_out(self, job: Entry, slot: RunSlot, duration: float) -> tuple[Event | None, str]:
         self.failed += 1
         self.timed_out += 1
         job.failures += 1
-        lineage = _lineage(slot)
+        lineage = slot.lineage()
+        error = f"run exceeded its timeout of {job.timeout}s"
         log.warning(
             "Job {} timed out after {} (correlation {}) and was cancelled",
             job.id,
@@ -379,22 +436,16 @@ class Runs:
             lineage["correlation_id"],
         )
         if not self._wants(EventType.JOB_FAILED):
-            return None
+            return None, error
         data = {
             **slot.dated(),
             "duration": duration,
             "reason": "timeout",
             "error_type": "TimeoutError",
-            "error": f"run exceeded its timeout of {job.timeout}s",
+            "error": error,
             "timeout": job.timeout,
         }
-        return self.event(EventType.JOB_FAILED, data, **lineage)
-
-
-def _lineage(slot: _RunSlot) -> dict[str, Any]:
-    started = slot.event
-    assert started is not None  # built on demand
-    return {"correlation_id": started.correlation_id, "causation_id": started.id}
+        return self.event(EventType.JOB_FAILED, data, **lineage), error
 
 
 def give_back(job: Entry, fire_time: datetime) -> None:
@@ -405,37 +456,3 @@ def give_back(job: Entry, fire_time: datetime) -> None:
     """
     if job.last_fire == fire_time and not job.removed:
         job.set_next(fire_time)
-
-
-def summarize_result(value: object, limit: int = 100) -> str:
-    """A short, safe description of a job's return value for ``JOB_COMPLETED``.
-
-    Only plain scalars are shown (strings cut to ``limit`` characters, control
-    characters escaped); anything else is described by its type and size, so that no
-    ``__repr__`` of yours runs, leaks a secret or floods the event.
-    """
-    # The base classes' own reprs, so that a subclass's __repr__ (yours) never runs.
-    if value is None or value is True or value is False:
-        return repr(value)
-    if isinstance(value, int):
-        bits = int.bit_length(value)
-        if bits > 4 * limit:
-            # repr of a huge int is slow, and past sys.get_int_max_str_digits() an error
-            # that would end the run after the job itself had succeeded.
-            return f"<int of {bits} bits>"
-        return _shorten(int.__repr__(value), limit)
-    if isinstance(value, float):
-        return _shorten(float.__repr__(value), limit)
-    if isinstance(value, str):
-        return _shorten(str.__repr__(str.__getitem__(value, slice(limit + 1))), limit)
-    if isinstance(value, bytes):
-        return _shorten(bytes.__repr__(bytes.__getitem__(value, slice(limit + 1))), limit)
-    kind = type(value).__qualname__
-    if isinstance(value, list | tuple | set | frozenset | dict):
-        return f"<{kind} of {len(value)} item(s)>"
-    return f"<{kind}>"
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = text.replace("\n", "\\n").replace("\r", "\\r")
-    return text if len(text) <= limit else text[: limit - 3] + "..."

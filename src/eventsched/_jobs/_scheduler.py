@@ -131,6 +131,7 @@ class JobScheduler(JobTable, JobMethods):
         """Start no new runs: the scheduler task stops; runs in progress go on."""
         if self._life.is_(State.RUNNING):
             self._life.advance(State.STOPPING)
+        self._runs.stop_retries()  # a retry waiting its delay ends now (aborted)
         self._wake()
 
     async def wait_idle(self) -> None:

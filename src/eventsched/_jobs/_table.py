@@ -18,10 +18,16 @@ from loguru import logger
 
 from .._clock import Clock, SystemClock
 from .._events import Event
-from .._exceptions import ConflictingIdError, JobLookupError, SchedulerStateError
+from .._exceptions import (
+    ConflictingIdError,
+    JobBusyError,
+    JobLookupError,
+    SchedulerStateError,
+)
 from .._lifecycle import Lifecycle, State
 from ._entry import Entry
 from ._planning import Miss
+from ._preview import preview
 from ._records import Job, JobStatistics, MissReason
 from ._runs import Emitter, Runs
 from ._sqlite import SQLiteJobStore
@@ -59,10 +65,14 @@ class JobTable:
         self._life = Lifecycle("the job scheduler")
         self._clock: Clock = SystemClock()
         self._timezone: tzinfo = UTC
+        #: Whether configure() was given a timezone (``eventsched run`` refuses a
+        #: ``TIMEZONE`` that contradicts the application's own).
+        self.timezone_configured = False
+        self._entries: dict[str, Entry] = {}
         self._store: JobStore = MemoryJobStore()
         self.configure(clock=clock, state_file=state_file, timezone=timezone, store=store)
+        self.timezone_configured = timezone is not UTC
         self._runs = Runs(emitter, lambda: self._clock, self._accepting, self._run_ended)
-        self._entries: dict[str, Entry] = {}
         self._saved: dict[str, SavedJob] = {}
         # The states as the store holds them (loaded at start), until each job resumes.
         self._stored: dict[str, SavedJob] = {}
@@ -108,6 +118,9 @@ class JobTable:
             self._store = store
         if timezone is not None:
             self._timezone = to_timezone(timezone)
+            self.timezone_configured = True
+            for job in self._entries.values():
+                job.use_default_timezone(self._timezone)
 
     # -- inspection --------------------------------------------------------------------
 
@@ -118,6 +131,11 @@ class JobTable:
     @property
     def clock(self) -> Clock:
         return self._clock
+
+    @property
+    def timezone(self) -> tzinfo:
+        """The default timezone of triggers given by name."""
+        return self._timezone
 
     @property
     def store(self) -> JobStore:
@@ -141,6 +159,8 @@ class JobTable:
             runs_timed_out=runs.timed_out,
             runs_aborted=runs.aborted,
             missed={str(reason): n for reason, n in runs.missed.items()},
+            runs_retried=runs.retried,
+            runs_manual=runs.manual,
         )
 
     def timings(self) -> JobTimings:
@@ -224,6 +244,28 @@ class JobTable:
                 self._after_update(job)
                 self._queue(job)
         return job.snapshot()
+
+    def run_job(self, job_id: str) -> Job:
+        """Start a run of the job now, outside its schedule; see :meth:`JobMethods.run_job`."""
+        job = self._lookup(job_id)
+        if not self._life.is_(State.RUNNING) or self._group is None:
+            raise SchedulerStateError(
+                f"run_job needs a running scheduler; the job scheduler is {self._life.state.value}"
+            )
+        if job.running >= job.max_instances:
+            raise JobBusyError(
+                f"job {job_id!r} has {job.running} run(s) in progress, its max_instances="
+                f"{job.max_instances}; not started"
+            )
+        log.info("Job {}: run now (manual)", job_id)
+        self._runs.start(self._group, job, self._clock.now(), manual=True)
+        return job.snapshot()
+
+    def next_fire_times(self, job_id: str, count: int = 5) -> list[datetime]:
+        """The job's next fire times; see :meth:`JobMethods.next_fire_times`."""
+        job = self._lookup(job_id)
+        scheduled = self._life.reached(State.RUNNING)
+        return preview(job, self._clock.now(), count, scheduled=scheduled)
 
     # -- the job store -----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -12,6 +13,7 @@ from .._invoke import is_async
 __all__ = [
     "ALL_EVENTS",
     "AsyncHandler",
+    "Decorator",
     "Handler",
     "HandlerFunc",
     "Route",
@@ -38,6 +40,10 @@ class Handler:
     name: str = field(default="")
     fast: bool = field(default=False)
     """Whether the worker may await it directly: async and no timeout scope to enter."""
+
+
+#: Given a registration, the function to call in its place (see HandlerRegistry.decorate).
+Decorator: TypeAlias = Callable[[Handler], HandlerFunc]
 
 
 class SlowRoute(tuple[Handler, ...]):
@@ -84,11 +90,29 @@ class HandlerRegistry:
     mutated, so a worker finishes an event with the handlers it started with.
     """
 
-    __slots__ = ("_by_type", "routes")
+    __slots__ = ("_by_type", "_decorated", "_decorator", "routes")
 
     def __init__(self) -> None:
         self._by_type: dict[EventTypeLike, list[Handler]] = {}
         self.routes = Routes()
+        self._decorator: Decorator | None = None
+        # Registration -> the same registration calling the decorated function. Kept so
+        # that a rebuild does not decorate again: the decorated function is the key of
+        # its hung calls (see _invoke), which must outlive the rebuild.
+        self._decorated: dict[Handler, Handler] = {}
+
+    def decorate(self, decorator: Decorator) -> None:
+        """Route every handler, registered or to come, through ``decorator(handler)``.
+
+        What tracing uses (eventsched.tracing): the wrapping happens here, when the
+        routing table is built, so that a scheduler without it pays nothing per event.
+        One decorator per registry; the registrations themselves are unchanged, so
+        ``off()`` and the error reports still find them by the function given to ``on()``.
+        """
+        if self._decorator is not None:
+            raise ValueError("this scheduler's handlers are already decorated")
+        self._decorator = decorator
+        self._rebuild()
 
     def add(self, event_type: EventTypeLike, func: HandlerFunc, timeout: float | None) -> Handler:
         if not callable(func):
@@ -111,6 +135,7 @@ class HandlerRegistry:
         for index, handler in enumerate(handlers):
             if handler.func is func or handler.func == func:
                 del handlers[index]
+                self._decorated.pop(handler, None)
                 self._rebuild()
                 return True
         return False
@@ -123,14 +148,26 @@ class HandlerRegistry:
         """The registration of ``func`` that handles ``event_type`` (for error reports)."""
         for registered in (event_type, ALL_EVENTS):
             for handler in self._by_type.get(registered, ()):
-                if handler.func is func:
+                if handler.func is func or self._routed(handler).func is func:
                     return handler
         return None
 
+    def _routed(self, handler: Handler) -> Handler:
+        """The registration as the routing table holds it: decorated, if asked to be."""
+        decorator = self._decorator
+        if decorator is None:
+            return handler
+        routed = self._decorated.get(handler)
+        if routed is None:
+            routed = dataclasses.replace(handler, func=decorator(handler))
+            self._decorated[handler] = routed
+        return routed
+
     def _rebuild(self) -> None:
-        wildcard = tuple(self._by_type.get(ALL_EVENTS, ()))
+        routed = self._routed
+        wildcard = tuple(routed(handler) for handler in self._by_type.get(ALL_EVENTS, ()))
         table = {
-            event_type: _route(tuple(handlers) + wildcard)
+            event_type: _route(tuple(routed(handler) for handler in handlers) + wildcard)
             for event_type, handlers in self._by_type.items()
             if event_type != ALL_EVENTS and handlers
         }

@@ -55,7 +55,7 @@ def format_summary(stats: Statistics, jobs: JobStatistics | None = None) -> list
     if jobs is not None and (jobs.jobs or jobs.runs_started or jobs.missed_total):
         missed = ", ".join(f"{reason} {n}" for reason, n in sorted(jobs.missed.items()) if n)
         rows += [
-            ("job runs started", f"{jobs.runs_started}"),
+            ("job runs started", f"{jobs.runs_started}{_of_which(jobs)}"),
             ("  completed", f"{jobs.runs_completed}"),
             ("  failed", f"{jobs.runs_failed} ({jobs.runs_timed_out} timed out)"),
             ("  aborted", f"{jobs.runs_aborted}"),
@@ -64,6 +64,16 @@ def format_summary(stats: Statistics, jobs: JobStatistics | None = None) -> list
         ]
     width = max(len(name) for name, _ in rows)
     return [f"{name.ljust(width)}  {value}".rstrip() for name, value in rows]
+
+
+def _of_which(jobs: JobStatistics) -> str:
+    # Retries and manual runs are runs started too; named only when there are some.
+    parts = [
+        f"{n} {what}"
+        for n, what in ((jobs.runs_retried, "retries"), (jobs.runs_manual, "manual"))
+        if n
+    ]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def log_summary(stats: Statistics, jobs: JobStatistics | None = None, *, forced: bool) -> None:

@@ -117,6 +117,7 @@ def build_scheduler(settings: Settings) -> EventScheduler:
 
     if settings.state_file is not None:
         scheduler.configure_jobs(state_file=settings.state_file)
+    scheduler.configure_jobs(timezone=settings.timezone)
     soon = datetime.now(UTC) + timedelta(seconds=0.5)
     scheduler.add_job(greeting, "date", run_date=soon, id="greeting")
     scheduler.add_job(report, "interval", seconds=2, id="report")

@@ -12,6 +12,7 @@ the scheduler's top-level task group and stops with it, under the same cancel sc
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,10 @@ def import_ahead(settings: Settings) -> None:
     importlib.import_module(settings.backend)
     if settings.http_address is not None:
         importlib.import_module("eventsched.http")
+    if settings.tracing:
+        # Without the extra this fails here too: launch() reports it, in one line.
+        with contextlib.suppress(ImportError):
+            importlib.import_module("eventsched.tracing")
 
 
 def launch(settings: Settings, scheduler: EventScheduler) -> int:
@@ -77,6 +82,8 @@ def launch(settings: Settings, scheduler: EventScheduler) -> int:
             check_state_file(state_file)
         except JobStateError as error:
             return _bad_state_file(state_file, error)
+    if settings.tracing and not _instrument(scheduler):
+        return EXIT_CONFIG
     http: HttpService | None = None
     if settings.http_address is not None:
         # Imported only when asked for: Starlette, Hypercorn and prometheus_client.
@@ -115,6 +122,29 @@ def launch(settings: Settings, scheduler: EventScheduler) -> int:
         # The file changed between the check above and the run.
         return _bad_state_file(str(state_file), bad_state)
     return EXIT_OK if stats.unaccounted == 0 else EXIT_ERROR
+
+
+def _instrument(scheduler: EventScheduler) -> bool:
+    """``TRACING``: trace ``scheduler`` (unless its module already did); False, with the
+    one line said, when it cannot be."""
+    try:
+        from ..tracing import instrument, is_instrumented
+    except ImportError:
+        problem = "needs the otel extra: pip install 'eventsched[otel]'"
+        print(bad_setting("tracing", True, problem), file=sys.stderr, flush=True)
+        return False
+    from opentelemetry import trace
+
+    if not is_instrumented(scheduler):
+        instrument(scheduler)
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        # Nobody set a provider (neither the application's module nor
+        # opentelemetry-instrument): spans would be made and go nowhere.
+        log.warning(
+            "TRACING is on but no OpenTelemetry tracer provider is set: spans go nowhere "
+            "(set one in your module, or run under opentelemetry-instrument)"
+        )
+    return True
 
 
 async def _stop_after(scheduler: EventScheduler, seconds: float) -> None:

@@ -10,7 +10,9 @@ giving one of them to ``run`` (flag, environment or ``.env``) is an error (one l
 exit 2) rather than silently ignored, since an operator who sets ``GRACE_PERIOD=30``
 expects it to hold. ``DEMO_MESSAGE`` belongs to the demo alone and is refused the same
 way. ``STATE_FILE`` is applied (``configure_jobs``) when the application set none, and
-refused when it set a different one.
+refused when it set a different one. ``TIMEZONE``, when given, is the same: applied as
+the default of the jobs that name no zone (``configure_jobs(timezone=)``, which reaches
+jobs added before it too), and refused when the application configured another.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class RunCommand(BaseModel):
                 _print_users_traceback(error.__cause__)
             print(f"{PROG} run: {error}", file=sys.stderr, flush=True)
             return EXIT_USAGE
-        problem = _apply_state_file(settings, scheduler)
+        problem = _apply_state_file(settings, scheduler) or _apply_timezone(settings, scheduler)
         if problem is not None:
             print(f"{PROG} run: {problem}", file=sys.stderr, flush=True)
             return EXIT_USAGE
@@ -112,6 +114,27 @@ def _apply_state_file(settings: Settings, scheduler: EventScheduler) -> str | No
     return (
         f"{_flag('state_file')} = {shown(str(settings.state_file))}: the application "
         f"already keeps its jobs in {shown(own)} (configure_jobs); leave it out"
+    )
+
+
+def _apply_timezone(settings: Settings, scheduler: EventScheduler) -> str | None:
+    """Give the scheduler ``TIMEZONE`` if given, unless it configured another itself."""
+    if "timezone" not in settings.model_fields_set:
+        return None  # the default, UTC, is the library's own default too
+    from .._jobs._triggers import to_timezone
+
+    wanted = to_timezone(settings.timezone)
+    own = scheduler.jobs.timezone
+    if not scheduler.jobs.timezone_configured:
+        scheduler.configure_jobs(timezone=wanted)
+        return None
+    if str(own) == str(wanted):
+        return None
+    from ._config import shown
+
+    return (
+        f"{_flag('timezone')} = {shown(settings.timezone)}: the application already set "
+        f"the jobs' timezone to {shown(str(own))} (configure_jobs); leave it out"
     )
 
 

@@ -8,11 +8,12 @@ original demo's, and the others follow them (``BACKEND``, ``QUEUE_SIZE``, ...).
 
 from __future__ import annotations
 
+import zoneinfo
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliImplicitFlag, SettingsConfigDict
 
 # The limits of the settings are the library's own: EventScheduler refuses the same
 # values, so a setting the command line accepts never fails later in the constructor.
@@ -165,10 +166,27 @@ class Settings(BaseSettings):
     http_token: SecretStr | None = Field(
         None,
         description=_help(
-            f"secret of at least {MIN_HTTP_TOKEN} characters that pausing and resuming "
-            "jobs over HTTP require (None: changes are off); prefer the environment to the "
+            f"secret of at least {MIN_HTTP_TOKEN} characters that pausing, resuming and "
+            "running jobs over HTTP require (None: changes are off); prefer the environment to the "
             "flag, which other users can see in the process list",
             "http_token",
+        ),
+    )
+    tracing: CliImplicitFlag[bool] = Field(
+        False,
+        description=_help(
+            "a span per handled event and per job run, through the OpenTelemetry tracer "
+            "provider the application or opentelemetry-instrument set up (needs the otel "
+            "extra)",
+            "tracing",
+        ),
+    )
+    timezone: str = Field(
+        "UTC",
+        description=_help(
+            "IANA time zone (e.g. Europe/Berlin) of the jobs whose triggers name none: the "
+            "demo's, and eventsched run's unless the application configured its own",
+            "timezone",
         ),
     )
     env_file: Path = Field(
@@ -183,6 +201,22 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise ValueError("must name a file; leave it out to keep schedules in memory")
         return value
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _known_zone(cls, value: Any) -> Any:
+        # Checked here, so that a typo stops the program before anything starts; the
+        # zone database is the system's, or the tzdata package's.
+        if not isinstance(value, str):
+            return value
+        name = value.strip()
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            raise ValueError(
+                "must be an IANA time zone name such as UTC or Europe/Berlin"
+            ) from None
+        return name
 
     @field_validator("duration", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 Every route reads the scheduler on its own event loop (the server is a task in the
 scheduler's task group), so a scrape sees the same figures ``statistics()`` returns.
-Routes that change things (pause, resume) are refused unless a token was configured,
+Routes that change things (pause, resume, run) are refused unless a token was configured,
 and then need ``Authorization: Bearer <token>``, compared in constant time.
 """
 
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .. import Job, JobLookupError
+from .. import Job, JobBusyError, JobLookupError, SchedulerStateError
 from ._metrics import MetricsSource, registry_for
 from ._page import PAGE
 
@@ -31,6 +31,8 @@ class ControlSource(MetricsSource, Protocol):
     def pause_job(self, job_id: str) -> Job: ...
 
     def resume_job(self, job_id: str) -> Job: ...
+
+    def run_job(self, job_id: str) -> Job: ...
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -107,12 +109,20 @@ def create_app(scheduler: ControlSource, *, token: str | None = None) -> Starlet
             return answer
         job_id = request.path_params["job_id"]
         action = request.path_params["action"]
-        if action not in ("pause", "resume"):
+        act = {
+            "pause": scheduler.pause_job,
+            "resume": scheduler.resume_job,
+            "run": scheduler.run_job,
+        }.get(action)
+        if act is None:
             return JSONResponse({"error": f"unknown action {action[:40]!r}"}, status_code=404)
         try:
-            job = scheduler.pause_job(job_id) if action == "pause" else scheduler.resume_job(job_id)
+            job = act(job_id)
         except JobLookupError:
             return JSONResponse({"error": f"no job with id {job_id!r}"}, status_code=404)
+        except (JobBusyError, SchedulerStateError) as error:
+            # run: max_instances runs in progress, or shutting down: try again later.
+            return JSONResponse({"error": str(error)}, status_code=409)
         return JSONResponse(job_as_dict(job))
 
     async def page(request: Request) -> Response:

@@ -208,6 +208,16 @@ class SchedulerCollector(Collector):
         totals.add_metric(["timed_out"], jobs.runs_timed_out)
         totals.add_metric(["aborted"], jobs.runs_aborted)
         yield totals
+        kinds = CounterMetricFamily(
+            "eventsched_job_runs_started_total",
+            "Job runs started, all jobs, by kind: on schedule, retries, run_job's",
+            labels=["kind"],
+        )
+        scheduled = jobs.runs_started - jobs.runs_retried - jobs.runs_manual
+        kinds.add_metric(["scheduled"], scheduled)
+        kinds.add_metric(["retry"], jobs.runs_retried)
+        kinds.add_metric(["manual"], jobs.runs_manual)
+        yield kinds
         yield _by_reason(
             "eventsched_job_missed_total",
             "Fire times that did not become runs, by reason",
