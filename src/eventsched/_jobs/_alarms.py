@@ -29,7 +29,7 @@ __all__ = ["QUANTUM", "Alarms"]
 
 #: Seconds of wall time whose fire times share one timer (and the most a run can be
 #: delayed past its fire time by sharing it).
-QUANTUM: Final = 0.001
+QUANTUM: Final = 0.0005
 _SLICE: Final = timedelta(seconds=QUANTUM)
 _POSIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 

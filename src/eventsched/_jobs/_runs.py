@@ -222,7 +222,7 @@ class Runs:
         else:
             try:
                 # Started a moment early: wait for the fire time itself, on the timer
-                # this run shares with those due in the same millisecond
+                # this run shares with those due in the same half millisecond
                 # (:mod:`._alarms`). A loop, because a loop clock coarser than the wall
                 # clock (uvloop's counts whole milliseconds) can wake us a fraction of a
                 # millisecond early; the next wait covers that remainder.
