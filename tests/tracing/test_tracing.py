@@ -297,6 +297,40 @@ async def test_job_run_spans_and_the_links_to_them(spans: Spans, unit: float) ->
 
 
 @virtual_time
+async def test_runs_have_spans_when_nobody_listens_to_job_events(spans: Spans, unit: float) -> None:
+    """No JOB_* handler: no JOB_* event is built, yet each run has its span, with the
+    correlation id the events would have carried (what the job emits carries it too)."""
+    scheduler = new_scheduler()
+    instrument(scheduler, tracer_provider=spans.provider)
+    emitted: list[Event] = []
+    done = anyio.Event()
+
+    async def job() -> None:
+        await scheduler.emit("tick")
+
+    async def on_tick(event: Event) -> None:
+        emitted.append(event)
+        if len(emitted) == 2:
+            done.set()
+
+    scheduler.on("tick", on_tick)
+    scheduler.add_job(job, "interval", seconds=unit, id="quiet")
+    async with scheduler:
+        with anyio.fail_after(30 * unit):
+            await done.wait()
+        scheduler.remove_job("quiet")
+        await scheduler.jobs.wait_idle()
+        assert scheduler.statistics().emitted == len(emitted)  # only the job's own
+    runs = {attributes(span)[CORRELATION_ID]: span for span in spans.named("job quiet")}
+    assert len(runs) >= 2
+    assert all(attributes(span)[OUTCOME] == "completed" for span in runs.values())
+    processed = {attributes(span)[EVENT_ID]: span for span in spans.named("process tick")}
+    for tick in emitted:
+        run = runs[tick.correlation_id]  # the run's correlation id, on its span
+        assert linked_to(processed[tick.id]) == [span_id(run)]
+
+
+@virtual_time
 async def test_failed_and_timed_out_runs_are_errors(spans: Spans, unit: float) -> None:
     """A run that raises is ``failed`` with its exception recorded; one past its
     timeout is ``timed_out``; both ERROR."""

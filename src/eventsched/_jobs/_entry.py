@@ -60,6 +60,8 @@ class Entry:
     in_flight: list[datetime] = field(default_factory=list)
     runs: int = 0
     failures: int = 0
+    missed: dict[str, int] = field(default_factory=dict)
+    """Fire times of this job that did not become runs, by MissReason value."""
     removed: bool = False
     """Removed by the user, replaced, or finished: no longer in the schedule."""
     ticket: int = -1
@@ -95,6 +97,7 @@ class Entry:
             running=self.running,
             runs=self.runs,
             failures=self.failures,
+            missed=dict(self.missed),
             max_instances=self.max_instances,
             coalesce=self.coalesce,
             misfire_grace_time=self.misfire_grace_time,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -56,6 +56,9 @@ class Job:
     """Seconds a run may be late (without ``coalesce``); None: no limit."""
     timeout: float | None
     """Seconds a run may take before it is cancelled; None: no limit."""
+    missed: Mapping[str, int] = field(default_factory=dict)
+    """Fire times of this job that did not become runs since this scheduler started, by
+    :class:`MissReason` value (only reasons that occurred)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,14 +4,22 @@ Each run emits ``JOB_STARTED``, then ``JOB_COMPLETED`` or ``JOB_FAILED``, with a
 correlation id of its own (a retry: its first attempt's, see :mod:`._retry`) that
 every event the job emits, and every event handlers emit in response, inherits. Async
 jobs run on the loop, sync jobs in a worker thread (:func:`eventsched._invoke.call_user`,
-as handlers are called).
+as handlers are called), each run on a lane (:mod:`._lanes`).
+
+A ``JOB_*`` event that no handler would receive (none subscribed to its type, nor to
+``"*"``) is not built at all: at 10,000 runs a second, building, queueing and
+"handling" two events per run nobody reads was a third of the CPU. The run counters
+here count every run and miss either way; the event ledger (``statistics()``) counts
+the ``JOB_*`` events that were emitted. A run's ``JOB_STARTED`` is still its lineage:
+it is built the moment something asks for it (an event the job emits, or
+``current_event()``), with the same id and correlation id it would have had
+(:mod:`._runslot`). Instrumentation follows runs through :attr:`Runs.observer`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,13 +28,17 @@ from anyio.abc import TaskGroup
 from loguru import logger
 
 from .._clock import Clock
-from .._events import Event, EventType, HandlingSlot, _handling
+from .._events import Event, EventType, _handling
 from .._exceptions import EventschedError
 from .._invoke import call_user, describe_error
+from ._alarms import Alarms
 from ._entry import Entry
+from ._lanes import Lanes
 from ._planning import Miss
 from ._records import MissReason
+from ._results import format_duration, summarize_result
 from ._retry import retry_event
+from ._runslot import RunObserver, RunSlot
 from ._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets, JobTimings
 
 __all__ = ["Emitter", "Runs", "format_duration", "give_back", "summarize_result"]
@@ -45,11 +57,8 @@ class Emitter(Protocol):
     async def emit(self, event: Event) -> bool: ...
 
 
-def format_duration(seconds: float) -> str:
-    """One way to write a duration in logs: ``0.087 ms`` below a second, else ``1.250 s``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.3f} ms"
-    return f"{seconds:.3f} s"
+def _always(event_type: EventType) -> bool:
+    return True
 
 
 class Runs:
@@ -71,6 +80,15 @@ class Runs:
         self._clock = clock
         self._accepting = accepting
         self._ended = ended
+        # Whether anyone would receive an event of a type (EventScheduler.has_handlers); an
+        # emitter without it gets every event.
+        self._wants: Callable[[EventType], bool] = getattr(emitter, "has_handlers", _always)
+        # The EventScheduler's intake for its own reports (see Runs.emit).
+        self._offer: Callable[[Event], bool] | None = getattr(emitter, "_offer_job_event", None)
+        self._lanes: Lanes | None = None
+        self._alarms = Alarms(clock)
+        #: Told of every run attempt's start and end (eventsched.tracing); None: nobody.
+        self.observer: RunObserver | None = None
         self.idle = anyio.Event()
         self.idle.set()
         self.running = 0
@@ -95,37 +113,62 @@ class Runs:
         return Event.create(event_type, data, max_bytes=self._emitter.max_event_bytes, **lineage)
 
     async def emit(self, event: Event) -> None:
+        offer = self._offer
+        if offer is not None:
+            # Never waits, never evicts a user's event: a full queue drops it, counted
+            # as ``job_event`` (and reported in EVENTS_DROPPED).
+            offer(event)
+            return
         try:
             await self._emitter.emit(event)
         except EventschedError as exc:  # e.g. the queue is full under "reject": counted
             log.warning("Event {} ({}) was not accepted: {}", event.id, event.type, exc)
 
-    def missed_event(self, job: Entry, miss: Miss, now: datetime) -> Event:
-        """Count ``miss`` and describe it as a ``JOB_MISSED`` event."""
-        fire_times, reason = miss.fire_times, miss.reason
-        self.missed[reason] += len(fire_times)
-        data: dict[str, Any] = {
-            "job_id": job.id,
-            "reason": str(reason),
-            "count": len(fire_times),
-            "more": miss.more,
-            "fire_times": [at.isoformat() for at in fire_times[:MAX_LISTED]],
-            "first_fire_time": fire_times[0].isoformat() if fire_times else None,
-            "last_fire_time": fire_times[-1].isoformat() if fire_times else None,
-            "detected_at": now.isoformat(),
-        }
-        if reason is MissReason.MAX_INSTANCES:
-            data["running"] = job.running
-            data["max_instances"] = job.max_instances
-        elif reason is MissReason.MISFIRE:
-            data["misfire_grace_time"] = job.misfire_grace_time
+    def missed_event(self, job: Entry, miss: Miss | Sequence[Miss], now: datetime) -> Event | None:
+        """Count and log the misses of one job in one pass; describe them as one
+        ``JOB_MISSED`` event if anyone would receive that.
+
+        Several reasons at once (some fire times coalesced, the last one over
+        ``max_instances``) still make one event: ``reason`` is the first, ``by_reason``
+        has them all, ``count`` the total.
+        """
+        misses = (miss,) if isinstance(miss, Miss) else tuple(miss)
+        by_reason: dict[str, int] = {}
+        for one in misses:
+            count = len(one.fire_times)
+            self.missed[one.reason] += count
+            key = str(one.reason)
+            job.missed[key] = job.missed.get(key, 0) + count
+            by_reason[key] = by_reason.get(key, 0) + count
+        fire_times = sorted(at for one in misses for at in one.fire_times)
+        reason = misses[0].reason
+        first = fire_times[0].isoformat() if fire_times else None
         log.warning(
             "Job {}: {} fire time(s) missed ({}), first {}",
             job.id,
             len(fire_times),
-            reason.value,
-            data["first_fire_time"],
+            ", ".join(by_reason),
+            first,
         )
+        if not self._wants(EventType.JOB_MISSED):
+            return None
+        data: dict[str, Any] = {
+            "job_id": job.id,
+            "reason": str(reason),
+            "count": len(fire_times),
+            "by_reason": by_reason,
+            "more": any(one.more for one in misses),
+            "fire_times": [at.isoformat() for at in fire_times[:MAX_LISTED]],
+            "first_fire_time": first,
+            "last_fire_time": fire_times[-1].isoformat() if fire_times else None,
+            "detected_at": now.isoformat(),
+        }
+        reasons = {one.reason for one in misses}
+        if MissReason.MAX_INSTANCES in reasons:
+            data["running"] = job.running
+            data["max_instances"] = job.max_instances
+        if MissReason.MISFIRE in reasons:
+            data["misfire_grace_time"] = job.misfire_grace_time
         return self.event(EventType.JOB_MISSED, data)
 
     # -- runs ------------------------------------------------------------------------
@@ -135,7 +178,9 @@ class Runs:
     ) -> None:
         """Start a run that waits for ``fire_time`` (up to a moment away), then calls.
 
-        ``manual``: a run now, outside the schedule (``run_job``): no wait, no claim.
+        The run goes to a lane (:mod:`._lanes`) in ``runs``. ``manual``: a run now,
+        outside the schedule (``run_job``): no wait, no claim, a task of its own (rare:
+        not worth a lane).
         """
         if self.running == 0:
             self.idle = anyio.Event()
@@ -145,7 +190,22 @@ class Runs:
         self.started += 1
         if manual:
             self.manual += 1
-        runs.start_soon(self._run, job, fire_time, manual, name=f"eventsched job {job.id}")
+            runs.start_soon(self._run, job, fire_time, True, name=f"eventsched job {job.id}")
+            return
+        lanes = self._lanes
+        if lanes is None or lanes.group is not runs:
+            lanes = self._lanes = Lanes(runs, self._run, self._lost)
+        lanes.submit(job, fire_time)
+
+    def close(self) -> None:
+        """The task group of the lanes is closing: idle lanes end."""
+        if self._lanes is not None:
+            self._lanes.close()
+            self._lanes = None
+
+    def _lost(self, job: Entry, fire_time: datetime) -> None:
+        give_back(job, fire_time)
+        self._never_started(job, fire_time)
 
     async def wait_idle(self) -> None:
         while self.running:
@@ -156,17 +216,20 @@ class Runs:
         self.stopping.set()
 
     async def _run(self, job: Entry, fire_time: datetime, manual: bool = False) -> None:
+        lateness = 0.0
         if manual:
             _handling.set(None)  # its own chain, even when run_job was called in a handler
         else:
             try:
-                # Started a moment early: wait for the fire time itself. A loop, because a
-                # loop clock coarser than the wall clock (uvloop's counts whole
-                # milliseconds) can wake us a fraction of a millisecond early; the next
-                # sleep covers that remainder. (ruff's ASYNC110 is about polling for a
-                # condition another task sets; this waits for a time.)
-                while (ahead := (fire_time - self._clock().now()).total_seconds()) > 0:  # noqa: ASYNC110
-                    await anyio.sleep(ahead)
+                # Started a moment early: wait for the fire time itself, on the timer
+                # this run shares with those due in the same half millisecond
+                # (:mod:`._alarms`). A loop, because a loop clock coarser than the wall
+                # clock (uvloop's counts whole milliseconds) can wake us a fraction of a
+                # millisecond early; the next wait covers that remainder.
+                clock = self._clock()
+                while (ahead := (fire_time - clock.now()).total_seconds()) > 0:
+                    await self._alarms.wait_for(fire_time)
+                lateness = -ahead  # never negative: the clock has reached the fire time
             except BaseException:
                 give_back(job, fire_time)
                 self._never_started(job, fire_time)  # cancelled before its time: not a run
@@ -176,16 +239,19 @@ class Runs:
                 self._never_started(job, fire_time)  # shutdown began before its time
                 return
         try:
-            await self._attempts(job, fire_time, manual)
+            await self._attempts(job, fire_time, manual, lateness)
         finally:
             job.running -= 1
             self._finish(job, fire_time, claimed=not manual)
 
-    async def _attempts(self, job: Entry, fire_time: datetime, manual: bool) -> None:
+    async def _attempts(
+        self, job: Entry, fire_time: datetime, manual: bool, lateness: float
+    ) -> None:
         """The first attempt, then the retries its failures earn (see :mod:`._retry`)."""
-        attempt, lineage = 1, None
+        attempt = 1
+        lineage: dict[str, Any] | None = None
         while True:
-            failure = await self._call(job, fire_time, attempt, manual, lineage)
+            failure = await self._call(job, fire_time, attempt, manual, lineage, lateness)
             if failure is None or job.backoff is None or attempt > job.retries:
                 return
             error, chain = failure
@@ -201,9 +267,11 @@ class Runs:
             lineage = {"correlation_id": chain["correlation_id"], "causation_id": retry.id}
 
     async def _wait_to_retry(self, job: Entry, retry: Event) -> bool:
-        """Emit ``JOB_RETRY`` and wait its delay; False: shutdown aborted the retry."""
+        """Emit ``JOB_RETRY`` (if anyone listens) and wait its delay; False: shutdown
+        aborted the retry."""
         try:
-            await self.emit(retry)
+            if self._wants(EventType.JOB_RETRY):
+                await self.emit(retry)
             if self._accepting():
                 with anyio.move_on_after(retry.data["delay"]):
                     await self.stopping.wait()
@@ -231,58 +299,85 @@ class Runs:
         attempt: int,
         manual: bool,
         lineage: dict[str, Any] | None,
+        lateness: float,
     ) -> tuple[str, dict[str, Any]] | None:
         """One attempt; returns None when it completed, else its error and lineage."""
-        # Never below zero: _run waited until the clock reached the fire time.
         if attempt == 1 and not manual:
-            self.lateness.observe(max(0.0, (self._clock().now() - fire_time).total_seconds()))
+            self.lateness.observe(lateness)
         loop_start = anyio.current_time()
-        base = {
-            "job_id": job.id,
-            "fire_time": fire_time.isoformat(),
-            "attempt": attempt,
-            "manual": manual,
-        }
-        started = self.event(EventType.JOB_STARTED, {**base, "run": job.runs}, **(lineage or {}))
+        wants = self._wants
         # This task's context: the events the job creates inherit its lineage.
-        _handling.set(HandlingSlot(started))
-        lineage = {"correlation_id": started.correlation_id, "causation_id": started.id}
+        slot = RunSlot(self, job.id, fire_time, job.runs, attempt, manual, lineage)
+        _handling.set(slot)
+        observer = self.observer
+        token = (
+            None
+            if observer is None
+            else observer.started(job, fire_time, attempt, manual, 0.0 if manual else lateness)
+        )
         finished = False
         failure: tuple[str, dict[str, Any]] | None = None
+        outcome: Event | None = None
+        # For the observer, told after the outcome event (still in the attempt): the
+        # outcome, the error's type and message.
+        ending: tuple[str, str | None, str | None] = ("aborted", None, "cancelled by shutdown")
         try:
-            await self.emit(started)
+            if wants(EventType.JOB_STARTED) and (started := slot.event) is not None:
+                await self.emit(started)
             result: Any = None
-            call = functools.partial(job.func, *job.args, **job.kwargs)
+            call: Callable[..., Any] = job.func
+            args = job.args
+            if job.kwargs:
+                call, args = functools.partial(call, *args, **job.kwargs), ()
             try:
-                with anyio.move_on_after(math.inf if job.timeout is None else job.timeout) as scope:
-                    result = await call_user(call, in_thread=not job.is_async)
+                if job.timeout is None:
+                    # No scope of its own: the lanes' task group cancels it at shutdown.
+                    timed_out = False
+                    result = await call_user(call, *args, in_thread=not job.is_async)
+                else:
+                    with anyio.move_on_after(job.timeout) as scope:
+                        result = await call_user(call, *args, in_thread=not job.is_async)
+                    timed_out = scope.cancelled_caught
             except Exception as exc:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
-                outcome = self._failed(job, base, duration, exc, lineage)
-                failure = (outcome.data["error"], lineage)
+                outcome, error_type, error = self._failed(job, slot, duration, exc)
+                failure = (error, slot.lineage())
+                ending = ("failed", error_type, error)
             else:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
-                if scope.cancelled_caught:
-                    outcome = self._timed_out(job, base, duration, lineage)
-                    failure = (outcome.data["error"], lineage)
+                if timed_out:
+                    outcome, error = self._timed_out(job, slot, duration)
+                    failure = (error, slot.lineage())
+                    ending = ("timed_out", "TimeoutError", error)
                 else:
                     self.completed += 1
-                    data = {**base, "duration": duration, "result": summarize_result(result)}
-                    outcome = self.event(EventType.JOB_COMPLETED, data, **lineage)
-            await self.emit(outcome)
+                    if wants(EventType.JOB_COMPLETED):
+                        data = {
+                            **slot.dated(),
+                            "duration": duration,
+                            "result": summarize_result(result),
+                        }
+                        outcome = self.event(EventType.JOB_COMPLETED, data, **slot.lineage())
+                    ending = ("completed", None, None)
+            if outcome is not None:
+                await self.emit(outcome)
         except BaseException:
             if not finished:
                 self.aborted += 1
                 log.warning(
-                    "Job {} run (correlation {}) was cancelled by shutdown: aborted",
+                    "Job {} attempt {} (fire time {}) was cancelled by shutdown: aborted",
                     job.id,
-                    started.correlation_id,
+                    attempt,
+                    fire_time,
                 )
             raise
+        finally:
+            if observer is not None:
+                observer.ended(token, ending[0], ending[1], ending[2], slot)
         return failure
 
     def _finish(self, job: Entry, fire_time: datetime, *, claimed: bool = True) -> None:
@@ -300,17 +395,16 @@ class Runs:
         self._finish(job, fire_time)
 
     def _failed(
-        self,
-        job: Entry,
-        base: dict[str, Any],
-        duration: float,
-        exc: Exception,
-        lineage: dict[str, Any],
-    ) -> Event:
+        self, job: Entry, slot: RunSlot, duration: float, exc: Exception
+    ) -> tuple[Event | None, str, str]:
+        """Count and log a failed attempt: its JOB_FAILED (if anyone listens), the
+        error's type and message."""
         self.failed += 1
         job.failures += 1
         kind = type(exc).__qualname__
         described = describe_error(exc)  # never raises, whatever the exception's __str__ does
+        error = described.removeprefix(kind).removeprefix(": ")
+        lineage = slot.lineage()  # a failure is logged with its correlation id
         log.opt(exception=exc).error(
             "Job {} failed after {} (correlation {}): {}",
             job.id,
@@ -318,36 +412,40 @@ class Runs:
             lineage["correlation_id"],
             described,
         )
+        if not self._wants(EventType.JOB_FAILED):
+            return None, kind, error
         data = {
-            **base,
+            **slot.dated(),
             "duration": duration,
             "reason": "exception",
             "error_type": kind,
-            "error": described.removeprefix(kind).removeprefix(": "),
+            "error": error,
         }
-        return self.event(EventType.JOB_FAILED, data, **lineage)
+        return self.event(EventType.JOB_FAILED, data, **lineage), kind, error
 
-    def _timed_out(
-        self, job: Entry, base: dict[str, Any], duration: float, lineage: dict[str, Any]
-    ) -> Event:
+    def _timed_out(self, job: Entry, slot: RunSlot, duration: float) -> tuple[Event | None, str]:
         self.failed += 1
         self.timed_out += 1
         job.failures += 1
+        lineage = slot.lineage()
+        error = f"run exceeded its timeout of {job.timeout}s"
         log.warning(
             "Job {} timed out after {} (correlation {}) and was cancelled",
             job.id,
             format_duration(duration),
             lineage["correlation_id"],
         )
+        if not self._wants(EventType.JOB_FAILED):
+            return None, error
         data = {
-            **base,
+            **slot.dated(),
             "duration": duration,
             "reason": "timeout",
             "error_type": "TimeoutError",
-            "error": f"run exceeded its timeout of {job.timeout}s",
+            "error": error,
             "timeout": job.timeout,
         }
-        return self.event(EventType.JOB_FAILED, data, **lineage)
+        return self.event(EventType.JOB_FAILED, data, **lineage), error
 
 
 def give_back(job: Entry, fire_time: datetime) -> None:
@@ -358,37 +456,3 @@ def give_back(job: Entry, fire_time: datetime) -> None:
     """
     if job.last_fire == fire_time and not job.removed:
         job.set_next(fire_time)
-
-
-def summarize_result(value: object, limit: int = 100) -> str:
-    """A short, safe description of a job's return value for ``JOB_COMPLETED``.
-
-    Only plain scalars are shown (strings cut to ``limit`` characters, control
-    characters escaped); anything else is described by its type and size, so that no
-    ``__repr__`` of yours runs, leaks a secret or floods the event.
-    """
-    # The base classes' own reprs, so that a subclass's __repr__ (yours) never runs.
-    if value is None or value is True or value is False:
-        return repr(value)
-    if isinstance(value, int):
-        bits = int.bit_length(value)
-        if bits > 4 * limit:
-            # repr of a huge int is slow, and past sys.get_int_max_str_digits() an error
-            # that would end the run after the job itself had succeeded.
-            return f"<int of {bits} bits>"
-        return _shorten(int.__repr__(value), limit)
-    if isinstance(value, float):
-        return _shorten(float.__repr__(value), limit)
-    if isinstance(value, str):
-        return _shorten(str.__repr__(str.__getitem__(value, slice(limit + 1))), limit)
-    if isinstance(value, bytes):
-        return _shorten(bytes.__repr__(bytes.__getitem__(value, slice(limit + 1))), limit)
-    kind = type(value).__qualname__
-    if isinstance(value, list | tuple | set | frozenset | dict):
-        return f"<{kind} of {len(value)} item(s)>"
-    return f"<{kind}>"
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = text.replace("\n", "\\n").replace("\r", "\\r")
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -10,14 +10,24 @@ One process at a time: an OS lock (``flock``) on a sidecar file ``<state file>.l
 which holds the pid of the process that has it. The kernel drops the lock when that
 process ends, even by ``kill -9``, so a crash never leaves the file locked.
 
-Commits use SQLite's default rollback journal with ``synchronous=FULL``: when
-:meth:`SQLiteJobStore.save` returns, the changes survive a crash of the process.
+While the store is open, commits go to a write-ahead log (``journal_mode=WAL``) with
+``synchronous=NORMAL``: a commit is a write to the log, not an fsync; at close the file
+returns to the rollback journal, one file at rest. When :meth:`SQLiteJobStore.save` returns,
+the changes survive a crash of the process (``kill -9`` included): they are in the
+operating system's hands. A crash of the operating system or a power loss can undo the
+last commits before the log was synced (SQLite syncs it at checkpoints), never corrupt
+the file; a fire time claimed in them may then run once more after the reboot, and a
+run interrupted then goes unreported. The rollback journal with ``synchronous=FULL``
+(three fsyncs per commit) held the scheduler task for each pass's claim commit: at
+2,500 fires a second the runs started hundreds of milliseconds late.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -150,6 +160,7 @@ class SQLiteJobStore:
                         "INSERT INTO meta (key, value) VALUES (?, ?)",
                         [("format", FORMAT), ("version", str(FORMAT_VERSION))],
                     )
+                _tune(conn)
                 return {}
             if "meta" not in tables or "jobs" not in tables:
                 raise JobStateError(
@@ -166,6 +177,7 @@ class SQLiteJobStore:
                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         (datetime.now(UTC).isoformat(),),
                     )
+                _tune(conn)  # ours: only now may the file's journal change
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc) or "read-only" in str(exc):
                 raise JobStateError(f"{path} is read-only: {exc}; make it writable") from None
@@ -207,11 +219,25 @@ class SQLiteJobStore:
 
     def close_now(self) -> None:
         if self._conn is not None:
+            # Back to the rollback journal at rest: the file is one file again (no
+            # -wal, -shm beside it), as readers such as `eventsched jobs` expect.
+            # Skipped if a reader holds it now; the next close tries again.
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA journal_mode=DELETE")
             self._conn.close()
             self._conn = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+
+
+def _tune(conn: sqlite3.Connection) -> None:
+    """Write-ahead log, synced at checkpoints only (see the module documentation).
+
+    The journal mode is kept in the file; ``synchronous`` is per connection.
+    """
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
 
 
 def check_state_file(path: str | os.PathLike[str]) -> None:
@@ -269,16 +295,29 @@ def _open_error(path: Path, exc: OSError, what: str) -> JobStateError:
 
 
 def _to_json(saved: SavedJob, now: str) -> str:
-    return json.dumps(
-        {
-            "fingerprint": saved.fingerprint,
-            "last_fire_time": _iso(saved.last_fire_time),
-            "next_fire_time": _iso(saved.next_fire_time),
-            "running": [at.isoformat() for at in saved.running],
-            "updated_at": now,
-        },
-        separators=(",", ":"),
+    """The row's JSON, written out directly: the same document ``json.dumps`` of a dict
+    gives, at a fifth of its cost (it was three quarters of a row's save).
+
+    Only the fingerprint can need escaping; ``isoformat()`` and ``now`` are plain ASCII
+    digits and separators.
+    """
+    running = ",".join(f'"{at.isoformat()}"' for at in saved.running)
+    return (
+        f'{{"fingerprint":{_quoted(saved.fingerprint)},'
+        f'"last_fire_time":{_quoted_time(saved.last_fire_time)},'
+        f'"next_fire_time":{_quoted_time(saved.next_fire_time)},'
+        f'"running":[{running}],"updated_at":"{now}"}}'
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(text: str) -> str:
+    # Jobs share a handful of fingerprints (their triggers): escaped once each.
+    return json.dumps(text)
+
+
+def _quoted_time(value: datetime | None) -> str:
+    return "null" if value is None else f'"{value.isoformat()}"'
 
 
 def _iso(value: datetime | None) -> str | None:

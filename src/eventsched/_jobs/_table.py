@@ -280,10 +280,12 @@ class JobTable:
         """Clear the claim of a run that ended (or never started) in the store."""
         if fire_time in job.in_flight:
             job.in_flight.remove(fire_time)
+        if not self._sync.durable:
+            return  # saved at close (StoreSync)
         owner = self._entries.get(job.id)
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
         if target.persist:
-            self._sync.mark(target.id, target.saved())
+            self._sync.mark(target.id, target.saved(), urgent=False)
 
     def _adopt(self, job_id: str, saved: SavedJob | None) -> None:
         """Take up the schedule another process saved for a job whose change was refused."""
@@ -327,8 +329,10 @@ class JobTable:
             job = self._entries.get(job_id)
             if job is not None:
                 miss = Miss(MissReason.INTERRUPTED, tuple(fire_times))
-                self._reports.append(self._runs.missed_event(job, miss, now))
-                self._wake()  # the next pass emits it
+                report = self._runs.missed_event(job, miss, now)  # counted either way
+                if report is not None:
+                    self._reports.append(report)
+                    self._wake()  # the next pass emits it
 
     @property
     def _shared(self) -> bool:
@@ -384,7 +388,9 @@ class JobTable:
     def _after_update(self, job: Entry, stored: SavedJob | None = None) -> None:
         """Save the job's fire times (unless ``stored`` holds them already) and retire
         it once its trigger is exhausted."""
-        if job.persist and not job.removed:
+        if job.persist and not job.removed and (self._sync.durable or job.next_fire is None):
+            # (The default in-memory store gets the states of the jobs still scheduled
+            # at close; an exhausted job leaves the table now, so its state goes now.)
             state = job.saved()
             if stored is not None and stored.paused is None:
                 state = replace(state, paused=None)  # a store that does not keep pausing
@@ -402,8 +408,9 @@ class JobTable:
         stored = self._stored.pop(job.id, None)
         if saved is not None and saved.running:
             miss = Miss(MissReason.INTERRUPTED, saved.running)
-            self._reports.append(self._runs.missed_event(job, miss, now))
-            self._wake()  # the next pass emits it
+            if (event := self._runs.missed_event(job, miss, now)) is not None:
+                self._reports.append(event)
+                self._wake()  # the next pass emits it
         if saved is not None and saved.fingerprint != job.fingerprint:
             log.info(
                 "Job {}: its trigger changed since the state was saved ({} -> {}); "

@@ -83,6 +83,14 @@ class PipelineMethods:
         """Unsubscribe ``handler`` from ``event_type``; return whether it was subscribed."""
         return self._registry.remove(event_type, handler)
 
+    def has_handlers(self, event_type: EventTypeLike) -> bool:
+        """Whether an event of ``event_type`` would reach a handler (its own or ``"*"``).
+
+        The job scheduler builds a ``JOB_*`` event only when this says yes; code of
+        yours can skip building costly events the same way.
+        """
+        return bool(self._registry.routes[event_type])
+
     # -- emitting ----------------------------------------------------------------------
 
     async def emit(
@@ -152,6 +160,11 @@ class PipelineMethods:
             self._queue.count_invalid(error)
             raise
         return self._queue.emit_nowait(event)
+
+    def _offer_job_event(self, event: Event) -> bool:
+        # The job scheduler's own events (an admitted Event, on the loop thread): see
+        # EventQueue.offer_job_event for the policy.
+        return self._queue.offer_job_event(event)
 
     def statistics(self) -> Statistics:
         """A consistent snapshot of the accounting (see :class:`Statistics`).

@@ -219,6 +219,16 @@ class EventQueue(Ledger):
             self._idle.popleft().set()
         return True
 
+    def offer_job_event(self, event: Event) -> bool:
+        """Offer a ``JOB_*`` event of the job scheduler: no room, it is dropped
+        (``job_event``), whatever the policy. Waiting would stall the scheduler task or
+        a run on its own report; evicting, or raising, would cost the user's events."""
+        if self.accepted - self.received >= self.capacity and self._accepting():
+            self.emitted += 1
+            self.drop(DropReason.JOB_EVENT)
+            return False
+        return bool(self.offer(event))  # room: the common path, never the policy
+
     async def emit(self, event: Event) -> bool:
         """Offer an event, waiting for room under ``block``; see :meth:`EventScheduler.emit`."""
         accepted = self.offer(event)

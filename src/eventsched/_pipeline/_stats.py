@@ -33,6 +33,10 @@ class DropReason(StrEnum):
     """``block``: the emitter waited ``block_timeout`` seconds without finding room."""
     CANCELLED = "cancelled"
     """``block``: the emitter was cancelled (its own timeout, say) while waiting for room."""
+    JOB_EVENT = "job_event"
+    """A ``JOB_*`` event of the job scheduler found the queue full, whatever the policy:
+    the runtime's own reports never wait for room, never evict an event of yours, and
+    never raise."""
 
 
 class RejectReason(StrEnum):

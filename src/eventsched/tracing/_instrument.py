@@ -63,7 +63,7 @@ def instrument(
         scheduler, "emit_nowait", functools.wraps(EventScheduler.emit_nowait)(emit_nowait)
     )
     scheduler._registry.decorate(HandlerSpans(tracer, emitters))
-    trace_runs(scheduler.jobs._runs, tracer)
+    trace_runs(scheduler.jobs._runs, tracer, emitters)
     _instrumented.add(scheduler)
 
 

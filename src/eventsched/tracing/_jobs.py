@@ -1,33 +1,32 @@
-"""``job <id>`` spans: one per run, from its ``JOB_STARTED`` to its outcome event.
+"""``job <id>`` spans: one per run attempt, from its start to its outcome.
 
-The seam is the scheduler's one ``Runs`` object (``_jobs/_runs.py``), wrapped on that
-object alone, so that the run path of a scheduler without tracing is unchanged:
+The seam is the scheduler's one ``Runs`` object (``_jobs/_runs.py``): its ``observer``
+(a :class:`~eventsched._jobs._runslot.RunObserver`) is told when an attempt starts, in
+the attempt's own task, and when it ends. The span is opened and made current at the
+start, so the run's ``JOB_*`` events and whatever the job emits (on the loop, or in its
+thread, which runs in a copy of the run's context) are noted as emitted in it; the
+outcome, the error and the correlation id come with the end. The run's ``JOB_*``
+events go to the queue by their own intake (``Runs._offer``), which notes their span
+too. So a run has its span even when no handler listens to ``JOB_*`` events, and those
+are then never built (the correlation id is the run's lazily built ``JOB_STARTED``'s,
+as it would have been).
 
-* its ``_call(job, fire_time)``, a run past its wait for the fire time: the span is
-  opened around it and made current, so the run's events and whatever the job emits
-  (on the loop, or in its thread, which runs in a copy of the run's context) are
-  noted as emitted in it;
-* its ``emit(event)``, which every ``JOB_*`` event of a run goes through: the run's
-  correlation id comes from its ``JOB_STARTED``, the outcome from ``JOB_COMPLETED`` or
-  ``JOB_FAILED`` (whose ``reason`` tells a timeout from an exception).
-
-A run cancelled by shutdown before its outcome event is ``aborted``.
+A run cancelled by shutdown before its outcome is ``aborted``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from .._events import Event, EventType
+from .._events import Event
 from .._jobs._entry import Entry
 from .._jobs._runs import Runs
+from .._jobs._runslot import RunSlot
 from ._attributes import (
     CORRELATION_ID,
     JOB_FIRE_TIME,
@@ -36,36 +35,24 @@ from ._attributes import (
     OUTCOME,
     record_error,
 )
+from ._emitters import Emitters
 from ._handlers import ROOT
 
-__all__ = ["trace_runs"]
+__all__ = ["RunSpans", "trace_runs"]
 
 
-class _Run:
-    """A run's span, and whether its outcome event has been seen."""
+class RunSpans:
+    """A :class:`~eventsched._jobs._runslot.RunObserver` that opens a span per attempt."""
 
-    __slots__ = ("decided", "span")
+    __slots__ = ("_tracer",)
 
-    def __init__(self, span: Span) -> None:
-        self.span = span
-        self.decided = False
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
 
-
-# The run this task is in: set by the wrapped _call, read by the wrapped emit (the job
-# scheduler's own task, emitting JOB_MISSED, has none).
-_current_run: ContextVar[_Run | None] = ContextVar("eventsched_tracing_run", default=None)
-
-
-def trace_runs(runs: Runs, tracer: Tracer) -> None:
-    """Wrap ``runs._call`` and ``runs.emit`` on this object (see the module's doc)."""
-    call: Callable[..., Awaitable[Any]] = runs._call
-    emit: Callable[[Event], Awaitable[None]] = runs.emit
-    clock = runs._clock
-
-    async def traced_call(job: Entry, fire_time: datetime, *rest: Any) -> Any:
-        # As the run measures it: the clock has reached the fire time by now.
-        lateness = max(0.0, (clock().now() - fire_time).total_seconds())
-        span = tracer.start_span(
+    def started(
+        self, job: Entry, fire_time: datetime, attempt: int, manual: bool, lateness: float
+    ) -> Any:
+        span = self._tracer.start_span(
             f"job {job.id}",
             context=ROOT,
             kind=SpanKind.INTERNAL,
@@ -75,51 +62,55 @@ def trace_runs(runs: Runs, tracer: Tracer) -> None:
                 JOB_LATENESS: lateness,
             },
         )
+        # Current for the rest of the attempt (this task, and the job's thread).
         token = otel_context.attach(trace.set_span_in_context(span))
-        run = _Run(span)
-        run_token = _current_run.set(run)
+        return span, token
+
+    def ended(
+        self,
+        token: Any,
+        outcome: str,
+        error_type: str | None,
+        error: str | None,
+        slot: RunSlot,
+    ) -> None:
+        span, attached = token
         try:
-            return await call(job, fire_time, *rest)
-        except BaseException:
-            if not run.decided:
-                record_error(span, "aborted", "cancelled by shutdown")
-            raise
+            started = slot.event
+            if started is not None:
+                span.set_attribute(CORRELATION_ID, started.correlation_id)
+            if outcome == "completed":
+                span.set_attribute(OUTCOME, "completed")
+            elif outcome == "aborted":
+                record_error(span, "aborted", error or "cancelled by shutdown")
+            else:
+                span.set_attribute(OUTCOME, outcome)
+                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"))
+                if outcome == "failed":
+                    # The run caught the exception and keeps its type and message;
+                    # recorded as the conventions' exception event.
+                    span.add_event(
+                        "exception",
+                        {"exception.type": str(error_type), "exception.message": str(error)},
+                    )
         finally:
-            _current_run.reset(run_token)
-            otel_context.detach(token)
+            otel_context.detach(attached)
             span.end()
 
-    async def traced_emit(event: Event) -> None:
-        run = _current_run.get()
-        if run is not None:
-            _note_run_event(run, event)
-        await emit(event)
 
-    # Instance attributes shadow the class's methods for this object only.
-    object.__setattr__(runs, "_call", traced_call)
-    object.__setattr__(runs, "emit", traced_emit)
+def trace_runs(runs: Runs, tracer: Tracer, emitters: Emitters) -> None:
+    """Follow the runs of ``runs`` with spans (see the module's documentation).
 
+    The run's own ``JOB_*`` events bypass the scheduler's (wrapped) ``emit``: they go
+    straight to the queue's intake for them (``Runs._offer``), wrapped here on this
+    object so that each notes the span it was emitted in, as every other event does.
+    """
+    runs.observer = RunSpans(tracer)
+    offer = runs._offer
+    if offer is not None:
 
-def _note_run_event(run: _Run, event: Event) -> None:
-    span, kind = run.span, event.type
-    if kind is EventType.JOB_STARTED:
-        span.set_attribute(CORRELATION_ID, event.correlation_id)
-    elif kind is EventType.JOB_COMPLETED:
-        run.decided = True
-        span.set_attribute(OUTCOME, "completed")
-    elif kind is EventType.JOB_FAILED:
-        run.decided = True
-        data = event.data
-        outcome = "timed_out" if data.get("reason") == "timeout" else "failed"
-        span.set_attribute(OUTCOME, outcome)
-        span.set_status(Status(StatusCode.ERROR, f"{data.get('error_type')}: {data.get('error')}"))
-        if outcome == "failed":
-            # The run caught the exception and left its type and message in the
-            # event; recorded as the conventions' exception event.
-            span.add_event(
-                "exception",
-                {
-                    "exception.type": str(data.get("error_type")),
-                    "exception.message": str(data.get("error")),
-                },
-            )
+        def noted_offer(event: Event) -> bool:
+            emitters.note(event)
+            return offer(event)
+
+        runs._offer = noted_offer

@@ -1,0 +1,179 @@
+"""What persistence costs at scale: a run's end rides with its job's next claim, the
+writer saves in chunks, rows are written without ``json.dumps``, and the SQLite file
+uses a write-ahead log while open and one file at rest.
+
+A recording store stands in for a real one where the tests count rows (virtual time);
+the SQLite tests open real files.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import anyio
+import pytest
+from jobtools import EPOCH, new_scheduler, virtual_time
+
+from eventsched import MemoryJobStore, SavedJob, SQLiteJobStore
+from eventsched._jobs import _sync
+from eventsched._jobs._sqlite import _to_json
+from eventsched._jobs._sync import WRITER_CHUNK, StoreSync
+
+pytestmark = pytest.mark.anyio
+
+
+class RowsStore(MemoryJobStore):
+    """A memory store (a subclass: saved as it changes) that keeps every save."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves: list[dict[str, SavedJob | None]] = []
+        self.holds: tuple[int, anyio.Event] | None = None
+
+    async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
+        self.saves.append(dict(changes))
+        refused = await super().save(changes)
+        if self.holds is not None and len(self._states) >= self.holds[0]:
+            self.holds[1].set()
+        return refused
+
+    async def wait_holding(self, count: int) -> None:
+        """Return once the store holds ``count`` job states."""
+        self.holds = (count, anyio.Event())
+        if len(self._states) < count:
+            await self.holds[1].wait()
+
+
+@virtual_time
+async def test_a_runs_end_rides_with_the_next_claim(unit: float) -> None:
+    """A job every unit (well within SAVE_DELAY): one row write per run, not two (its
+    claim, then its end); the final state still has no claim left."""
+    store = RowsStore()
+    scheduler = new_scheduler()
+    scheduler.configure_jobs(store=store)
+    runs = 0
+    done = anyio.Event()
+
+    async def job() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 8:
+            done.set()
+
+    scheduler.add_job(job, "interval", seconds=unit, id="tick")
+    async with scheduler:
+        with anyio.fail_after(60 * unit):
+            await done.wait()
+        scheduler.pause_job("tick")
+        await scheduler.jobs.wait_idle()
+        written = sum("tick" in save for save in store.saves)
+    assert runs >= 8
+    # The first schedule, one claim per run, and at most one end not yet carried.
+    assert written <= runs + 2
+    assert (await store.load())["tick"].running == ()
+
+
+async def test_the_writer_saves_ended_runs_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """600 ended runs: saved by the writer within SAVE_DELAY, WRITER_CHUNK per save."""
+    monkeypatch.setattr(_sync, "SAVE_DELAY", 0.01)
+    store = RowsStore()
+    sync = StoreSync(store)
+    await sync.open()
+    state = SavedJob("interval[0:00:01]", EPOCH, EPOCH + timedelta(seconds=1))
+    for n in range(600):
+        sync.mark(f"j{n}", state, urgent=False)
+    assert await sync.flush(urgent_only=True) == frozenset()
+    assert store.saves == []  # a pass leaves them for later
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            scope = anyio.CancelScope()
+            group.start_soon(sync.writer, scope)
+            await store.wait_holding(600)
+            scope.cancel()
+    assert [len(save) for save in store.saves] == [
+        WRITER_CHUNK,
+        WRITER_CHUNK,
+        600 - 2 * WRITER_CHUNK,
+    ]
+
+
+async def test_a_later_claim_replaces_a_pending_end() -> None:
+    """An end marked for later, then the job's next claim: one row, the claim's state."""
+    store = RowsStore()
+    sync = StoreSync(store)
+    await sync.open()
+    ended = SavedJob("f", EPOCH, EPOCH + timedelta(seconds=1))
+    claimed = SavedJob("f", EPOCH + timedelta(seconds=1), EPOCH + timedelta(seconds=2), (EPOCH,))
+    sync.mark("j", ended, urgent=False)
+    sync.mark("j", claimed)
+    await sync.flush(urgent_only=True)
+    await sync.flush()
+    assert store.saves == [{"j": claimed}]
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        SavedJob('cron["x"] \\ é\n\t', None, None),
+        SavedJob(
+            "interval[0:00:01]",
+            datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=UTC),
+            datetime(2026, 3, 29, 3, 0, tzinfo=timezone(timedelta(hours=2))),
+            (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)),
+        ),
+    ],
+)
+def test_rows_are_the_json_they_always_were(saved: SavedJob) -> None:
+    """The direct writer gives byte for byte what json.dumps of the row's dict gave, so
+    files written before and after read the same (no migration)."""
+
+    def iso(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    expected = json.dumps(
+        {
+            "fingerprint": saved.fingerprint,
+            "last_fire_time": iso(saved.last_fire_time),
+            "next_fire_time": iso(saved.next_fire_time),
+            "running": [at.isoformat() for at in saved.running],
+            "updated_at": "2026-01-01T00:00:00+00:00",
+        },
+        separators=(",", ":"),
+    )
+    assert _to_json(saved, "2026-01-01T00:00:00+00:00") == expected
+
+
+def _journal_mode(path: Path) -> str:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_the_state_file_is_a_wal_while_open_and_one_file_at_rest(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    state = SavedJob("interval[0:00:01]", EPOCH, EPOCH + timedelta(seconds=1))
+    store = SQLiteJobStore(path, warn=False)
+    store.lock_now()
+    store.load_now()
+    try:
+        store.save_now({"j": state})
+        assert _journal_mode(path) == "wal"
+    finally:
+        store.close_now()
+    assert _journal_mode(path) == "delete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.sqlite", "jobs.sqlite.lock"]
+    # And a file written by the rollback-journal version (before this change) opens,
+    # is read, and is left at rest the same way.
+    again = SQLiteJobStore(path, warn=False)
+    again.lock_now()
+    try:
+        assert again.load_now() == {"j": state}
+    finally:
+        again.close_now()
+    assert _journal_mode(path) == "delete"
