@@ -115,6 +115,27 @@ def test_size_limit_is_exact_in_bytes_of_compact_json() -> None:
         Event.create("x", payload, max_bytes=exact - 1)
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_float_among_flat_scalars_is_refused(value: float) -> None:
+    """Flat data with floats takes the inline checks of make_event: nan and the
+    infinities are refused there too, whatever the other values."""
+    with pytest.raises(InvalidEventError, match="JSON cannot represent"):
+        Event.create("x", {"a": 1, "s": "t", "f": value, "b": True})
+
+
+@pytest.mark.parametrize(
+    "value", [0.1, -2.2250738585072014e-308, 1.7976931348623157e308, 5e-324, -0.0, 1e16]
+)
+def test_flat_floats_are_sized_within_the_bound_and_exactly_near_the_limit(value: float) -> None:
+    """A float's bound covers its longest repr; at the exact size accepted, one under refused."""
+    payload = {"f": value, "n": 7, "s": "abc", "z": None}
+    exact = len(json.dumps(payload, separators=(",", ":")).encode())
+    assert Event.create("x", payload).data_size >= exact
+    assert Event.create("x", payload, max_bytes=exact).data_size == exact
+    with pytest.raises(InvalidEventError, match="over the limit"):
+        Event.create("x", payload, max_bytes=exact - 1)
+
+
 def test_bad_type_is_refused() -> None:
     """An event type must be a string or an Enum member."""
     with pytest.raises(InvalidEventError, match="event type must be"):

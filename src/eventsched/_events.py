@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -15,6 +16,7 @@ from ._eventdata import (
     _EMPTY,
     _INT_MAX,
     _INT_MIN,
+    _MAX_FLOAT_CHARS,
     _dict_new,
     _dict_update,
     _refuse,
@@ -304,6 +306,12 @@ def admit(
     return admit_event(event, max_bytes)
 
 
+# A float item's bound: its repr (at most _MAX_FLOAT_CHARS) plus the key's quotes, colon
+# and comma, as _freeze_mapping counts it.
+_FLOAT_ITEM = _MAX_FLOAT_CHARS + 4
+_FLOAT_MAX = sys.float_info.max
+_FLOAT_MIN = -_FLOAT_MAX
+
 # tuple.__new__ directly skips NamedTuple's Python-level __new__ (half the cost).
 _new_event = tuple.__new__
 _time = time.time
@@ -339,11 +347,21 @@ def make_event(
             kind = value.__class__
             if key.__class__ is not str or not key.isascii():
                 break
+            # Most frequent kinds first; each test is an identity check or one compare.
             if kind is str:
                 if not value.isascii():
                     break
                 size += 6 * (len(key) + len(value)) + 6
-            elif kind is bool or value is None or (kind is int and _INT_MIN <= value <= _INT_MAX):
+            elif kind is int:
+                if not _INT_MIN <= value <= _INT_MAX:
+                    break
+                size += 6 * len(key) + 26
+            elif kind is float:
+                # False for nan and both infinities (JSON has none of them).
+                if not _FLOAT_MIN <= value <= _FLOAT_MAX:
+                    break
+                size += 6 * len(key) + _FLOAT_ITEM
+            elif kind is bool or value is None:
                 size += 6 * len(key) + 26
             else:
                 break
