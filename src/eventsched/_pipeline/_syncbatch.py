@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import anyio
-from anyio import EndOfStream, WouldBlock
 
 from .._events import Event, HandlingSlot
 from .._exceptions import CallRefusedError
@@ -78,7 +77,7 @@ class SyncLane:
         while len(events) < BATCH_MAX:
             try:
                 event = receive_nowait()
-            except (WouldBlock, EndOfStream):
+            except IndexError:  # the buffer is empty
                 break
             received = queue.received = queue.received + 1
             if queue.waiters:
