@@ -148,7 +148,30 @@ def test_events_compare_by_value_but_never_equal_a_tuple() -> None:
     copy = event._replace()
     assert copy == event
     assert hash(copy) == hash(event)
-    assert event != tuple(event)
+    assert event != tuple(event._asdict().values())
+    assert event != event._replace(data_size=event.data_size + 1)
+
+
+def test_every_field_of_an_event_is_read_only() -> None:
+    """Assigning or deleting any field raises, the lazily formatted id included."""
+    event = Event.create("x", {"a": 1})
+    for name in (*Event._fields, "_id", "_correlation_id"):
+        with pytest.raises(AttributeError):
+            setattr(event, name, "changed")
+        with pytest.raises(AttributeError):
+            delattr(event, name)
+    assert event.id == event.correlation_id
+    assert event.type == "x"
+
+
+def test_an_id_is_formatted_once_and_stays_the_same_object() -> None:
+    """The id is made on first read from the serial number, then kept: the same string
+    every time, and unique per event (random process prefix, serial number)."""
+    first, second = Event.create("x"), Event.create("x")
+    assert first.id is first.id
+    assert first.id != second.id
+    assert first.id.rsplit("-", 1)[0] == second.id.rsplit("-", 1)[0]
+    assert int(second.id.rsplit("-", 1)[1]) > int(first.id.rsplit("-", 1)[1])
 
 
 # -- data the JSON encoder could not write, found by an audit -------------------------------

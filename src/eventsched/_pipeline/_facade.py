@@ -18,7 +18,8 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from .._events import Event, EventTypeLike, admit, make_event
+from .._admission import admit
+from .._events import Event, EventTypeLike, make_event
 from .._exceptions import InvalidEventError, QueueFullError
 from .._lifecycle import Lifecycle, State
 from ._queue import EventQueue
@@ -106,7 +107,7 @@ class PipelineMethods:
         """
         queue = self._queue
         try:
-            # The one admission (_events.admit): every path into the queue passes here or
+            # The one admission (_admission.admit): every path into the queue passes here or
             # through emit_nowait (threads, sync code); jobs emit through emit().
             if event.__class__ is not Event:  # admit()'s first branch, one call saved
                 event = make_event(
