@@ -61,6 +61,37 @@ def test_events_created_while_handling_inherit_the_lineage() -> None:
     assert explicit.causation_id == parent.id
 
 
+def test_a_chain_built_before_any_id_is_read_reads_back_the_right_ids() -> None:
+    """Ids are formatted only when read, and children take their parent's unformatted
+    ids: read afterwards, in any order, every id of a three-event chain is right."""
+    root = Event.create("root")
+    token = _handling.set(HandlingSlot(root))
+    try:
+        child = Event.create("child")
+        explicit_cause = Event.create("child", causation_id="cause-1")
+    finally:
+        _handling.reset(token)
+    token = _handling.set(HandlingSlot(child))
+    try:
+        grandchild = Event.create("grandchild")
+    finally:
+        _handling.reset(token)
+    assert grandchild.correlation_id == child.correlation_id == root.id == root.correlation_id
+    assert grandchild.causation_id == child.id != root.id
+    assert child.causation_id == root.id
+    assert explicit_cause.correlation_id == root.id
+    assert explicit_cause.causation_id == "cause-1"
+    assert root.causation_id is None
+    assert len({root.id, child.id, grandchild.id, explicit_cause.id}) == 4
+
+
+def test_an_int_given_as_an_id_reads_back_as_given() -> None:
+    """The constructor keeps what it is given (emit checks it): an int stays that int,
+    never mistaken for one of the serial numbers events are numbered with."""
+    event = Event("t", FrozenDict(), 7, 8, 9)  # type: ignore[arg-type]
+    assert (event.id, event.correlation_id, event.causation_id) == (7, 8, 9)
+
+
 def test_user_types_need_no_change_to_our_enum() -> None:
     """Plain strings and a user's own Enum are valid types; StrEnum members equal their value."""
     assert Event.create(Shop.ORDER_PLACED).type is Shop.ORDER_PLACED

@@ -106,16 +106,17 @@ def current_event() -> Event | None:
 class _EventFields:
     """An event's storage, writable: :func:`make_event` fills one, then makes it an Event.
 
-    ``_id`` holds the event's serial number (an int) until its id is first read, and the
-    id string from then on; ``_correlation_id`` is None for an event that starts its own
-    chain (its correlation id is its own id). Both are read through :class:`Event`'s
-    properties, so that building an event formats no id at all.
+    The three id slots hold either the id's text or, for an id of an event made in this
+    process, its serial number (an int), formatted when first read and kept from then
+    on. ``_correlation_id`` is None for an event that starts its own chain (its own id).
+    An event made while handling another takes the other's raw slots, serial numbers
+    included, so building a chain formats no id either: only reading one does.
     """
 
     __slots__ = (
+        "_causation_id",
         "_correlation_id",
         "_id",
-        "causation_id",
         "created_at",
         "data",
         "data_size",
@@ -124,11 +125,25 @@ class _EventFields:
 
     type: EventTypeLike
     data: FrozenDict
-    _id: int | str
-    _correlation_id: str | None
-    causation_id: str | None
+    _id: Any
+    _correlation_id: Any
+    _causation_id: Any
     created_at: float
     data_size: int
+
+
+class _Given:
+    """An int given to the constructor as an id, kept apart from the serial numbers that
+    make_event stores, so that it reads back as given (and emit refuses it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _given(value: object) -> object:
+    return _Given(value) if value.__class__ is int else value
 
 
 class Event(_EventFields):
@@ -184,9 +199,9 @@ class Event(_EventFields):
         for name, value in (
             ("type", type),
             ("data", data),
-            ("_id", id),
-            ("_correlation_id", correlation_id),
-            ("causation_id", causation_id),
+            ("_id", _given(id)),
+            ("_correlation_id", _given(correlation_id)),
+            ("_causation_id", _given(causation_id)),
             ("created_at", created_at),
             ("data_size", data_size),
         ):
@@ -206,13 +221,33 @@ class Event(_EventFields):
         if value.__class__ is int:  # formatted on first read, then kept
             value = _ID_PREFIX + str(value)
             _set_id(self, value)
-        return value  # type: ignore[return-value]
+        elif value.__class__ is _Given:
+            return value.value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> str:
         """Shared by every event of one chain of work (a job run and what it causes)."""
         value = self._correlation_id
-        return self.id if value is None else value
+        if value is None:
+            return self.id
+        if value.__class__ is int:
+            value = _ID_PREFIX + str(value)
+            _set_correlation_id(self, value)
+        elif value.__class__ is _Given:
+            return value.value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def causation_id(self) -> str | None:
+        """Id of the event whose handler created this one, if any."""
+        value = self._causation_id
+        if value.__class__ is int:
+            value = _ID_PREFIX + str(value)
+            _set_causation_id(self, value)
+        elif value.__class__ is _Given:
+            return value.value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
 
     def _astuple(self) -> tuple[object, ...]:
         return (
@@ -295,6 +330,17 @@ _FLOAT_MIN = -_FLOAT_MAX
 # the way) and then turns it into an Event: same slots, so the class can be swapped.
 _new_fields = object.__new__
 _set_id: Callable[[object, object], None] = _EventFields.__dict__["_id"].__set__
+_set_correlation_id: Callable[[object, object], None] = _EventFields.__dict__[
+    "_correlation_id"
+].__set__
+_set_causation_id: Callable[[object, object], None] = _EventFields.__dict__["_causation_id"].__set__
+
+
+def _text(raw: object) -> object:
+    # A raw id slot's value as text: a serial number formatted, anything else as it is.
+    return _ID_PREFIX + str(raw) if raw.__class__ is int else raw
+
+
 _time = time.time
 
 
@@ -355,8 +401,11 @@ def make_event(
         if slot is not None:
             parent = slot.event
             if parent is not None:
-                correlation_id = parent.correlation_id
-                causation_id = parent.id
+                # The raw slots (serial numbers stay numbers): nothing is formatted here.
+                causation_id = parent._id
+                correlation_id = parent._correlation_id
+                if correlation_id is None:  # the parent started its chain
+                    correlation_id = causation_id
     else:  # explicit ids: checked inline, a call would cost more than the checks
         if correlation_id is not None and (
             correlation_id.__class__ is not str
@@ -376,17 +425,19 @@ def make_event(
                 parent = slot.event
                 if parent is not None:
                     if correlation_id is None:
-                        correlation_id = parent.correlation_id
+                        correlation_id = parent._correlation_id
+                        if correlation_id is None:
+                            correlation_id = parent._id
                     if causation_id is None:
-                        causation_id = parent.id
+                        causation_id = parent._id
     if cls is not Event:  # a subclass may add fields: its own constructor builds it
         event_id = _ID_PREFIX + str(_next_serial())
         return cls(
             event_type,
             frozen,
             event_id,
-            event_id if correlation_id is None else correlation_id,
-            causation_id,
+            event_id if correlation_id is None else _text(correlation_id),  # type: ignore[arg-type]
+            _text(causation_id),  # type: ignore[arg-type]
             _time(),
             size,
         )
@@ -395,7 +446,7 @@ def make_event(
     event.data = frozen
     event._id = _next_serial()  # the id string is made when first read (Event.id)
     event._correlation_id = correlation_id  # None: its own id
-    event.causation_id = causation_id
+    event._causation_id = causation_id
     event.created_at = _time()
     event.data_size = size
     event.__class__ = Event
