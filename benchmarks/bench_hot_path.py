@@ -159,11 +159,12 @@ def main() -> None:
                 [t["ten_key"] / b["ten_key"] for t, b in zip(this, base, strict=True)]
             ),
         }
-    asyncio_runs, trio_runs = runs["this"]["asyncio"], runs["this"]["trio"]
-    report["trio_over_asyncio_this"] = {
-        key: _summary([t[key] / a[key] for t, a in zip(trio_runs, asyncio_runs, strict=True)])
-        for key in ("one_key", "ten_key")
-    }
+    for tree in ("this", "base"):
+        asyncio_runs, trio_runs = runs[tree]["asyncio"], runs[tree]["trio"]
+        report[f"trio_over_asyncio_{tree}"] = {
+            key: _summary([t[key] / a[key] for t, a in zip(trio_runs, asyncio_runs, strict=True)])
+            for key in ("one_key", "ten_key")
+        }
     print(json.dumps(report, indent=2))
 
 
