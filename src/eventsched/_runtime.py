@@ -117,7 +117,7 @@ class TaskTree:
                         workers.start_soon(work, self._queue, self._registry)
                     task_status.started()
         finally:
-            # The workers are gone: intake ends, and nothing takes events any more.
+            # The workers are gone: close both ends of the stream (else ResourceWarning).
             self._queue.close_intake(force=True)
             self._queue.close_receive()
             self._workers_done.set()
@@ -161,7 +161,7 @@ class TaskTree:
             for service in self._services:
                 await service.wait_idle()
         # 3. Report drops so far while the report can still get in, then stop intake;
-        # the workers drain the buffer and then see that it has ended.
+        # the workers drain the buffer and then see the end of the stream.
         with anyio.move_on_at(deadline):
             await report_drops_now(queue)
         queue.close_intake()

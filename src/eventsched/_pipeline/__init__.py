@@ -1,6 +1,6 @@
 """The event pipeline: the bounded queue, the worker loop, routing and the ledger.
 
-* ``_queue``: the bounded buffer (a deque), the overflow policy, waiting emitters.
+* ``_queue``: the memory object stream, the overflow policy, waiting emitters.
 * ``_worker``: the handler tasks' loop and the dispatch to handlers.
 * ``_routing``: handler registrations and the routing table the workers read.
 * ``_ledger``: every counter, the latency sample, drop reports, handler failures.

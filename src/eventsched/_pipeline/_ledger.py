@@ -143,7 +143,7 @@ class Ledger:
         return self.accepted - self.received
 
     def snapshot(self, still_queued: int) -> Statistics:
-        """The figures as a :class:`Statistics`; ``still_queued`` is the buffer's length."""
+        """The figures as a :class:`Statistics`; ``still_queued`` comes from the stream."""
         latencies = sorted(self.latency)
         calls = self.thread_calls.snapshot()
         p50 = p99 = None

@@ -1,22 +1,17 @@
-"""The queue: one bounded buffer (a deque), overflow at the send call, waiting emitters.
+"""The queue: one bounded memory object stream, overflow at the send call, waiting emitters.
 
-* The buffer is a plain ``deque``, not an anyio memory object stream: everything the
-  stream would do besides holding the events (its bound, waking receivers and waiting
-  senders) this module does itself, so ``send_nowait`` + ``receive_nowait`` cost ~260 ns
-  an event for nothing, against ~40 for ``append`` + ``popleft`` (docs/benchmarks.md).
-  The bound is the ledger's: emitting checks the queue's length (a figure the ledger
-  keeps anyway) before appending; a full queue is where the overflow policy applies,
-  so overflow is explicit at the send call and counted.
+* Emitting checks the queue's length (a figure the ledger keeps anyway) and then calls
+  ``send_nowait``. anyio's ``send()`` always passes through the event loop, which costs
+  more than the whole rest of the trip; a full queue is where the overflow policy
+  applies, so overflow is explicit at the send call and counted.
 * Before the queue opens and once intake has closed, ``send_nowait`` is a stub that
   raises ``ClosedResourceError``: the hot path needs no state check of its own, and
-  the state itself lives in one :class:`~eventsched._lifecycle.Lifecycle`. Workers
-  take events with ``receive_nowait`` (``deque.popleft``: ``IndexError`` when empty);
-  ``ended`` tells an empty buffer that will stay empty from one that may fill again.
+  the state itself lives in one :class:`~eventsched._lifecycle.Lifecycle`.
 * Emitters that must wait for room (policy ``block``, and our own reports) queue up
   here; a worker that frees a slot moves the first waiter's event into the buffer
   itself, before any other task runs. So waiting emitters are served in order, cannot
   be starved by ``send_nowait`` callers, and know for certain whether their event got in.
-* The buffer holds one slot more than ``queue_size``: it is reserved for the one
+* The stream holds one slot more than ``queue_size``: it is reserved for the one
   ``SHUTDOWN_REQUESTED`` of the scheduler's life, which therefore always gets in.
 """
 
@@ -32,7 +27,8 @@ from typing import Final, NoReturn
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-from anyio import ClosedResourceError
+from anyio import ClosedResourceError, EndOfStream, WouldBlock
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._events import Event, EventType
 from .._exceptions import QueueFullError
@@ -74,16 +70,16 @@ class EventQueue(Ledger):
 
     __slots__ = (
         "_block_timeout",
-        "_buffer",
         "_idle",
         "_life",
         "_new_wake",
         "_policy",
+        "_receive",
         "_reserved_used",
+        "_send",
         "_send_nowait",
         "_token",
         "closed_refusals",
-        "ended",
         "loop_thread",
         "receive_nowait",
         "waiters",
@@ -96,14 +92,10 @@ class EventQueue(Ledger):
         self._policy = overflow
         self._block_timeout = block_timeout
         self._life = Lifecycle("the event queue")
-        # Whether the shutdown notice has taken the buffer's slot beyond queue_size.
+        # Whether the shutdown notice has taken the stream's slot beyond queue_size.
         self._reserved_used = False
-        self._buffer: deque[Event] = deque()
         self._send_nowait: Callable[[Event], None] = _closed
-        #: Take the oldest event; IndexError when the buffer is empty (see ``ended``).
-        self.receive_nowait: Callable[[], Event] = self._buffer.popleft
-        #: Intake has closed and no report waits for room: an empty buffer stays empty.
-        self.ended = False
+        self._receive: MemoryObjectReceiveStream[Event] | None = None
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._idle: deque[anyio.Event] = deque()
         self._new_wake: Callable[[], anyio.Event] = anyio.Event
@@ -115,13 +107,18 @@ class EventQueue(Ledger):
 
     def open(self) -> None:
         """Start accepting events; must be called on the event loop thread."""
+        # Created here, not in __init__: a scheduler that never starts leaves no
+        # unclosed stream behind (anyio warns about those).
+        self._send, receive = anyio.create_memory_object_stream[Event](self.capacity + 1)
+        self._receive = receive
+        self.receive_nowait = receive.receive_nowait
         self.loop_thread = threading.get_ident()
         self._token = anyio.lowlevel.current_token()
         self.drop_signal = anyio.Event()
         # anyio.Event() looks the backend up on every call; the backend's own Event
         # class, taken once here on the loop, is built directly.
         self._new_wake = type(self.drop_signal)
-        self._send_nowait = self._buffer.append
+        self._send_nowait = self._send.send_nowait
         self._life.advance(State.RUNNING)
 
     @property
@@ -159,7 +156,7 @@ class EventQueue(Ledger):
     def close_intake(self, *, force: bool = False) -> None:
         """Refuse new events from now on; buffered ones stay for the workers to drain.
 
-        Our own reports already waiting for room keep their place: the buffer ends
+        Our own reports already waiting for room keep their place: the stream closes
         once a worker has placed the last of them (or at once with ``force``, when the
         workers are gone).
         """
@@ -169,17 +166,20 @@ class EventQueue(Ledger):
             return
         self._release_waiters(force=force)
         if not self.waiters:
-            self.ended = True
+            self._send.close()
             while self._idle:  # wake every idle worker: they will see the end
                 self._idle.popleft().set()
 
     def close_receive(self) -> None:
-        """The workers are gone: nothing takes events any more (what is left stays counted)."""
-        self.ended = True
+        """The workers are gone: close the receiving end too (what is left stays counted)."""
+        if self._receive is not None:
+            self._receive.close()
 
     def leftover(self) -> int:
-        """Events still in the buffer, by its own length (after shutdown: unhandled)."""
-        return len(self._buffer)
+        """Events still in the buffer, by the stream's own count (after shutdown: unhandled)."""
+        if self._receive is None:  # never opened: no stream yet
+            return 0
+        return self._receive.statistics().current_buffer_used
 
     def statistics(self) -> Statistics:
         """A snapshot of the accounting (loop thread; see EventScheduler.statistics)."""
@@ -240,14 +240,14 @@ class EventQueue(Ledger):
             return self._refuse_closed()
         if self.queued >= self.capacity:
             return await self._wait_for_room(event, None)
-        self._buffer.append(event)
+        self._send.send_nowait(event)
         self._accepted(event)
         return True
 
     def emit_shutdown_notice(self, event: Event) -> bool:
         """Emit the ``SHUTDOWN_REQUESTED`` into the reserved slot: it never waits or fails.
 
-        Called once in the queue's life, before intake closes. The slot is the buffer's
+        Called once in the queue's life, before intake closes. The slot is the stream's
         one beyond ``queue_size``, which no other emit uses; while the notice is in the
         buffer it takes the place of one ordinary event. It does not count toward the
         high-water mark (a figure about ``queue_size``).
@@ -256,7 +256,7 @@ class EventQueue(Ledger):
         if not self._accepting() or self._reserved_used:
             return self._refuse_closed()
         self._reserved_used = True
-        self._buffer.append(event)
+        self._send.send_nowait(event)
         self.accepted += 1
         if self._idle:
             self._idle.popleft().set()
@@ -348,13 +348,13 @@ class EventQueue(Ledger):
     def place_waiter(self) -> None:
         """Move the first waiting emitter's event into the slot a worker just freed."""
         waiter = self.waiters.popleft()
-        self._buffer.append(waiter.event)
+        self._send.send_nowait(waiter.event)
         self.emitted += 1  # back in "emitted" now that it has an outcome
         self._accepted(waiter.event)
         waiter.placed = True
         waiter.wake.set()
         if self._life.is_(State.STOPPED) and not self.waiters:
-            self.close_intake()  # the last report is in: now the buffer can end
+            self.close_intake()  # the last report is in: now the stream can close
 
     async def wait_for_work(self) -> None:
         """Park an idle worker until an emit (or the end of intake) wakes it."""
@@ -379,13 +379,13 @@ def _evict_oldest_for(queue: EventQueue, event: Event) -> bool:
     while evicted is None:
         try:
             oldest = queue.receive_nowait()
-        except IndexError:
+        except (WouldBlock, EndOfStream):
             break
         if oldest.type in PROTECTED:
             kept.append(oldest)
         else:
             evicted = oldest
-    send_nowait = queue._buffer.append
+    send_nowait = queue._send.send_nowait
     for protected in kept:  # back in, behind the rest: room was just made for them
         send_nowait(protected)
     if evicted is None:  # the buffer holds nothing but our own reports
@@ -399,7 +399,7 @@ def _evict_oldest_for(queue: EventQueue, event: Event) -> bool:
 
 
 def _emit_from_thread(queue: EventQueue, event: Event) -> bool:
-    # The buffer and the ledger belong to the loop thread: hand the event over to it.
+    # Memory object streams are not thread-safe: hand the event to the loop thread.
     token = queue._token
     if token is None or not queue._accepting():
         queue.emitted += 1

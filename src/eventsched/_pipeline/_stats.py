@@ -86,7 +86,7 @@ class Statistics:
     in_flight: int
     """Events handlers are working on right now."""
     still_queued: int
-    """Events in the queue, measured on the buffer itself."""
+    """Events in the queue, measured on the stream itself."""
     handler_errors: int
     """Handler calls that raised (an event with two failing handlers counts two)."""
     handler_timeouts: int

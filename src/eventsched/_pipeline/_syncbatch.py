@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import anyio
+from anyio import EndOfStream, WouldBlock
 
 from .._events import Event, HandlingSlot
 from .._exceptions import CallRefusedError
@@ -77,7 +78,7 @@ class SyncLane:
         while len(events) < BATCH_MAX:
             try:
                 event = receive_nowait()
-            except IndexError:  # the buffer is empty
+            except (WouldBlock, EndOfStream):
                 break
             received = queue.received = queue.received + 1
             if queue.waiters:

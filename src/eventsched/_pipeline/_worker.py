@@ -1,9 +1,9 @@
 """The worker loop: take an event from the queue, call its handlers, count the outcome.
 
 * Workers drain with ``receive_nowait`` and only wait when the queue is empty. They
-  wait on their own wake-up event, so an accepted event is always *in the buffer*
-  until a worker takes it: the queue length the accounting reports is the buffer's own
-  length, not a number derived from ours.
+  wait on their own wake-up event rather than in ``receive()``, so an accepted event
+  is always *in the stream's buffer* until a worker takes it: the queue length the
+  accounting reports is the stream's own figure, not a number derived from ours.
 * A worker checkpoints after at most :data:`CHECKPOINT_EVERY` events in a row, so a
   stream of handlers that never yield cannot starve other tasks or delay cancellation
   by more than that many handler calls.
@@ -20,6 +20,7 @@ from typing import Final
 
 import anyio
 import anyio.lowlevel
+from anyio import EndOfStream, WouldBlock
 
 from .._events import Event, HandlingSlot, _handling
 from .._invoke import call_user, failure_instead_of
@@ -53,7 +54,7 @@ def _call_in_thread(func: Callable[[Event], object], event: Event) -> object:
 
 
 async def work(queue: EventQueue, registry: HandlerRegistry) -> None:
-    """One handler task: handle events until intake has ended and the buffer is empty.
+    """One handler task: handle events until the stream is closed and empty (or cancelled).
 
     Every line here runs once per event, so it is written for speed: module constants
     as locals, a lone plain async handler awaited straight from the routing table, the
@@ -82,15 +83,16 @@ async def work(queue: EventQueue, registry: HandlerRegistry) -> None:
             if pending is None:
                 try:
                     event = receive_nowait()
-                except IndexError:  # the buffer is empty
+                except WouldBlock:
                     # Left set while busy (one store per event saved); cleared before
                     # idling so that nothing reads a finished event as current meanwhile.
                     slot.event = None
-                    if queue.ended:
-                        return
                     await queue.wait_for_work()
                     sample_next = True
                     continue
+                except EndOfStream:
+                    slot.event = None
+                    return
                 received = queue.received = queue.received + 1
                 if waiters:
                     queue.place_waiter()
