@@ -61,6 +61,37 @@ def test_events_created_while_handling_inherit_the_lineage() -> None:
     assert explicit.causation_id == parent.id
 
 
+def test_a_chain_built_before_any_id_is_read_reads_back_the_right_ids() -> None:
+    """Ids are formatted only when read, and children take their parent's unformatted
+    ids: read afterwards, in any order, every id of a three-event chain is right."""
+    root = Event.create("root")
+    token = _handling.set(HandlingSlot(root))
+    try:
+        child = Event.create("child")
+        explicit_cause = Event.create("child", causation_id="cause-1")
+    finally:
+        _handling.reset(token)
+    token = _handling.set(HandlingSlot(child))
+    try:
+        grandchild = Event.create("grandchild")
+    finally:
+        _handling.reset(token)
+    assert grandchild.correlation_id == child.correlation_id == root.id == root.correlation_id
+    assert grandchild.causation_id == child.id != root.id
+    assert child.causation_id == root.id
+    assert explicit_cause.correlation_id == root.id
+    assert explicit_cause.causation_id == "cause-1"
+    assert root.causation_id is None
+    assert len({root.id, child.id, grandchild.id, explicit_cause.id}) == 4
+
+
+def test_an_int_given_as_an_id_reads_back_as_given() -> None:
+    """The constructor keeps what it is given (emit checks it): an int stays that int,
+    never mistaken for one of the serial numbers events are numbered with."""
+    event = Event("t", FrozenDict(), 7, 8, 9)  # type: ignore[arg-type]
+    assert (event.id, event.correlation_id, event.causation_id) == (7, 8, 9)
+
+
 def test_user_types_need_no_change_to_our_enum() -> None:
     """Plain strings and a user's own Enum are valid types; StrEnum members equal their value."""
     assert Event.create(Shop.ORDER_PLACED).type is Shop.ORDER_PLACED
@@ -115,6 +146,27 @@ def test_size_limit_is_exact_in_bytes_of_compact_json() -> None:
         Event.create("x", payload, max_bytes=exact - 1)
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_float_among_flat_scalars_is_refused(value: float) -> None:
+    """Flat data with floats takes the inline checks of make_event: nan and the
+    infinities are refused there too, whatever the other values."""
+    with pytest.raises(InvalidEventError, match="JSON cannot represent"):
+        Event.create("x", {"a": 1, "s": "t", "f": value, "b": True})
+
+
+@pytest.mark.parametrize(
+    "value", [0.1, -2.2250738585072014e-308, 1.7976931348623157e308, 5e-324, -0.0, 1e16]
+)
+def test_flat_floats_are_sized_within_the_bound_and_exactly_near_the_limit(value: float) -> None:
+    """A float's bound covers its longest repr; at the exact size accepted, one under refused."""
+    payload = {"f": value, "n": 7, "s": "abc", "z": None}
+    exact = len(json.dumps(payload, separators=(",", ":")).encode())
+    assert Event.create("x", payload).data_size >= exact
+    assert Event.create("x", payload, max_bytes=exact).data_size == exact
+    with pytest.raises(InvalidEventError, match="over the limit"):
+        Event.create("x", payload, max_bytes=exact - 1)
+
+
 def test_bad_type_is_refused() -> None:
     """An event type must be a string or an Enum member."""
     with pytest.raises(InvalidEventError, match="event type must be"):
@@ -127,7 +179,30 @@ def test_events_compare_by_value_but_never_equal_a_tuple() -> None:
     copy = event._replace()
     assert copy == event
     assert hash(copy) == hash(event)
-    assert event != tuple(event)
+    assert event != tuple(event._asdict().values())
+    assert event != event._replace(data_size=event.data_size + 1)
+
+
+def test_every_field_of_an_event_is_read_only() -> None:
+    """Assigning or deleting any field raises, the lazily formatted id included."""
+    event = Event.create("x", {"a": 1})
+    for name in (*Event._fields, "_id", "_correlation_id"):
+        with pytest.raises(AttributeError):
+            setattr(event, name, "changed")
+        with pytest.raises(AttributeError):
+            delattr(event, name)
+    assert event.id == event.correlation_id
+    assert event.type == "x"
+
+
+def test_an_id_is_formatted_once_and_stays_the_same_object() -> None:
+    """The id is made on first read from the serial number, then kept: the same string
+    every time, and unique per event (random process prefix, serial number)."""
+    first, second = Event.create("x"), Event.create("x")
+    assert first.id is first.id
+    assert first.id != second.id
+    assert first.id.rsplit("-", 1)[0] == second.id.rsplit("-", 1)[0]
+    assert int(second.id.rsplit("-", 1)[1]) > int(first.id.rsplit("-", 1)[1])
 
 
 # -- data the JSON encoder could not write, found by an audit -------------------------------

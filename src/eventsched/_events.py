@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, TypeAlias
 
+from ._eventchecks import (
+    _SAFE_TYPE_CLASSES,
+    MAX_ID_LENGTH,
+    _admit_id,
+    _admit_type,
+)
 from ._eventdata import (
     _EMPTY,
     _INT_MAX,
     _INT_MIN,
+    _MAX_FLOAT_CHARS,
     _dict_new,
     _dict_update,
-    _refuse,
     _report_invalid,
-    exact_size,
     freeze_data,
 )
 from ._eventdata import FrozenDict as FrozenDict
 from ._eventdata import _invalid_hook as _invalid_hook
 from ._exceptions import InvalidEventError
-from ._invoke import describe_error
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -39,11 +44,6 @@ __all__ = [
 
 #: Default limit on the size of an event's data, in bytes of compact UTF-8 JSON.
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
-
-#: Longest ``correlation_id`` or ``causation_id`` accepted, in characters. Ids are
-#: repeated in every log line of their chain, so a long one costs on every record;
-#: 256 leaves room for a UUID, a trace id or a URL-like key with a prefix.
-MAX_ID_LENGTH = 256
 
 
 class EventType(StrEnum):
@@ -64,6 +64,8 @@ class EventType(StrEnum):
 
 
 EventTypeLike: TypeAlias = str | Enum
+
+_SAFE_TYPE_CLASSES.add(EventType)  # our own enum: hashes and compares as str does
 
 
 class HandlingSlot:
@@ -102,36 +104,185 @@ def current_event() -> Event | None:
     return None if slot is None else slot.event
 
 
-class Event(NamedTuple):
+class _EventFields:
+    """An event's storage, writable: :func:`make_event` fills one, then makes it an Event.
+
+    The three id slots hold either the id's text or, for an id of an event made in this
+    process, its serial number (an int), formatted when first read and kept from then
+    on. ``_correlation_id`` is None for an event that starts its own chain (its own id).
+    An event made while handling another takes the other's raw slots, serial numbers
+    included, so building a chain formats no id either: only reading one does.
+    """
+
+    __slots__ = (
+        "_causation_id",
+        "_correlation_id",
+        "_id",
+        "created_at",
+        "data",
+        "data_size",
+        "type",
+    )
+
+    type: EventTypeLike
+    data: FrozenDict
+    _id: Any
+    _correlation_id: Any
+    _causation_id: Any
+    created_at: float
+    data_size: int
+
+
+class _Given:
+    """An int given to the constructor as an id, kept apart from the serial numbers that
+    make_event stores, so that it reads back as given (and emit refuses it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _given(value: object) -> object:
+    return _Given(value) if value.__class__ is int else value
+
+
+class Event(_EventFields):
     """Something that happened: a frozen value that handlers receive.
 
     Build one with :meth:`Event.create`; the constructor is for tests and tools that
-    need exact ids.
+    need exact ids: ``Event(type, data, id, correlation_id, causation_id=None,
+    created_at=0.0, data_size=0)``.
 
-    Why a ``NamedTuple`` and not a frozen dataclass: it is just as immutable and
-    slotted, and building one is several times cheaper than a frozen slotted dataclass
-    of seven fields (``object.__setattr__`` per field). Events are built on the hot
-    path, where that difference is a large share of the per-event budget. Equality
-    and hashing are by value but never equal a plain tuple.
+    Why a slotted class (it was a ``NamedTuple`` until issue 18): building one is the
+    largest single cost of an event's trip, and a slotted object filled field by field
+    is cheaper than a tuple, reads its fields faster (a slot against a tuple getter),
+    and lets the id be formatted only when read (most events' ids never are). An event
+    is immutable as the tuple was: assigning or deleting a field raises
+    ``AttributeError``. It is no longer a tuple (no indexing or unpacking; use the
+    fields); ``_replace``, ``_asdict`` and ``_fields`` remain, equality and hashing are
+    by value, and an event never equals another type's value.
     """
 
-    type: EventTypeLike
-    """What happened: an :class:`EventType`, your own ``Enum`` member, or a string."""
-    data: FrozenDict
-    """JSON-compatible, read-only data (copied at creation)."""
-    id: str
-    """Unique id of this event."""
-    correlation_id: str
-    """Shared by every event of one chain of work (a job run and what it causes)."""
-    causation_id: str | None = None
-    """Id of the event whose handler created this one, if any."""
-    created_at: float = 0.0
-    """Creation time, seconds since the epoch (see :attr:`timestamp`)."""
-    data_size: int = 0
-    """Upper bound of ``data``'s size in bytes of compact JSON (exact near the limit)."""
+    __slots__ = ()
+
+    _fields = (
+        "type",
+        "data",
+        "id",
+        "correlation_id",
+        "causation_id",
+        "created_at",
+        "data_size",
+    )
+    __match_args__ = (
+        "type",
+        "data",
+        "id",
+        "correlation_id",
+        "causation_id",
+        "created_at",
+        "data_size",
+    )
+
+    def __new__(
+        cls,
+        type: EventTypeLike,
+        data: FrozenDict,
+        id: str,
+        correlation_id: str,
+        causation_id: str | None = None,
+        created_at: float = 0.0,
+        data_size: int = 0,
+    ) -> Event:
+        # Not the hot path (make_event builds events): fields as given, checked at emit.
+        self = object.__new__(cls)
+        for name, value in (
+            ("type", type),
+            ("data", data),
+            ("_id", _given(id)),
+            ("_correlation_id", _given(correlation_id)),
+            ("_causation_id", _given(causation_id)),
+            ("created_at", created_at),
+            ("data_size", data_size),
+        ):
+            object.__setattr__(self, name, value)
+        return self
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"events are immutable: cannot set {name!r} (use _replace)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"events are immutable: cannot delete {name!r}")
+
+    @property
+    def id(self) -> str:
+        """Unique id of this event: a per-process random prefix and a serial number."""
+        value = self._id
+        if value.__class__ is int:  # formatted on first read, then kept
+            value = _ID_PREFIX + str(value)
+            _set_id(self, value)
+        elif value.__class__ is _Given:
+            return value.value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def correlation_id(self) -> str:
+        """Shared by every event of one chain of work (a job run and what it causes)."""
+        value = self._correlation_id
+        if value is None:
+            return self.id
+        if value.__class__ is int:
+            value = _ID_PREFIX + str(value)
+            _set_correlation_id(self, value)
+        elif value.__class__ is _Given:
+            return value.value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def causation_id(self) -> str | None:
+        """Id of the event whose handler created this one, if any."""
+        value = self._causation_id
+        if value.__class__ is int:
+            value = _ID_PREFIX + str(value)
+            _set_causation_id(self, value)
+        elif value.__class__ is _Given:
+            return value.value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
+
+    def _astuple(self) -> tuple[object, ...]:
+        return (
+            self.type,
+            self.data,
+            self.id,
+            self.correlation_id,
+            self.causation_id,
+            self.created_at,
+            self.data_size,
+        )
+
+    def _asdict(self) -> dict[str, Any]:
+        """The fields as a dict, in :attr:`_fields` order."""
+        return dict(zip(self._fields, self._astuple(), strict=True))
+
+    def _replace(self, **changes: Any) -> Event:
+        """A copy with some fields changed (checked at emit like any ready-made event)."""
+        fields = self._asdict()
+        unknown = changes.keys() - fields.keys()
+        if unknown:
+            raise ValueError(f"Got unexpected field names: {sorted(unknown)!r}")
+        fields.update(changes)
+        return type(self)(**fields)
+
+    def __reduce__(self) -> tuple[type[Event], tuple[object, ...]]:
+        return (type(self), self._astuple())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
+        return f"{type(self).__name__}({shown})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and tuple.__eq__(self, other)
+        return type(other) is type(self) and self._astuple() == other._astuple()
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
@@ -170,149 +321,28 @@ class Event(NamedTuple):
             raise
 
 
-def _admit_type(event_type: object) -> EventTypeLike:
-    """An event type other than a plain ``str``, made safe for the workers' routing.
+# A float item's bound: its repr (at most _MAX_FLOAT_CHARS) plus the key's quotes, colon
+# and comma, as _freeze_mapping counts it.
+_FLOAT_ITEM = _MAX_FLOAT_CHARS + 4
+_FLOAT_MAX = sys.float_info.max
+_FLOAT_MIN = -_FLOAT_MAX
 
-    The workers look every event's type up in a dict: a ``__hash__`` or ``__eq__`` of
-    the user's running there would crash a worker, not the emit that brought it. So a
-    ``str`` subclass (not an Enum) becomes the plain ``str`` of its value, read through
-    the base class so none of its methods run. An Enum member is kept (handlers may
-    subscribe to the member itself): if its class hashes and compares with the
-    standard library's methods, the class is remembered as safe; otherwise hashing and
-    comparing it are tried here, in the emitter.
-    """
-    kind = type(event_type)
-    if isinstance(event_type, Enum):
-        if kind.__hash__ in _STANDARD_HASH and kind.__eq__ in _STANDARD_EQ:
-            if len(_SAFE_TYPE_CLASSES) < _SAFE_TYPE_CLASSES_MAX:
-                _SAFE_TYPE_CLASSES.add(kind)
-            return event_type
-        try:
-            hash(event_type)
-            event_type == event_type  # noqa: B015 (the user's __eq__ is what is tried)
-        except Exception as error:  # the user's code: refused here, not in a worker
-            _refuse(
-                f"event type {kind.__qualname__} cannot be hashed or compared: "
-                f"{describe_error(error)}"
-            )
-        return event_type
-    if isinstance(event_type, str):
-        return str.__str__(event_type)
-    raise InvalidEventError(
-        f"event type must be a str or an Enum member, not {_kind_of(event_type)}"
-    )
+# make_event fills a bare _EventFields (plain slot stores, no __setattr__ of Event's in
+# the way) and then turns it into an Event: same slots, so the class can be swapped.
+_new_fields = object.__new__
+_set_id: Callable[[object, object], None] = _EventFields.__dict__["_id"].__set__
+_set_correlation_id: Callable[[object, object], None] = _EventFields.__dict__[
+    "_correlation_id"
+].__set__
+_set_causation_id: Callable[[object, object], None] = _EventFields.__dict__["_causation_id"].__set__
 
 
-# Enum classes whose members need no check at admission (see _admit_type); bounded,
-# since classes can be made at run time.
-_SAFE_TYPE_CLASSES: set[type] = {str, EventType}
-_SAFE_TYPE_CLASSES_MAX = 1024
-_STANDARD_HASH = (Enum.__hash__, str.__hash__, int.__hash__, object.__hash__)
-_STANDARD_EQ = (object.__eq__, str.__eq__, int.__eq__)
+def _text(raw: object) -> object:
+    # A raw id slot's value as text: a serial number formatted, anything else as it is.
+    return _ID_PREFIX + str(raw) if raw.__class__ is int else raw
 
 
-def _admit_id(value: object, field: str) -> str:
-    """A ``correlation_id`` or ``causation_id`` checked: printable text, not too long.
-
-    Ids go into every log line and JSON record of their chain, so they must be text
-    without control characters (a newline would forge a log line) or lone surrogates
-    (no UTF-8 form), and bounded (:data:`MAX_ID_LENGTH`). A ``str`` subclass is stored
-    as the plain ``str`` of its value, read through the base class.
-    """
-    if not isinstance(value, str):
-        _refuse(f"{field} must be a str, not {_kind_of(value)}")
-    text = str.__str__(value)
-    if len(text) > MAX_ID_LENGTH:
-        _refuse(f"{field} is {len(text)} characters long, over the limit of {MAX_ID_LENGTH}")
-    if not text.isprintable():
-        _refuse(f"{field} {text!r} holds a control character or a lone surrogate")
-    return text
-
-
-def _kind_of(value: object) -> str:
-    # The type's name only: repr() of the value would run the user's code, or echo
-    # something huge into the message.
-    return f"a value of type {type(value).__qualname__}"
-
-
-def admit_event(event: Event, max_bytes: int) -> Event:
-    """Check a ready-made event before a scheduler accepts it; return it, or a copy.
-
-    ``make_event`` measured the data of events it built (an upper bound, exact near its
-    own limit): those pass as they are unless they come near ``max_bytes``. Data it did
-    not build (the constructor, ``_replace``) is validated, copied and measured here.
-
-    :raises InvalidEventError: the type or data is not acceptable, or over ``max_bytes``
-    """
-    if (
-        event.type.__class__ not in _SAFE_TYPE_CLASSES
-        or not _is_plain_id(event.correlation_id)
-        or (event.causation_id is not None and not _is_plain_id(event.causation_id))
-    ):
-        event = event._replace(
-            type=_admit_type(event.type),
-            correlation_id=_admit_id(event.correlation_id, "correlation_id"),
-            causation_id=(
-                None
-                if event.causation_id is None
-                else _admit_id(event.causation_id, "causation_id")
-            ),
-        )
-    if event.data.__class__ is FrozenDict and event.data_size >= 2:
-        if event.data_size > max_bytes:
-            size = exact_size(event.data)
-            if size > max_bytes:
-                _refuse(
-                    f"event {event.id} has {size} bytes of data as JSON, over the limit of "
-                    f"{max_bytes} bytes (max_event_bytes)"
-                )
-        return event
-    frozen, size = freeze_data(event.data, max_bytes)
-    return event._replace(data=frozen, data_size=size)
-
-
-def admit(
-    event: Event | EventTypeLike,
-    data: Mapping[str, Any] | None,
-    correlation_id: str | None,
-    causation_id: str | None,
-    max_bytes: int,
-) -> Event:
-    """The one admission of an event into a scheduler: what every emit path calls.
-
-    Given a ready-made :class:`Event`, check it against ``max_bytes`` (see
-    :func:`admit_event`); given a type, build the event from ``data`` and the lineage
-    (see :func:`make_event`). The caller counts a refusal in its ledger.
-
-    :raises InvalidEventError: the type or data is not acceptable
-    :raises TypeError: an Event came with data or lineage besides
-    """
-    if event.__class__ is not Event:
-        return make_event(Event, event, data, max_bytes, correlation_id, causation_id)  # type: ignore[arg-type]
-    if data is not None or correlation_id is not None or causation_id is not None:
-        raise TypeError("pass either an Event or a type with data, not both")
-    if (
-        event.data.__class__ is FrozenDict
-        and 2 <= event.data_size <= max_bytes
-        # A str subclass as type would run its __hash__ in the worker's routing.
-        and (event.type.__class__ is str or isinstance(event.type, Enum))
-        and _is_plain_id(event.correlation_id)
-        and (event.causation_id is None or _is_plain_id(event.causation_id))
-    ):
-        return event
-    # Data this module did not build (the constructor, _replace), lineage set with
-    # _replace, or near the limit.
-    return admit_event(event, max_bytes)
-
-
-# tuple.__new__ directly skips NamedTuple's Python-level __new__ (half the cost).
-_new_event = tuple.__new__
 _time = time.time
-
-
-def _is_plain_id(value: object) -> bool:
-    """Whether an id needs no more checking: a plain, short, printable str."""
-    return value.__class__ is str and len(value) <= MAX_ID_LENGTH and value.isprintable()
 
 
 def make_event(
@@ -340,11 +370,21 @@ def make_event(
             kind = value.__class__
             if key.__class__ is not str or not key.isascii():
                 break
+            # Most frequent kinds first; each test is an identity check or one compare.
             if kind is str:
                 if not value.isascii():
                     break
                 size += 6 * (len(key) + len(value)) + 6
-            elif kind is bool or value is None or (kind is int and _INT_MIN <= value <= _INT_MAX):
+            elif kind is int:
+                if not _INT_MIN <= value <= _INT_MAX:
+                    break
+                size += 6 * len(key) + 26
+            elif kind is float:
+                # False for nan and both infinities (JSON has none of them).
+                if not _FLOAT_MIN <= value <= _FLOAT_MAX:
+                    break
+                size += 6 * len(key) + _FLOAT_ITEM
+            elif kind is bool or value is None:
                 size += 6 * len(key) + 26
             else:
                 break
@@ -357,14 +397,16 @@ def make_event(
                     frozen = _EMPTY
     if frozen is None:  # nested data, other types, non-ASCII text, near the limit: the full walk
         frozen, size = freeze_data(data, max_bytes)
-    event_id = _ID_PREFIX + str(_next_serial())
     if correlation_id is None and causation_id is None:  # the common case: inherited
         slot = _handling.get()
         if slot is not None:
             parent = slot.event
             if parent is not None:
-                correlation_id = parent.correlation_id
-                causation_id = parent.id
+                # The raw slots (serial numbers stay numbers): nothing is formatted here.
+                causation_id = parent._id
+                correlation_id = parent._correlation_id
+                if correlation_id is None:  # the parent started its chain
+                    correlation_id = causation_id
     else:  # explicit ids: checked inline, a call would cost more than the checks
         if correlation_id is not None and (
             correlation_id.__class__ is not str
@@ -384,18 +426,29 @@ def make_event(
                 parent = slot.event
                 if parent is not None:
                     if correlation_id is None:
-                        correlation_id = parent.correlation_id
+                        correlation_id = parent._correlation_id
+                        if correlation_id is None:
+                            correlation_id = parent._id
                     if causation_id is None:
-                        causation_id = parent.id
-    return _new_event(
-        cls,
-        (
+                        causation_id = parent._id
+    if cls is not Event:  # a subclass may add fields: its own constructor builds it
+        event_id = _ID_PREFIX + str(_next_serial())
+        return cls(
             event_type,
             frozen,
             event_id,
-            event_id if correlation_id is None else correlation_id,
-            causation_id,
+            event_id if correlation_id is None else _text(correlation_id),  # type: ignore[arg-type]
+            _text(causation_id),  # type: ignore[arg-type]
             _time(),
             size,
-        ),
-    )
+        )
+    event = _new_fields(_EventFields)
+    event.type = event_type
+    event.data = frozen
+    event._id = _next_serial()  # the id string is made when first read (Event.id)
+    event._correlation_id = correlation_id  # None: its own id
+    event._causation_id = causation_id
+    event.created_at = _time()
+    event.data_size = size
+    event.__class__ = Event
+    return event  # type: ignore[return-value]

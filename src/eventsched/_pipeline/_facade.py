@@ -18,7 +18,8 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from .._events import Event, EventTypeLike, admit
+from .._admission import admit
+from .._events import Event, EventTypeLike, make_event
 from .._exceptions import InvalidEventError, QueueFullError
 from .._lifecycle import Lifecycle, State
 from ._queue import EventQueue
@@ -114,9 +115,19 @@ class PipelineMethods:
         """
         queue = self._queue
         try:
-            # The one admission (_events.admit): every path into the queue passes here or
+            # The one admission (_admission.admit): every path into the queue passes here or
             # through emit_nowait (threads, sync code); jobs emit through emit().
-            event = admit(event, data, correlation_id, causation_id, self.max_event_bytes)
+            if event.__class__ is not Event:  # admit()'s first branch, one call saved
+                event = make_event(
+                    Event,
+                    event,  # type: ignore[arg-type]
+                    data,
+                    self.max_event_bytes,
+                    correlation_id,
+                    causation_id,
+                )
+            else:
+                event = admit(event, data, correlation_id, causation_id, self.max_event_bytes)
             # No thread check here (emit_nowait has one): a coroutine runs on an event
             # loop, and awaiting ours from another loop's thread is as unsupported as it
             # is for every anyio object. Other threads use emit_nowait().

@@ -1,0 +1,172 @@
+"""The event hot path (issue 18), this tree against another, as same-run ratios.
+
+Each measurement is a fresh process running, on one backend, rows taking turns for
+``--trials`` trials (a row keeps its best trial, as ``eventsched bench`` does):
+
+* ``ceiling``: bare anyio ``send_nowait`` + ``receive_nowait`` (the bench's ceiling row);
+* ``one_key``: ``await emit(KIND, {"n": 1})`` to one trivial async handler, ``block``
+  policy, one handler task, the scheduler's start and stop inside the timing (the bench's
+  ``eventsched, 1 handler task`` row);
+* ``ten_key``: the same with ten keys of ints, floats, strings, a bool and a None;
+* ``rss_bytes``, ``traced_bytes``: bytes per buffered event, 100,000
+  ``emit_nowait(KIND, {"n": 1})`` held in the queue behind a parked handler, by
+  resident-set growth (measured first, tracemalloc off) and by ``tracemalloc``.
+
+The two trees alternate, repetition by repetition, backend by backend; a ratio quoted is
+the median of paired ratios (this tree / the other; one_key / ceiling in one process;
+trio / asyncio of consecutive processes). Figures are in docs/benchmarks.md.
+
+    git worktree add /tmp/base main
+    uv run python benchmarks/bench_hot_path.py --base /tmp/base/src --reps 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+_CHILD = r"""
+import json, sys, time, tracemalloc, anyio
+from eventsched import EventScheduler, EventType
+
+backend, n, trials = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+KIND = EventType.JOB_STARTED
+ONE = {"n": 1}
+TEN = {"a": 1, "b": 2.5, "c": "hello", "d": 42, "e": 3.14159, "f": "world", "g": True,
+       "h": None, "i": 123456789, "j": "x" * 20}
+perf = time.perf_counter
+
+async def ceiling():
+    send, receive = anyio.create_memory_object_stream(1000)
+    with send, receive:
+        start = perf()
+        for i in range(n):
+            send.send_nowait(i)
+            receive.receive_nowait()
+        return n / (perf() - start)
+
+def pipeline(data):
+    async def main():
+        handled = 0
+        async def handler(event):
+            nonlocal handled
+            handled += 1
+        scheduler = EventScheduler(queue_size=1000, overflow="block")
+        scheduler.on(KIND, handler)
+        start = perf()
+        async with scheduler:
+            for _ in range(n):
+                await scheduler.emit(KIND, data)
+        elapsed = perf() - start
+        assert handled == n and not scheduler.statistics().unaccounted
+        return n / elapsed
+    return main
+
+def rss():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+async def memory(traced, events=100_000):
+    gate, holding = anyio.Event(), anyio.Event()
+    async def held(event):
+        holding.set()
+        await gate.wait()
+    scheduler = EventScheduler(queue_size=events, overflow="block")
+    scheduler.on(KIND, held)
+    async with scheduler:
+        scheduler.emit_nowait(KIND, ONE)
+        await holding.wait()
+        if traced:
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+        else:
+            before = rss()
+        for _ in range(events):
+            scheduler.emit_nowait(KIND, ONE)
+        after = tracemalloc.get_traced_memory()[0] if traced else rss()
+        tracemalloc.stop()
+        queued = scheduler.statistics().still_queued
+        gate.set()
+    return (after - before) / queued
+
+rows = {"ceiling": ceiling, "one_key": pipeline(ONE), "ten_key": pipeline(TEN)}
+best = {key: 0.0 for key in rows}
+for _ in range(trials):
+    for key, row in rows.items():
+        best[key] = max(best[key], anyio.run(row, backend=backend))
+# Resident growth first, with tracemalloc off (its own records would count), then the
+# Python objects by tracemalloc in a second scheduler of the same process.
+best["rss_bytes"] = anyio.run(memory, False, backend=backend)
+best["traced_bytes"] = anyio.run(memory, True, backend=backend)
+print(json.dumps(best))
+"""
+
+
+def _measure(src: str, backend: str, events: int, trials: int) -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=src)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, backend, str(events), str(trials)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="src directory of the tree to compare with")
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--events", type=int, default=40_000, help="events per trial")
+    parser.add_argument("--trials", type=int, default=3)
+    args = parser.parse_args()
+    here = str(Path(__file__).resolve().parent.parent / "src")
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+        tree: {"asyncio": [], "trio": []} for tree in ("base", "this")
+    }
+    for _ in range(args.reps):
+        for backend in ("asyncio", "trio"):
+            runs["base"][backend].append(_measure(args.base, backend, args.events, args.trials))
+            runs["this"][backend].append(_measure(here, backend, args.events, args.trials))
+    report: dict[str, object] = {}
+    for backend in ("asyncio", "trio"):
+        this, base = runs["this"][backend], runs["base"][backend]
+        report[backend] = {
+            "this_tree": {key: _summary([run[key] for run in this]) for key in this[0]},
+            "base": {key: _summary([run[key] for run in base]) for key in base[0]},
+            "one_key_over_ceiling_this": _summary([r["one_key"] / r["ceiling"] for r in this]),
+            "one_key_over_ceiling_base": _summary([r["one_key"] / r["ceiling"] for r in base]),
+            "one_key_this_over_base": _summary(
+                [t["one_key"] / b["one_key"] for t, b in zip(this, base, strict=True)]
+            ),
+            "ten_key_this_over_base": _summary(
+                [t["ten_key"] / b["ten_key"] for t, b in zip(this, base, strict=True)]
+            ),
+        }
+    for tree in ("this", "base"):
+        asyncio_runs, trio_runs = runs[tree]["asyncio"], runs[tree]["trio"]
+        report[f"trio_over_asyncio_{tree}"] = {
+            key: _summary([t[key] / a[key] for t, a in zip(trio_runs, asyncio_runs, strict=True)])
+            for key in ("one_key", "ten_key")
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
