@@ -19,7 +19,8 @@ from typing import Any, Final
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext
 
-from .._events import Event, EventTypeLike, admit
+from .._admission import admit
+from .._events import Event, EventTypeLike
 from .._exceptions import InvalidEventError
 
 __all__ = ["MAX_REMEMBERED_EMITS", "Emitters"]
