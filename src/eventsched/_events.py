@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
-from typing import Any, TypeAlias
+from typing import Any
 
 from ._eventchecks import (
     _SAFE_TYPE_CLASSES,
@@ -30,6 +29,8 @@ from ._eventdata import (
 )
 from ._eventdata import FrozenDict as FrozenDict
 from ._eventdata import _invalid_hook as _invalid_hook
+from ._eventtypes import EventType as EventType
+from ._eventtypes import EventTypeLike as EventTypeLike
 from ._exceptions import InvalidEventError
 
 __all__ = [
@@ -44,28 +45,6 @@ __all__ = [
 
 #: Default limit on the size of an event's data, in bytes of compact UTF-8 JSON.
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
-
-
-class EventType(StrEnum):
-    """The event types eventsched itself emits or that the original demo knew.
-
-    Because this is a ``StrEnum``, a member equals its value: handlers subscribed to
-    ``"job_failed"`` receive ``EventType.JOB_FAILED`` events. Your own types need no
-    change here: use your own ``Enum`` or plain strings.
-    """
-
-    JOB_STARTED = "job_started"
-    JOB_COMPLETED = "job_completed"
-    JOB_FAILED = "job_failed"
-    JOB_MISSED = "job_missed"
-    JOB_RETRY = "job_retry"
-    SHUTDOWN_REQUESTED = "shutdown_requested"
-    EVENTS_DROPPED = "events_dropped"
-
-
-EventTypeLike: TypeAlias = str | Enum
-
-_SAFE_TYPE_CLASSES.add(EventType)  # our own enum: hashes and compares as str does
 
 
 class HandlingSlot:
