@@ -50,7 +50,12 @@ async def _noop() -> None:
     pass
 
 
-def hourly(store: JobStore, clock: VirtualClock, job: Callable[[], Any] = _noop) -> EventScheduler:
+def hourly(
+    store: JobStore,
+    clock: VirtualClock,
+    job: Callable[[], Any] = _noop,
+    jitter: float | None = None,
+) -> EventScheduler:
     """The same job definition in every "process": hourly from EPOCH, each fire time run."""
     scheduler = EventScheduler()
     scheduler.configure_jobs(store=store, clock=clock)
@@ -63,6 +68,7 @@ def hourly(store: JobStore, clock: VirtualClock, job: Callable[[], Any] = _noop)
         coalesce=False,
         misfire_grace_time=None,
         max_instances=len(BACKLOG),
+        jitter=jitter,
     )
     return scheduler
 
@@ -86,6 +92,12 @@ class Seen:
         for at in event.data["fire_times"]:
             self.missed.setdefault(event.data["reason"], []).append(datetime.fromisoformat(at))
         self.changed.set()
+
+    async def wait_started(self, count: int) -> None:
+        with anyio.fail_after(LIMIT):
+            while len(self.started) < count:
+                self.changed = anyio.Event()
+                await self.changed.wait()
 
     def reported(self) -> list[datetime]:
         return [at for times in self.missed.values() for at in times]
@@ -235,6 +247,35 @@ async def test_a_backlog_stopped_midway_runs_or_reports_each_fire_time_once(
 ) -> None:
     state_file = tmp_path / "jobs.sqlite"
     await backlog_stopped_midway(lambda: SQLiteJobStore(state_file))
+
+
+async def test_a_jittered_fire_time_goes_back_to_the_trigger_time(tmp_path: Path) -> None:
+    """The first fire time of a pass carries the jitter; handed back, the schedule
+    returns to the trigger's own time, so the grid does not shift by the jitter."""
+    state_file = tmp_path / "jobs.sqlite"
+    jitter = 0.05  # seconds: the run at EPOCH waits for it in real time
+
+    def new_scheduler(store: JobStore, clock: VirtualClock) -> EventScheduler:
+        return hourly(store, clock, jitter=jitter)
+
+    first = new_scheduler(SQLiteJobStore(state_file), VirtualClock(EPOCH))
+    seen = Seen(first)
+    async with first:
+        await seen.wait_started(1)
+    store = StopAfterClaim(SQLiteJobStore(state_file), "stopping")
+    stopped = new_scheduler(store, VirtualClock(LATER))  # type: ignore[arg-type]
+    store.scheduler = stopped
+    with anyio.fail_after(LIMIT):
+        async with stopped:
+            await store.claimed.wait()
+    restarted = new_scheduler(SQLiteJobStore(state_file), VirtualClock(LATER))
+    again = Seen(restarted)
+    async with restarted:
+        await again.wait_started(len(BACKLOG))
+    first_run, *others = sorted(again.started)
+    assert BACKLOG[0] <= first_run <= BACKLOG[0] + timedelta(seconds=jitter)
+    assert others == BACKLOG[1:]
+    assert again.missed == {}
 
 
 def test_a_fire_time_before_one_that_ran_is_not_handed_back() -> None:
