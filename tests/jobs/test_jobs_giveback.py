@@ -88,7 +88,6 @@ class Seen:
         self.changed.set()
 
     async def _missed(self, event: Any) -> None:
-        assert not event.data["more"]
         for at in event.data["fire_times"]:
             self.missed.setdefault(event.data["reason"], []).append(datetime.fromisoformat(at))
         self.changed.set()
@@ -118,6 +117,7 @@ class StopAfterClaim:
     once the save returns, so the pass hands runs to lanes that must not begin them.
     ``mode="cancelled"``: the scheduler is stopped and the save hangs until shutdown
     cancels it, so the pass itself is cancelled with its claims saved.
+    ``mode="removed"``: as "stopping", and the job is removed as well.
     Everything else goes to the store it wraps (a PostgresJobStore's extras too).
     """
 
@@ -150,8 +150,10 @@ class StopAfterClaim:
             return refused
         assert self.scheduler is not None
         self.claimed.set()
-        if self.mode == "stopping":
+        if self.mode in ("stopping", "removed"):
             self.scheduler.jobs.begin_shutdown()
+            if self.mode == "removed":
+                self.scheduler.remove_job("tick")
             return refused
         self.scheduler.stop()
         await anyio.sleep_forever()  # committed, but the answer comes too late
@@ -247,6 +249,22 @@ async def test_a_backlog_stopped_midway_runs_or_reports_each_fire_time_once(
 ) -> None:
     state_file = tmp_path / "jobs.sqlite"
     await backlog_stopped_midway(lambda: SQLiteJobStore(state_file))
+
+
+async def test_a_backlog_of_a_job_removed_meanwhile_is_reported_shutdown(tmp_path: Path) -> None:
+    """No schedule to hand the fire times back to: each is reported, in one JOB_MISSED."""
+    state_file = tmp_path / "jobs.sqlite"
+    await run_first_fire_time(lambda: SQLiteJobStore(state_file))
+    store = StopAfterClaim(SQLiteJobStore(state_file), "removed")
+    scheduler = hourly(store, VirtualClock(LATER))  # type: ignore[arg-type]
+    store.scheduler = scheduler
+    stopped = Seen(scheduler)
+    with anyio.fail_after(LIMIT):
+        async with scheduler:
+            await store.claimed.wait()
+    assert stopped.started == []
+    assert stopped.missed == {MissReason.SHUTDOWN: BACKLOG}
+    assert scheduler.job_statistics().missed[MissReason.SHUTDOWN] == len(BACKLOG)
 
 
 async def test_a_jittered_fire_time_goes_back_to_the_trigger_time(tmp_path: Path) -> None:
