@@ -49,6 +49,7 @@ async def test_run_date_past_grace_is_reported_missed_or_coalesced(unit: float) 
         "max_instances": 0,
         "interrupted": 0,
         "not_saved": 0,
+        "shutdown": 0,
     }
     assert stats.runs_completed == 1
 

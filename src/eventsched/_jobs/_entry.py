@@ -53,6 +53,12 @@ class Entry:
     fire_at: datetime | None = None
     """next_fire plus jitter."""
     last_fire: datetime | None = None
+    settled: datetime | None = None
+    """The latest fire time that started a run here, was reported missed, or was
+    handled by another process: a claimed fire time whose run never started is handed
+    back to the schedule only if it is later (see :mod:`._giveback`)."""
+    unjittered: dict[datetime, datetime] = field(default_factory=dict)
+    """The trigger's fire time behind each claimed jittered one, until its run ends."""
     # One-item and plain lists, so that a job replacing this one (same id) can share
     # them: runs of the old one still in progress count against the new max_instances,
     # and their claims stay in the saved state until they end.

@@ -24,6 +24,11 @@ class MissReason(StrEnum):
     ``kill -9``): reported at the next start, never run again (at most once)."""
     NOT_SAVED = "not_saved"
     """The job store could not record the claim on it, so it was not run (at most once)."""
+    SHUTDOWN = "shutdown"
+    """Claimed for a run that shutdown stopped before it began, and not handed back to the
+    schedule for the next start because a later fire time of the job had already run or
+    been reported (it would have come round again), or the job was removed, replaced or
+    had no more fire times."""
 
 
 @dataclass(frozen=True, slots=True)

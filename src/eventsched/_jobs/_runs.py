@@ -33,7 +33,9 @@ from .._exceptions import EventschedError
 from .._invoke import call_user, describe_error
 from ._alarms import Alarms
 from ._entry import Entry
+from ._giveback import give_back
 from ._lanes import Lanes
+from ._missed import count_misses
 from ._planning import Miss
 from ._records import MissReason
 from ._results import format_duration, summarize_result
@@ -41,12 +43,9 @@ from ._retry import retry_event
 from ._runslot import RunObserver, RunSlot
 from ._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets, JobTimings
 
-__all__ = ["Emitter", "Runs", "format_duration", "give_back", "summarize_result"]
+__all__ = ["Emitter", "Runs", "format_duration", "summarize_result"]
 
 log = logger.bind(component="jobs")
-
-#: Fire times listed in one ``JOB_MISSED`` event; ``count`` has the full number.
-MAX_LISTED = 10
 
 
 class Emitter(Protocol):
@@ -101,6 +100,9 @@ class Runs:
         self.manual = 0
         self.stopping = anyio.Event()
         self.missed = dict.fromkeys(MissReason, 0)
+        # Claimed fire times whose runs never started and that could not be handed back
+        # (see hand_back): reported once no run is left.
+        self._unstarted: dict[Entry, list[datetime]] = {}
         self.lateness = Buckets(LATENESS_BUCKETS)
         self.duration = Buckets(DURATION_BUCKETS)
 
@@ -126,50 +128,9 @@ class Runs:
 
     def missed_event(self, job: Entry, miss: Miss | Sequence[Miss], now: datetime) -> Event | None:
         """Count and log the misses of one job in one pass; describe them as one
-        ``JOB_MISSED`` event if anyone would receive that.
-
-        Several reasons at once (some fire times coalesced, the last one over
-        ``max_instances``) still make one event: ``reason`` is the first, ``by_reason``
-        has them all, ``count`` the total.
-        """
-        misses = (miss,) if isinstance(miss, Miss) else tuple(miss)
-        by_reason: dict[str, int] = {}
-        for one in misses:
-            count = len(one.fire_times)
-            self.missed[one.reason] += count
-            key = str(one.reason)
-            job.missed[key] = job.missed.get(key, 0) + count
-            by_reason[key] = by_reason.get(key, 0) + count
-        fire_times = sorted(at for one in misses for at in one.fire_times)
-        reason = misses[0].reason
-        first = fire_times[0].isoformat() if fire_times else None
-        log.warning(
-            "Job {}: {} fire time(s) missed ({}), first {}",
-            job.id,
-            len(fire_times),
-            ", ".join(by_reason),
-            first,
-        )
-        if not self._wants(EventType.JOB_MISSED):
-            return None
-        data: dict[str, Any] = {
-            "job_id": job.id,
-            "reason": str(reason),
-            "count": len(fire_times),
-            "by_reason": by_reason,
-            "more": any(one.more for one in misses),
-            "fire_times": [at.isoformat() for at in fire_times[:MAX_LISTED]],
-            "first_fire_time": first,
-            "last_fire_time": fire_times[-1].isoformat() if fire_times else None,
-            "detected_at": now.isoformat(),
-        }
-        reasons = {one.reason for one in misses}
-        if MissReason.MAX_INSTANCES in reasons:
-            data["running"] = job.running
-            data["max_instances"] = job.max_instances
-        if MissReason.MISFIRE in reasons:
-            data["misfire_grace_time"] = job.misfire_grace_time
-        return self.event(EventType.JOB_MISSED, data)
+        ``JOB_MISSED`` event if anyone would receive that (see :mod:`._missed`)."""
+        data = count_misses(job, miss, now, self.missed, self._wants(EventType.JOB_MISSED))
+        return None if data is None else self.event(EventType.JOB_MISSED, data)
 
     # -- runs ------------------------------------------------------------------------
 
@@ -204,8 +165,26 @@ class Runs:
             self._lanes = None
 
     def _lost(self, job: Entry, fire_time: datetime) -> None:
-        give_back(job, fire_time)
         self._never_started(job, fire_time)
+
+    def hand_back(self, job: Entry, fire_time: datetime) -> None:
+        """A claimed fire time's run never started: back to the schedule, or, when it
+        cannot be (see :mod:`._giveback`), reported ``shutdown`` once no run is left."""
+        if not give_back(job, fire_time):
+            self._unstarted.setdefault(job, []).append(fire_time)
+
+    def report_unstarted(self) -> None:
+        """Report the fire times hand_back could not give back: one ``JOB_MISSED`` per
+        job (counted and logged even when nobody listens, or intake has closed)."""
+        if not self._unstarted:
+            return
+        pending, self._unstarted = self._unstarted, {}
+        now = self._clock().now()
+        for job, fire_times in pending.items():
+            miss = Miss(MissReason.SHUTDOWN, tuple(sorted(fire_times)))
+            event = self.missed_event(job, miss, now)
+            if event is not None and self._offer is not None:
+                self._offer(event)  # never waits: this may run in a cancelled task
 
     async def wait_idle(self) -> None:
         while self.running:
@@ -231,13 +210,16 @@ class Runs:
                     await self._alarms.wait_for(fire_time)
                 lateness = -ahead  # never negative: the clock has reached the fire time
             except BaseException:
-                give_back(job, fire_time)
                 self._never_started(job, fire_time)  # cancelled before its time: not a run
                 raise
             if not self._accepting():
-                give_back(job, fire_time)
                 self._never_started(job, fire_time)  # shutdown began before its time
                 return
+            # It starts: no claimed fire time of the job up to this one may be handed
+            # back any more (the jittered time: at worst one more is reported instead).
+            settled = job.settled
+            if settled is None or fire_time > settled:
+                job.settled = fire_time
         try:
             await self._attempts(job, fire_time, manual, lateness)
         finally:
@@ -383,12 +365,16 @@ class Runs:
     def _finish(self, job: Entry, fire_time: datetime, *, claimed: bool = True) -> None:
         self.running -= 1
         if self.running == 0:
+            if self._unstarted:
+                self.report_unstarted()  # while intake is open, when shutdown waits idle
             self.idle.set()
         if claimed:  # a manual run claimed nothing in the store
             self._ended(job, fire_time)
 
     def _never_started(self, job: Entry, fire_time: datetime) -> None:
-        """Take back what start() counted for a run whose fire time never came."""
+        """Take back what start() counted for a run whose fire time never came, and
+        hand that fire time back (or report it)."""
+        self.hand_back(job, fire_time)
         job.running -= 1
         job.runs -= 1
         self.started -= 1
@@ -446,13 +432,3 @@ class Runs:
             "timeout": job.timeout,
         }
         return self.event(EventType.JOB_FAILED, data, **lineage), error
-
-
-def give_back(job: Entry, fire_time: datetime) -> None:
-    """Move the schedule back to a claimed fire time whose run never started.
-
-    The saved schedule then returns to it, so that the next start or, with a shared
-    store, another process runs it, rather than nobody.
-    """
-    if job.last_fire == fire_time and not job.removed:
-        job.set_next(fire_time)

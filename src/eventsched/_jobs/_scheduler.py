@@ -29,9 +29,9 @@ from .._events import Event, _handling
 from .._lifecycle import State
 from ._entry import Entry
 from ._facade import JobMethods
+from ._giveback import settle
 from ._planning import Miss, plan
 from ._records import MissReason
-from ._runs import give_back
 from ._table import JobTable
 from ._triggers import due_fire_times
 
@@ -122,6 +122,8 @@ class JobScheduler(JobTable, JobMethods):
         finally:
             self._group = None
             self._life.advance(State.STOPPED)
+            # Claims of a pass cancelled while saving them that could not be handed back.
+            self._runs.report_unstarted()
             if not sync.durable:
                 # The default in-memory store is not kept in step while running (see
                 # StoreSync): it gets every job's final state now, in one save.
@@ -200,7 +202,10 @@ class JobScheduler(JobTable, JobMethods):
             job.trigger, job.next_fire, max(horizon, job.next_fire)
         )
         job.last_fire = due[-1]
-        due[0] = job.fire_at  # the first with its jitter
+        if job.jitter and job.fire_at != due[0]:
+            # A run handed back returns the schedule to the trigger's time, not this one.
+            job.unjittered[job.fire_at] = due[0]
+            due[0] = job.fire_at  # the first with its jitter
         job.set_next(following)
         if (
             len(due) == 1
@@ -222,6 +227,11 @@ class JobScheduler(JobTable, JobMethods):
                 running=job.running,
                 more=more,
             )
+            # Reported: a claim of this pass that never starts cannot be handed back
+            # to before one of them (it would come round again).
+            if decided.missed:
+                listed = [at for one in decided.missed for at in one.fire_times]
+                settle(job, due[-1] if more or not listed else max(listed))
             # One JOB_MISSED per job and pass, whatever the reasons (see missed_event).
             if (
                 decided.missed
@@ -245,6 +255,7 @@ class JobScheduler(JobTable, JobMethods):
             log.exception("Could not save to the job store {}", self._store.location)
             unsaved: dict[str, list[datetime]] = {}
             for job, at in starts:
+                settle(job, at)  # reported below
                 self._run_ended(job, at)
                 unsaved.setdefault(job.id, []).append(at)
             for job, _ in dict.fromkeys(starts):
@@ -255,7 +266,7 @@ class JobScheduler(JobTable, JobMethods):
             return
         except BaseException:
             for job, at in starts:
-                give_back(job, at)  # the claims may be saved: hand them back
+                self._runs.hand_back(job, at)  # the claims may be saved: hand them back
                 self._run_ended(job, at)  # cancelled: none of them starts
             raise
         self._drop_lost_misses(reports, refused)
@@ -263,6 +274,7 @@ class JobScheduler(JobTable, JobMethods):
         for job, at in starts:
             if job.id in refused or not self._sync.claimed(job.id, at):  # shared stores
                 log.debug("Job {}: fire time {} was claimed elsewhere", job.id, at)
+                settle(job, at)  # handled there: never handed back from here
                 self._run_ended(job, at)
             else:
                 self._runs.start(self._group, job, at)

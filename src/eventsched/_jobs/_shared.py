@@ -18,6 +18,7 @@ from __future__ import annotations
 from loguru import logger
 
 from ._entry import Entry
+from ._giveback import settle_before
 from ._store import SavedJob
 
 __all__ = ["take_up"]
@@ -73,4 +74,5 @@ def take_up(job: Entry, saved: SavedJob, *, refused: bool) -> bool | None:
             return False  # not earlier: our next claim meets the row anyway
     job.last_fire = saved.last_fire_time
     job.set_next(following)
+    settle_before(job, following)  # handled by then: a claim before it is not handed back
     return True

@@ -27,6 +27,7 @@ from .._exceptions import (
 )
 from .._lifecycle import Lifecycle, State
 from ._entry import Entry
+from ._giveback import settle_before
 from ._planning import Miss
 from ._preview import preview
 from ._records import Job, JobStatistics, MissReason
@@ -248,6 +249,8 @@ class JobTable:
             job.paused = False
             if self._life.is_(State.RUNNING):
                 job.set_next(next_fire_time(job.trigger, None, self._clock.now()))
+                if job.next_fire is not None:  # the fire times skipped while paused stay so
+                    settle_before(job, job.next_fire)
                 self._after_update(job)
                 self._queue(job)
         return job.snapshot()
@@ -280,6 +283,8 @@ class JobTable:
         """Clear the claim of a run that ended (or never started) in the store."""
         if fire_time in job.in_flight:
             job.in_flight.remove(fire_time)
+        if job.unjittered:
+            job.unjittered.pop(fire_time, None)
         if not self._sync.durable:
             return  # saved at close (StoreSync)
         owner = self._entries.get(job.id)
