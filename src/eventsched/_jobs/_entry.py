@@ -60,6 +60,8 @@ class Entry:
     in_flight: list[datetime] = field(default_factory=list)
     runs: int = 0
     failures: int = 0
+    last_outcome: str | None = None
+    """How its latest run ended (see :attr:`SavedJob.last_outcome`), saved with it."""
     missed: dict[str, int] = field(default_factory=dict)
     """Fire times of this job that did not become runs, by MissReason value."""
     removed: bool = False
@@ -106,7 +108,12 @@ class Entry:
 
     def saved(self) -> SavedJob:
         return SavedJob(
-            self.fingerprint, self.last_fire, self.next_fire, tuple(self.in_flight), self.paused
+            self.fingerprint,
+            self.last_fire,
+            self.next_fire,
+            tuple(self.in_flight),
+            self.paused,
+            self.last_outcome,
         )
 
     def use_default_timezone(self, tz: tzinfo) -> None:
