@@ -1,6 +1,7 @@
 """The SQLite job store: each job's saved state in a small file that one process holds.
 
-Only data is stored, as JSON: never the callable, never pickle. The file is refused
+Only data is stored, as text columns (:mod:`._sqliterows` has the format and its
+versions): never the callable, never pickle. The file is refused
 unless it is a regular file reached without a symlink (a symlink could make us
 rewrite some other file as SQLite), writable (checked by a write when it is opened,
 so that a read-only file fails at start rather than at every save), and ours (a
