@@ -393,16 +393,8 @@ class JobTable:
             # at close; an exhausted job leaves the table now, so its state goes now.)
             state = job.saved()
             if stored is not None and stored.paused is None:
-                # A store (or a row) that does not record pausing: not a change. Built
-                # directly: dataclasses.replace was most of a saved job's start-up.
-                state = SavedJob(
-                    state.fingerprint,
-                    state.last_fire_time,
-                    state.next_fire_time,
-                    state.running,
-                    None,
-                    state.last_outcome,
-                )
+                # A store (or a row) that does not record pausing: not a change.
+                state = job.saved(paused=None)
             if state != stored:
                 self._sync.mark(job.id, state)
         if job.next_fire is None and not job.removed:
@@ -412,11 +404,8 @@ class JobTable:
             log.debug("Job {} has no more fire times and was removed", job.id)
 
     def _schedule_new(self, job: Entry, now: datetime, *, queue: bool = True) -> None:
-        """Give a newly started job its first fire time, or its saved one.
-
-        ``queue=False``: the caller puts it on the timeline (the scheduler's start
-        queues all jobs at once).
-        """
+        """Give a newly started job its first fire time, or its saved one (``queue``:
+        and put it on the timeline; the scheduler's start queues all at once)."""
         saved = self._saved.pop(job.id, None)
         stored = self._stored.pop(job.id, None)
         if saved is not None:
@@ -459,17 +448,8 @@ class JobTable:
         else:
             job.set_next(next_fire_time(job.trigger, None, now))
         # A job resuming its saved schedule unchanged costs the store no write: a start
-        # with many saved jobs rewrites only the rows that changed. The common case is
-        # told from the fields just taken from the row, without building the state to
-        # compare (that was a fifth of a start with 50,000 saved jobs).
-        if not (
-            saved is not None
-            and saved is stored
-            and job.next_fire is not None
-            and not saved.running
-            and not job.in_flight
-            and (saved.paused is None or saved.paused == job.paused)
-        ):
+        # with many saved jobs rewrites only the rows that changed.
+        if not (saved is not None and saved is stored and job.resumes(saved)):
             self._after_update(job, saved if saved is stored else None)
         if queue and not job.removed:
             self._queue(job)
