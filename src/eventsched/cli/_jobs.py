@@ -1,36 +1,21 @@
 """``eventsched jobs --state-file F`` (or ``--state-url URL``): the saved jobs, read-only.
 
 It never changes the file: SQLite opens it with ``mode=ro`` (no write, no journal, no
-creation), no lock is taken, and nothing is written to its ``meta`` table (the
-scheduler's store does write there when it opens the file, to fail early on a
-read-only file). So it works while a scheduler holds the file's lock, and shows what
-the scheduler had committed at that moment: SQLite's read transaction sees either all
-of a save or none of it.
+creation), no lock is taken, nothing is written to its ``meta`` table (the scheduler's
+store does write there when it opens the file, to fail early on a read-only file) and
+a version 1 file is not migrated. So it works while a scheduler holds the file's lock,
+and shows what the scheduler had committed at that moment: SQLite's read transaction
+sees either all of a save or none of it.
 
 What the file records per job is :class:`~eventsched.SavedJob`: the trigger's
 fingerprint, the last and next fire times, the fire times claimed for a run whose
 outcome is not recorded yet, whether the job was paused when it was last saved, and how
 its latest run ended (``completed``, ``failed``, ``timed_out``, ``aborted``, or
-``interrupted``: its process ended first; ``-``: no run yet). A file of version 1
-(before pausing and outcomes were recorded) is read as it is, not migrated: those
-columns say ``not recorded`` rather than guess, as they do for a row the scheduler has
-not rewritten since the file was migrated. Pausing is recorded, not restored: a
-restarted scheduler takes ``paused=`` from the code (and records that).
-
-``--state-url URL``): the saved jobs, read-only.
-
-It never changes the file: SQLite opens it with ``mode=ro`` (no write, no journal, no
-creation), no lock is taken, and nothing is written to its ``meta`` table (the
-scheduler's store does write there when it opens the file, to fail early on a
-read-only file). So it works while a scheduler holds the file's lock, and shows what
-the scheduler had committed at that moment: SQLite's read transaction sees either all
-of a save or none of it.
-
-What the file records per job is :class:`~eventsched.SavedJob`: the trigger's
-fingerprint, the last and next fire times and the fire times claimed for a run whose
-outcome is not recorded yet. It does not record a run's outcome or whether a job is
-paused (pausing is not persisted: a restarted scheduler starts every job unpaused), so
-those columns say ``not recorded`` rather than guess.
+``interrupted``: its process ended first; ``-`` in the table, null in JSON: no run
+yet). A version 1 file (before pausing and outcomes were recorded) says ``not
+recorded`` in those columns rather than guess, as does a row the scheduler has not
+rewritten since it migrated the file. Pausing is recorded, not restored: a restarted
+scheduler takes ``paused=`` from the code (and records that).
 
 ``--state-url URL`` (or ``STATE_URL``) reads a PostgreSQL schedule instead, read-only
 too (:mod:`._jobsdb`): there pausing is shared, so recorded, and the last outcome is
