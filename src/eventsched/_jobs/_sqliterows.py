@@ -120,11 +120,12 @@ def read_rows(path: str, conn: sqlite3.Connection, *, ordered: bool = False) -> 
                 saved[job_id] = SavedJob(
                     fingerprint, last_at, next_at, (), paused_of(paused), outcome
                 )
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError) as exc:
         # Something the loop's conversions refused (a 13th month): find it, say so.
         for row in conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs"):
             _read_checked(path, *row)
-        raise
+        # Not expected (the checked read refuses all the loop does): still one line.
+        raise JobStateError(f"{path} has a malformed job state ({exc})") from None
     return saved
 
 
