@@ -8,10 +8,9 @@ the SQLite tests open real files.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -20,7 +19,6 @@ from jobtools import EPOCH, new_scheduler, virtual_time
 
 from eventsched import MemoryJobStore, SavedJob, SQLiteJobStore
 from eventsched._jobs import _sync
-from eventsched._jobs._sqlite import _to_json
 from eventsched._jobs._sync import WRITER_CHUNK, StoreSync
 
 pytestmark = pytest.mark.anyio
@@ -113,38 +111,6 @@ async def test_a_later_claim_replaces_a_pending_end() -> None:
     await sync.flush(urgent_only=True)
     await sync.flush()
     assert store.saves == [{"j": claimed}]
-
-
-@pytest.mark.parametrize(
-    "saved",
-    [
-        SavedJob('cron["x"] \\ é\n\t', None, None),
-        SavedJob(
-            "interval[0:00:01]",
-            datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=UTC),
-            datetime(2026, 3, 29, 3, 0, tzinfo=timezone(timedelta(hours=2))),
-            (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)),
-        ),
-    ],
-)
-def test_rows_are_the_json_they_always_were(saved: SavedJob) -> None:
-    """The direct writer gives byte for byte what json.dumps of the row's dict gave, so
-    files written before and after read the same (no migration)."""
-
-    def iso(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
-    expected = json.dumps(
-        {
-            "fingerprint": saved.fingerprint,
-            "last_fire_time": iso(saved.last_fire_time),
-            "next_fire_time": iso(saved.next_fire_time),
-            "running": [at.isoformat() for at in saved.running],
-            "updated_at": "2026-01-01T00:00:00+00:00",
-        },
-        separators=(",", ":"),
-    )
-    assert _to_json(saved, "2026-01-01T00:00:00+00:00") == expected
 
 
 def _journal_mode(path: Path) -> str:

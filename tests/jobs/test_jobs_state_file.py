@@ -68,7 +68,11 @@ def _deep_json(tmp: Path) -> str:
     check_state_file(tmp / "jobs.sqlite")
     depth = 200_000
     with sqlite3.connect(tmp / "jobs.sqlite") as conn:
-        conn.execute("INSERT INTO jobs VALUES ('tick', ?)", ("[" * depth + "]" * depth,))
+        conn.execute(
+            "INSERT INTO jobs (job_id, fingerprint, running, updated_at)"
+            " VALUES ('tick', 'f', ?, '')",
+            ("[" * depth + "]" * depth,),
+        )
     conn.close()
     return "jobs.sqlite"
 

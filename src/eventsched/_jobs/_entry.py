@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 from .._invoke import is_async
 from .._validate import check_int, check_seconds
@@ -66,6 +66,8 @@ class Entry:
     in_flight: list[datetime] = field(default_factory=list)
     runs: int = 0
     failures: int = 0
+    last_outcome: str | None = None
+    """How its latest run ended (see :attr:`SavedJob.last_outcome`), saved with it."""
     missed: dict[str, int] = field(default_factory=dict)
     """Fire times of this job that did not become runs, by MissReason value."""
     removed: bool = False
@@ -110,9 +112,28 @@ class Entry:
             timeout=self.timeout,
         )
 
-    def saved(self) -> SavedJob:
+    def saved(self, *, paused: bool | Literal["job"] | None = "job") -> SavedJob:
+        """Its state for the store (``paused=None``: without pausing)."""
         return SavedJob(
-            self.fingerprint, self.last_fire, self.next_fire, tuple(self.in_flight), self.paused
+            self.fingerprint,
+            self.last_fire,
+            self.next_fire,
+            tuple(self.in_flight),
+            self.paused if paused == "job" else paused,
+            self.last_outcome,
+        )
+
+    def resumes(self, saved: SavedJob) -> bool:
+        """Whether this job, just given ``saved``'s schedule, would save that same row.
+
+        Told from the fields without building its state to compare: that (and
+        ``dataclasses.replace``) was a fifth of a start with 50,000 saved jobs.
+        """
+        return (
+            self.next_fire is not None
+            and not saved.running
+            and not self.in_flight
+            and (saved.paused is None or saved.paused == self.paused)
         )
 
     def use_default_timezone(self, tz: tzinfo) -> None:

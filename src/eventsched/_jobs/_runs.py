@@ -267,6 +267,7 @@ class Runs:
 
     def _abort_retry(self, job: Entry, retry: Event) -> None:
         self.aborted += 1
+        job.last_outcome = "aborted"
         log.warning(
             "Job {} attempt {} (correlation {}) was waiting to retry at shutdown: aborted",
             job.id,
@@ -358,6 +359,7 @@ class Runs:
                 )
             raise
         finally:
+            job.last_outcome = ending[0]  # saved with the run's end (the store's row)
             if observer is not None:
                 observer.ended(token, ending[0], ending[1], ending[2], slot)
         return failure

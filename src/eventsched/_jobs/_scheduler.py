@@ -102,8 +102,11 @@ class JobScheduler(JobTable, JobMethods):
             if store.location is not None:
                 log.info("Job state file {}: {} saved job(s)", store.location, len(self._saved))
             now = self._clock.now()
-            for job in list(self._entries.values()):
-                self._schedule_new(job, now)
+            jobs = list(self._entries.values())
+            for job in jobs:
+                self._schedule_new(job, now, queue=False)
+            # On the timeline in one heapify: nothing sleeps on it yet to wake.
+            self._timeline.push_all(job for job in jobs if not job.removed)
             async with anyio.create_task_group() as group:
                 self._group = group
                 writer = anyio.CancelScope()

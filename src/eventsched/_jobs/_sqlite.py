@@ -1,6 +1,7 @@
 """The SQLite job store: each job's saved state in a small file that one process holds.
 
-Only data is stored, as JSON: never the callable, never pickle. The file is refused
+Only data is stored, as text columns (:mod:`._sqliterows` has the format and its
+versions): never the callable, never pickle. The file is refused
 unless it is a regular file reached without a symlink (a symlink could make us
 rewrite some other file as SQLite), writable (checked by a write when it is opened,
 so that a read-only file fails at start rather than at every save), and ours (a
@@ -27,35 +28,33 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import functools
-import json
 import os
 import sqlite3
 import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote
 
 import anyio.to_thread
 from loguru import logger
 
 from .._exceptions import JobStateError
+from ._sqliterows import (
+    FORMAT,
+    FORMAT_VERSION,
+    SCHEMA,
+    migrate_v1,
+    read_rows,
+    row_of,
+)
 from ._store import SavedJob
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "SQLiteJobStore", "check_state_file", "parse_saved"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "SQLiteJobStore", "check_state_file"]
 
 log = logger.bind(component="jobstate")
 
-#: Marker stored in the ``meta`` table; a file without it is not ours.
-FORMAT: Final = "eventsched-job-state"
-FORMAT_VERSION: Final = 1
-
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, state TEXT NOT NULL)",
-)
 # Failures of open(2) that mean "you may not write here", whoever you are.
 _READ_ONLY = {errno.EACCES, errno.EPERM, errno.EROFS}
 
@@ -154,7 +153,7 @@ class SQLiteJobStore:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             if not tables:
                 with conn:
-                    for statement in _SCHEMA:
+                    for statement in SCHEMA:
                         conn.execute(statement)
                     conn.executemany(
                         "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -168,16 +167,30 @@ class SQLiteJobStore:
                     f"(tables: {', '.join(sorted(tables))}); point state_file elsewhere"
                 )
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            rows = conn.execute("SELECT job_id, state FROM jobs").fetchall()
-            if meta.get("format") == FORMAT:
-                # A write now, so that a read-only file fails at start, not at each save.
-                with conn:
-                    conn.execute(
-                        "INSERT INTO meta (key, value) VALUES ('opened_at', ?) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        (datetime.now(UTC).isoformat(),),
+            if meta.get("format") != FORMAT:
+                raise JobStateError(
+                    f"{path} is not an eventsched job state file (format {meta.get('format')!r})"
+                )
+            version = meta.get("version")
+            now = datetime.now(UTC).isoformat()
+            # A write now, so that a read-only file fails at start, not at each save;
+            # a version 1 file is migrated in the same transaction (all of it or none).
+            with conn:
+                if version == "1":
+                    saved = migrate_v1(conn, path, now)
+                    log.info(
+                        "Job state file {}: migrated from version 1 to {}", path, FORMAT_VERSION
                     )
-                _tune(conn)  # ours: only now may the file's journal change
+                elif version == str(FORMAT_VERSION):
+                    saved = read_rows(path, conn)
+                else:
+                    raise JobStateError(_version_refused(path, version))
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('opened_at', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (now,),
+                )
+            _tune(conn)  # ours: only now may the file's journal change
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc) or "read-only" in str(exc):
                 raise JobStateError(f"{path} is read-only: {exc}; make it writable") from None
@@ -186,16 +199,7 @@ class SQLiteJobStore:
             raise JobStateError(
                 f"{path} is not a usable job state file ({exc}); move or delete it"
             ) from None
-        if meta.get("format") != FORMAT:
-            raise JobStateError(
-                f"{path} is not an eventsched job state file (format {meta.get('format')!r})"
-            )
-        if meta.get("version") != str(FORMAT_VERSION):
-            raise JobStateError(
-                f"{path} has job state version {meta.get('version')!r}; this eventsched "
-                f"reads version {FORMAT_VERSION}"
-            )
-        return {str(job_id): parse_saved(path, job_id, state) for job_id, state in rows}
+        return saved
 
     def save_now(self, changes: Mapping[str, SavedJob | None]) -> None:
         """Apply ``changes`` in one committed transaction; None deletes a job's state."""
@@ -205,17 +209,13 @@ class SQLiteJobStore:
         now = datetime.now(UTC).isoformat()
         deleted = [(job_id,) for job_id, saved in changes.items() if saved is None]
         written = [
-            (job_id, _to_json(saved, now)) for job_id, saved in changes.items() if saved is not None
+            row_of(job_id, saved, now) for job_id, saved in changes.items() if saved is not None
         ]
         with conn:
             if deleted:
                 conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
             if written:
-                conn.executemany(
-                    "INSERT INTO jobs (job_id, state) VALUES (?, ?) "
-                    "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state",
-                    written,
-                )
+                conn.executemany(_UPSERT, written)
 
     def close_now(self) -> None:
         if self._conn is not None:
@@ -229,6 +229,29 @@ class SQLiteJobStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+
+
+#: A version 2 row written over (or as) the job's row.
+_UPSERT: Final = (
+    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET"
+    " fingerprint = excluded.fingerprint, last_fire_time = excluded.last_fire_time,"
+    " next_fire_time = excluded.next_fire_time, running = excluded.running,"
+    " paused = excluded.paused, last_outcome = excluded.last_outcome,"
+    " updated_at = excluded.updated_at"
+)
+
+
+def _version_refused(path: str, version: str | None) -> str:
+    """The one line refusing a file of another version (a newer one: never rewritten)."""
+    if version is not None and version.isdigit() and int(version) > FORMAT_VERSION:
+        return (
+            f"{path} has job state version {version}, newer than this eventsched reads "
+            f"({FORMAT_VERSION}); upgrade eventsched or point state_file elsewhere"
+        )
+    return (
+        f"{path} has job state version {version!r}; this eventsched reads versions 1 "
+        f"(migrated when opened) and {FORMAT_VERSION}"
+    )
 
 
 def _tune(conn: sqlite3.Connection) -> None:
@@ -292,78 +315,3 @@ def _open_error(path: Path, exc: OSError, what: str) -> JobStateError:
             "is read-only; make it writable or point the state file elsewhere"
         )
     return JobStateError(f"cannot open the {what} {_show(path)}: {exc.strerror}")
-
-
-def _to_json(saved: SavedJob, now: str) -> str:
-    """The row's JSON, written out directly: the same document ``json.dumps`` of a dict
-    gives, at a fifth of its cost (it was three quarters of a row's save).
-
-    Only the fingerprint can need escaping; ``isoformat()`` and ``now`` are plain ASCII
-    digits and separators.
-    """
-    running = ",".join(f'"{at.isoformat()}"' for at in saved.running)
-    return (
-        f'{{"fingerprint":{_quoted(saved.fingerprint)},'
-        f'"last_fire_time":{_quoted_time(saved.last_fire_time)},'
-        f'"next_fire_time":{_quoted_time(saved.next_fire_time)},'
-        f'"running":[{running}],"updated_at":"{now}"}}'
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def _quoted(text: str) -> str:
-    # Jobs share a handful of fingerprints (their triggers): escaped once each.
-    return json.dumps(text)
-
-
-def _quoted_time(value: datetime | None) -> str:
-    return "null" if value is None else f'"{value.isoformat()}"'
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def parse_saved(path: str, job_id: object, state: object) -> SavedJob:
-    def bad(why: str) -> JobStateError:
-        return JobStateError(f"{path}: the saved state of job {job_id!r} is malformed ({why})")
-
-    if not isinstance(job_id, str) or not isinstance(state, str):
-        raise bad("not text")
-    try:
-        data: Any = json.loads(state)
-    except ValueError as exc:
-        raise bad(f"not JSON: {exc}") from None
-    except RecursionError:
-        raise bad("JSON nested too deeply") from None
-    if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), str):
-        raise bad("no fingerprint")
-    running = data.get("running", [])
-    if not isinstance(running, list):
-        raise bad(f"running {running!r} is not a list")
-    return SavedJob(
-        data["fingerprint"],
-        _parse_time(data.get("last_fire_time"), bad),
-        _parse_time(data.get("next_fire_time"), bad),
-        tuple(t for t in (_parse_time(at, bad) for at in running) if t is not None),
-    )
-
-
-def _parse_time(value: object, bad: Any) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise bad(f"fire time {value!r} is not a string")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise bad(f"fire time {value!r} is not an ISO 8601 datetime") from None
-    if parsed.tzinfo is None:
-        raise bad(f"fire time {value!r} has no timezone")
-    try:
-        # Checked here, where the file is judged: a time near the ends of the datetime
-        # range can be written but not moved to UTC (year 1 at +05:00, for one).
-        parsed.astimezone(UTC)
-    except OverflowError:
-        raise bad(f"fire time {value!r} is out of range") from None
-    return parsed

@@ -51,9 +51,15 @@ class SavedJob:
     running: tuple[datetime, ...] = field(default=())
     """Fire times claimed for a run whose outcome is not recorded yet."""
     paused: bool | None = field(default=None)
-    """Whether the job is paused, in a store that shares pausing between processes
-    (:class:`~eventsched.PostgresJobStore`); None: not recorded (the memory and SQLite
-    stores: a restarted scheduler takes ``paused=`` from the code)."""
+    """Whether the job is paused, as last saved; None: not recorded (the memory store,
+    rows from before a store recorded it). Only a store that shares pausing between
+    processes (:class:`~eventsched.PostgresJobStore`, it has ``watch``) makes a
+    restarted scheduler take it up; with the others it takes ``paused=`` from the code,
+    and the SQLite store records it for ``eventsched jobs`` to show."""
+    last_outcome: str | None = field(default=None)
+    """How the job's latest run ended (``completed``, ``failed``, ``timed_out``,
+    ``aborted``, or ``interrupted``: its process ended first); None: no run yet, or not
+    recorded (the PostgreSQL store keeps outcomes in its ``fires`` table instead)."""
 
 
 @runtime_checkable

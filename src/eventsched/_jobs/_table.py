@@ -8,7 +8,6 @@ task that fires the jobs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from os import PathLike
 from typing import Any, TypeVar
@@ -289,6 +288,7 @@ class JobTable:
             return  # saved at close (StoreSync)
         owner = self._entries.get(job.id)
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
+        target.last_outcome = job.last_outcome
         if target.persist:
             self._sync.mark(target.id, target.saved(), urgent=False)
 
@@ -398,7 +398,8 @@ class JobTable:
             # at close; an exhausted job leaves the table now, so its state goes now.)
             state = job.saved()
             if stored is not None and stored.paused is None:
-                state = replace(state, paused=None)  # a store that does not keep pausing
+                # A store (or a row) that does not record pausing: not a change.
+                state = job.saved(paused=None)
             if state != stored:
                 self._sync.mark(job.id, state)
         if job.next_fire is None and not job.removed:
@@ -407,15 +408,19 @@ class JobTable:
                 del self._entries[job.id]
             log.debug("Job {} has no more fire times and was removed", job.id)
 
-    def _schedule_new(self, job: Entry, now: datetime) -> None:
-        """Give a newly started job its first fire time, or its saved one."""
+    def _schedule_new(self, job: Entry, now: datetime, *, queue: bool = True) -> None:
+        """Give a newly started job its first fire time, or its saved one (``queue``:
+        and put it on the timeline; the scheduler's start queues all at once)."""
         saved = self._saved.pop(job.id, None)
         stored = self._stored.pop(job.id, None)
-        if saved is not None and saved.running:
-            miss = Miss(MissReason.INTERRUPTED, saved.running)
-            if (event := self._runs.missed_event(job, miss, now)) is not None:
-                self._reports.append(event)
-                self._wake()  # the next pass emits it
+        if saved is not None:
+            job.last_outcome = saved.last_outcome  # history, whatever the definition now
+            if saved.running:
+                job.last_outcome = "interrupted"
+                miss = Miss(MissReason.INTERRUPTED, saved.running)
+                if (event := self._runs.missed_event(job, miss, now)) is not None:
+                    self._reports.append(event)
+                    self._wake()  # the next pass emits it
         if saved is not None and saved.fingerprint != job.fingerprint:
             log.info(
                 "Job {}: its trigger changed since the state was saved ({} -> {}); "
@@ -426,8 +431,10 @@ class JobTable:
             )
             job.replaces = saved.fingerprint
             saved = None
-        if saved is not None and saved.paused is not None:
-            job.paused = saved.paused  # pausing shared through the store is the store's
+        if saved is not None and saved.paused is not None and self._shared:
+            # Pausing shared through the store is the store's; one that only records it
+            # (SQLite) leaves it to the code, and the row is rewritten if they differ.
+            job.paused = saved.paused
         if job.deferred == "start":
             first = saved.next_fire_time if saved is not None else None
             set_start(job.trigger, first or now + interval_of(job.trigger))
@@ -447,6 +454,7 @@ class JobTable:
             job.set_next(next_fire_time(job.trigger, None, now))
         # A job resuming its saved schedule unchanged costs the store no write: a start
         # with many saved jobs rewrites only the rows that changed.
-        self._after_update(job, saved if saved is stored else None)
-        if not job.removed:
+        if not (saved is not None and saved is stored and job.resumes(saved)):
+            self._after_update(job, saved if saved is stored else None)
+        if queue and not job.removed:
             self._queue(job)

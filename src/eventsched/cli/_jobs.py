@@ -1,17 +1,21 @@
 """``eventsched jobs --state-file F`` (or ``--state-url URL``): the saved jobs, read-only.
 
 It never changes the file: SQLite opens it with ``mode=ro`` (no write, no journal, no
-creation), no lock is taken, and nothing is written to its ``meta`` table (the
-scheduler's store does write there when it opens the file, to fail early on a
-read-only file). So it works while a scheduler holds the file's lock, and shows what
-the scheduler had committed at that moment: SQLite's read transaction sees either all
-of a save or none of it.
+creation), no lock is taken, nothing is written to its ``meta`` table (the scheduler's
+store does write there when it opens the file, to fail early on a read-only file) and
+a version 1 file is not migrated. So it works while a scheduler holds the file's lock,
+and shows what the scheduler had committed at that moment: SQLite's read transaction
+sees either all of a save or none of it.
 
 What the file records per job is :class:`~eventsched.SavedJob`: the trigger's
-fingerprint, the last and next fire times and the fire times claimed for a run whose
-outcome is not recorded yet. It does not record a run's outcome or whether a job is
-paused (pausing is not persisted: a restarted scheduler starts every job unpaused), so
-those columns say ``not recorded`` rather than guess.
+fingerprint, the last and next fire times, the fire times claimed for a run whose
+outcome is not recorded yet, whether the job was paused when it was last saved, and how
+its latest run ended (``completed``, ``failed``, ``timed_out``, ``aborted``, or
+``interrupted``: its process ended first; ``-`` in the table, null in JSON: no run
+yet). A version 1 file (before pausing and outcomes were recorded) says ``not
+recorded`` in those columns rather than guess, as does a row the scheduler has not
+rewritten since it migrated the file. Pausing is recorded, not restored: a restarted
+scheduler takes ``paused=`` from the code (and records that).
 
 ``--state-url URL`` (or ``STATE_URL``) reads a PostgreSQL schedule instead, read-only
 too (:mod:`._jobsdb`): there pausing is shared, so recorded, and the last outcome is
@@ -42,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["JobsCommand", "StateFileError", "read_state_file"]
 
-#: What the state file does not record, in both outputs.
+#: What a version 1 state file does not record, in both outputs.
 NOT_RECORDED: Final = ("last_outcome", "paused")
 
 
@@ -79,8 +83,10 @@ class JobsCommand(BaseModel):
             return _refuse("no state to read: give --state-file F or --state-url URL")
         try:
             if path is not None:
-                jobs = {j: _listed(saved) for j, saved in read_state_file(path).items()}
+                saved_jobs, version = read_state_file_version(path)
+                jobs = {j: _listed(saved) for j, saved in saved_jobs.items()}
                 where = {"state_file": os.fspath(path)}
+                unrecorded = NOT_RECORDED if version < 2 else ()
             else:
                 from .._postgres import redact
                 from ._jobsdb import read_state_url
@@ -88,10 +94,11 @@ class JobsCommand(BaseModel):
                 assert url is not None
                 jobs = read_state_url(url)
                 where = {"state_url": redact(url)}
+                unrecorded = ()
         except StateFileError as error:
             return _refuse(str(error))
         if self.json_output:
-            print(json.dumps(as_json(where, jobs), indent=2), flush=True)
+            print(json.dumps(as_json(where, jobs, unrecorded), indent=2), flush=True)
         else:
             sys.stdout.write(as_table(jobs))
             sys.stdout.flush()
@@ -106,13 +113,19 @@ def _refuse(message: str) -> int:
 def _listed(saved: SavedJob) -> ListedJob:
     from ._jobsdb import ListedJob
 
-    return ListedJob(saved, None)
+    return ListedJob(saved, saved.last_outcome)
 
 
 def read_state_file(path: str | os.PathLike[str]) -> dict[str, SavedJob]:
     """The saved jobs in ``path``, opened read-only. :raises StateFileError:"""
+    return read_state_file_version(path)[0]
+
+
+def read_state_file_version(path: str | os.PathLike[str]) -> tuple[dict[str, SavedJob], int]:
+    """The saved jobs in ``path`` and the file's version (1 or 2), read-only, never
+    migrated. :raises StateFileError:"""
     from .._exceptions import JobStateError
-    from .._jobs._sqlite import FORMAT, FORMAT_VERSION, parse_saved
+    from .._jobs._sqliterows import FORMAT, FORMAT_VERSION, parse_v1, read_rows
 
     shown = repr(os.fspath(path))
     try:
@@ -134,34 +147,44 @@ def read_state_file(path: str | os.PathLike[str]) -> dict[str, SavedJob]:
             if "meta" not in tables or "jobs" not in tables:
                 raise StateFileError(f"{shown} is not an eventsched job state file")
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            rows = conn.execute("SELECT job_id, state FROM jobs ORDER BY job_id").fetchall()
+            if meta.get("format") != FORMAT:
+                raise StateFileError(f"{shown} is not an eventsched job state file")
+            version = meta.get("version")
+            if version not in ("1", str(FORMAT_VERSION)):
+                raise StateFileError(
+                    f"{shown} has job state version {version!r}; this eventsched reads "
+                    f"versions 1 and {FORMAT_VERSION}"
+                )
+            if version == "1":
+                rows = conn.execute("SELECT job_id, state FROM jobs ORDER BY job_id").fetchall()
+                saved = {str(j): parse_v1(shown, j, state) for j, state in rows}
+            else:
+                saved = read_rows(shown, conn, ordered=True)
     except sqlite3.DatabaseError as exc:
         raise StateFileError(f"{shown} is not a usable job state file ({exc})") from None
-    finally:
-        conn.close()
-    if meta.get("format") != FORMAT:
-        raise StateFileError(f"{shown} is not an eventsched job state file")
-    if meta.get("version") != str(FORMAT_VERSION):
-        raise StateFileError(
-            f"{shown} has job state version {meta.get('version')!r}; this eventsched reads "
-            f"version {FORMAT_VERSION}"
-        )
-    try:
-        return {str(job_id): parse_saved(shown, job_id, state) for job_id, state in rows}
     except JobStateError as exc:
         raise StateFileError(str(exc)) from None
+    finally:
+        conn.close()
+    return saved, int(version)
 
 
 def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def as_json(where: dict[str, str], jobs: dict[str, ListedJob]) -> dict[str, Any]:
-    """The ``--json`` document: where, what it does not record, and one object per job."""
-    recorded = any(job.saved.paused is not None for job in jobs.values())
+def as_json(
+    where: dict[str, str], jobs: dict[str, ListedJob], unrecorded: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The ``--json`` document: where, what it does not record, and one object per job.
+
+    ``last_outcome`` and ``paused`` are null where a job has none recorded (no run yet,
+    or a row from before they were recorded); ``not_recorded`` names the fields the
+    whole store does not record (a version 1 state file).
+    """
     return {
         **where,
-        "not_recorded": [] if recorded or "state_url" in where else list(NOT_RECORDED),
+        "not_recorded": list(unrecorded),
         "jobs": [
             {
                 "id": job_id,
@@ -198,7 +221,11 @@ def as_table(jobs: dict[str, ListedJob]) -> str:
             job.saved.fingerprint,
             _iso(job.saved.next_fire_time) or "-",
             _iso(job.saved.last_fire_time) or "-",
-            _shown(job.last_outcome),
+            # Recorded, but no run yet: "-" (a row that records pausing records
+            # outcomes too, in both stores).
+            "-"
+            if job.last_outcome is None and job.saved.paused is not None
+            else _shown(job.last_outcome),
             _shown(job.saved.paused),
             ",".join(at.isoformat() for at in job.saved.running) or "-",
         )

@@ -1,0 +1,138 @@
+"""Start-up with many saved jobs: an SQLite state file, fresh processes, two source trees.
+
+A first process (per tree) writes the state file: N hourly interval jobs, started, saved,
+stopped. Then each measured process adds the same N jobs, enters the scheduler and
+awaits ``flush_state()``: the CPU time (``time.process_time``, worker threads included)
+and wall time of that, the CPU time of loading the file alone (the store's ``load``),
+and the rows saved (none should be: nothing changed). The trees alternate, round after
+round, so drift on a shared machine hits them alike; a round's ratio is taken within it.
+
+    git worktree add /tmp/sq-base <commit>      # the tree to compare against
+    uv run python benchmarks/bench_jobs_startup.py --base /tmp/sq-base/src
+    uv run python benchmarks/bench_jobs_startup.py --jobs 50000 --rounds 5 --base ...
+
+Without ``--base`` only this tree is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent.parent / "src"
+
+
+def _child(path: str, jobs: int) -> dict[str, Any]:
+    import anyio
+
+    import eventsched
+    from eventsched import EventScheduler, SQLiteJobStore
+
+    saved_rows = 0
+    load_cpu = 0.0
+    original_save = SQLiteJobStore.save
+    original_load = SQLiteJobStore.load
+
+    async def counting_save(self: Any, changes: Any) -> Any:
+        nonlocal saved_rows
+        saved_rows += len(changes)
+        return await original_save(self, changes)
+
+    async def timed_load(self: Any) -> Any:
+        nonlocal load_cpu
+        start = time.process_time()
+        try:
+            return await original_load(self)
+        finally:
+            load_cpu = time.process_time() - start
+
+    SQLiteJobStore.save = counting_save  # type: ignore[method-assign]
+    SQLiteJobStore.load = timed_load  # type: ignore[method-assign]
+
+    async def job() -> None:
+        return None
+
+    async def main() -> dict[str, Any]:
+        scheduler = EventScheduler()
+        scheduler.configure_jobs(state_file=path)
+        for n in range(jobs):
+            scheduler.add_job(job, "interval", hours=1, id=f"job-{n}")
+        cpu = time.process_time()
+        wall = time.perf_counter()
+        async with scheduler:
+            await scheduler.jobs.flush_state()
+            cpu = time.process_time() - cpu
+            wall = time.perf_counter() - wall
+        return {
+            "cpu": cpu,
+            "wall": wall,
+            "load_cpu": load_cpu,
+            "rows": saved_rows,
+            "module": os.path.dirname(eventsched.__file__),
+        }
+
+    return anyio.run(main)
+
+
+def _run(tree: str, path: str, jobs: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": tree}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", path, "--jobs", str(jobs)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if not result["module"].startswith(tree):
+        raise SystemExit(f"the child imported {result['module']}, not the tree {tree}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--base", help="the src directory of the tree to compare against")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, args.jobs)))
+        return
+    trees = {"this": str(HERE)}
+    if args.base:
+        trees["base"] = str(Path(args.base).resolve())
+    print(f"start-up with {args.jobs:,} saved hourly jobs, {time.strftime('%H:%M:%S')}")
+    with tempfile.TemporaryDirectory() as directory:
+        files = {name: os.path.join(directory, f"{name}.sqlite") for name in trees}
+        for name, tree in trees.items():
+            _run(tree, files[name], args.jobs)  # writes the file (and migrates none)
+        ratios = []
+        for round_ in range(1, args.rounds + 1):
+            order = list(trees) if round_ % 2 else list(reversed(trees))
+            results = {name: _run(trees[name], files[name], args.jobs) for name in order}
+            for name in order:
+                r = results[name]
+                print(
+                    f"round {round_} {name:<5} CPU {r['cpu']:.3f} s  wall {r['wall']:.3f} s  "
+                    f"load CPU {r['load_cpu']:.3f} s  rows saved {r['rows']}"
+                )
+            if "base" in results:
+                ratios.append(results["this"]["cpu"] / results["base"]["cpu"])
+        if ratios:
+            print(
+                f"CPU this/base: median {statistics.median(ratios):.2f} "
+                f"(range {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} rounds)"
+            )
+
+
+if __name__ == "__main__":
+    main()
