@@ -32,6 +32,7 @@ from ._facade import JobMethods
 from ._giveback import settle
 from ._planning import Miss, plan
 from ._records import MissReason
+from ._shared import drop_lost_misses
 from ._table import JobTable
 from ._triggers import due_fire_times
 
@@ -272,7 +273,7 @@ class JobScheduler(JobTable, JobMethods):
                 self._runs.hand_back(job, at)  # the claims may be saved: hand them back
                 self._run_ended(job, at)  # cancelled: none of them starts
             raise
-        self._drop_lost_misses(reports, refused)
+        drop_lost_misses(reports, refused, self._runs.missed)
         assert self._group is not None
         for job, at in starts:
             if job.id in refused or not self._sync.claimed(job.id, at):  # shared stores

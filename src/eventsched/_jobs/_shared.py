@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from loguru import logger
 
+from .._events import Event, EventType
 from ._entry import Entry
 from ._giveback import settle_before
+from ._records import MissReason
 from ._store import SavedJob
 
-__all__ = ["take_up"]
+__all__ = ["drop_lost_misses", "take_up"]
 
 log = logger.bind(component="jobs")
 
@@ -76,3 +78,25 @@ def take_up(job: Entry, saved: SavedJob, *, refused: bool) -> bool | None:
     job.set_next(following)
     settle_before(job, following)  # handled by then: a claim before it is not handed back
     return True
+
+
+def drop_lost_misses(
+    reports: list[Event], refused: frozenset[str], missed: dict[MissReason, int]
+) -> None:
+    """Take out of ``reports`` (and of the ``missed`` counts) the misses planned from a
+    schedule whose save was refused: they are not this process's to report, since the
+    process whose save won planned them from the same row."""
+    if not refused:
+        return
+    kept = []
+    for report in reports:
+        data = report.data
+        if (
+            report.type == EventType.JOB_MISSED
+            and data.get("job_id") in refused
+            and data.get("reason") != MissReason.INTERRUPTED
+        ):
+            missed[MissReason(data["reason"])] -= data["count"]
+        else:
+            kept.append(report)
+    reports[:] = kept

@@ -49,6 +49,7 @@ class StoreSync:
         "_lock",
         "_owns",
         "_signal",
+        "_soon",
         "_store",
         "adopt",
         "durable",
@@ -61,6 +62,8 @@ class StoreSync:
         # claim, which carries them in the same row, or for the writer (SAVE_DELAY).
         self._later: dict[str, SavedJob | None] = {}
         self._signal = anyio.Event()
+        # Set by save_soon(): the writer saves at once rather than after SAVE_DELAY.
+        self._soon = anyio.Event()
         self._lock: anyio.Lock | None = None
         self._loaded = False
         # Shared stores: called with a refused job's id and the state that won.
@@ -103,6 +106,17 @@ class StoreSync:
         else:
             self._later[job_id] = saved
         if self.durable:
+            self._signal.set()
+
+    def save_soon(self) -> None:
+        """Have the writer save now what is marked: for changes made outside a pass
+        (a job added, paused, resumed or removed while running; a shared store's row
+        taken up or written over), which no pass carries soon. Another process learns of
+        them only once saved; a definition written over another process's must be saved
+        before that process's next claim moves the row on again (a pass of a job slower
+        than the other process's never wins that race)."""
+        if self.durable:
+            self._soon.set()
             self._signal.set()
 
     async def flush(self, *, urgent_only: bool = False) -> frozenset[str]:
@@ -173,8 +187,10 @@ class StoreSync:
                 await self._signal.wait()
                 # Meanwhile a pass may save them with its claims, in the same row: a
                 # job that runs every second then costs one row write per run, not two.
-                await anyio.sleep(SAVE_DELAY)
-                self._signal = anyio.Event()
+                # Unless save_soon() asks for them now.
+                with anyio.move_on_after(SAVE_DELAY):
+                    await self._soon.wait()
+                self._signal, self._soon = anyio.Event(), anyio.Event()
                 if not await self.flush_logged(urgent_only=True):
                     continue
                 # The rest in chunks, each its own transaction: a pass waiting to save

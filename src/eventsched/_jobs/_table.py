@@ -17,7 +17,7 @@ from anyio.abc import TaskGroup
 from loguru import logger
 
 from .._clock import Clock, SystemClock
-from .._events import Event, EventType
+from .._events import Event
 from .._exceptions import (
     ConflictingIdError,
     JobBusyError,
@@ -204,6 +204,7 @@ class JobTable:
         self._entries[id] = job
         if self._life.is_(State.RUNNING):
             self._schedule_new(job, self._clock.now())
+            self._sync.save_soon()
         log.debug("Added job {} ({})", id, job.trigger)
         return job.snapshot()
 
@@ -225,6 +226,7 @@ class JobTable:
         job.persist = False
         self._saved.pop(job_id, None)
         self._sync.mark(job_id, None)
+        self._sync.save_soon()
         # Its item in the timeline is stale now and dropped when it comes up: the
         # scheduler task sleeps on (at worst it wakes once for nothing).
         self._timeline.compact(self._entries.values(), len(self._entries))
@@ -237,6 +239,7 @@ class JobTable:
             job.paused = True  # its item in the timeline is stale from now on
             if job.persist and self._life.is_(State.RUNNING):
                 self._sync.mark(job.id, job.saved())  # a shared store shares the pause
+                self._sync.save_soon()
         return job.snapshot()
 
     def resume_job(self, job_id: str) -> Job:
@@ -251,6 +254,7 @@ class JobTable:
                 if job.next_fire is not None:  # the fire times skipped while paused stay so
                     settle_before(job, job.next_fire)
                 self._after_update(job)
+                self._sync.save_soon()
                 self._queue(job)
         return job.snapshot()
 
@@ -301,6 +305,7 @@ class JobTable:
         if taken is None:  # this definition is the newer: written over the row
             if job.persist:
                 self._sync.mark(job_id, job.saved())
+                self._sync.save_soon()
             return
         if not taken:
             return
@@ -328,6 +333,7 @@ class JobTable:
                     # a change pending from the schedule it replaces is replaced too.
                     self._store.rebase(job_id, polled.versions[job_id], saved)  # type: ignore[attr-defined]
                     self._sync.mark(job_id, job.saved())
+                    self._sync.save_soon()
                     self._queue(job)
         now = self._clock.now()
         for job_id, fire_times in polled.interrupted.items():
@@ -343,24 +349,6 @@ class JobTable:
     def _shared(self) -> bool:
         """Whether the store is shared by several processes (it has ``watch``)."""
         return callable(getattr(self._store, "watch", None))
-
-    def _drop_lost_misses(self, reports: list[Event], refused: frozenset[str]) -> None:
-        """Misses planned from a schedule whose save was refused are not this process's
-        to report: the process whose save won planned them from the same row."""
-        if not refused:
-            return
-        kept = []
-        for report in reports:
-            data = report.data
-            if (
-                report.type == EventType.JOB_MISSED
-                and data.get("job_id") in refused
-                and data.get("reason") != MissReason.INTERRUPTED
-            ):
-                self._runs.missed[MissReason(data["reason"])] -= data["count"]
-            else:
-                kept.append(report)
-        reports[:] = kept
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)
