@@ -37,6 +37,8 @@ import time
 import urllib.request
 from typing import Any
 
+from _arms import checked, handled_rate, print_rates
+
 WARM_UP = 0.5  # seconds before the window opens: imports and the first scrape settle
 
 
@@ -44,7 +46,6 @@ def child(backend: str, arm: str, seconds: float) -> None:
     """One measurement: print ``PORT n`` (http arm), then one JSON line of figures."""
     import anyio
 
-    import eventsched
     from eventsched import Event, EventScheduler
 
     scheduler = EventScheduler(queue_size=1024, overflow="block", workers=1, grace_period=1)
@@ -54,7 +55,7 @@ def child(backend: str, arm: str, seconds: float) -> None:
         pass
 
     if arm in ("imports", "frozen"):
-        import eventsched.http  # loaded, never used
+        pass  # loaded, never used
     if arm == "frozen":
         import gc
 
@@ -65,27 +66,12 @@ def child(backend: str, arm: str, seconds: float) -> None:
         service = HttpService(scheduler, "127.0.0.1:0")
         scheduler.add_service(service)
 
+    def started() -> None:
+        if arm in ("http", "idle"):
+            print(f"PORT {service.port}", flush=True)
+
     async def main() -> dict[str, Any]:
-        async with scheduler, anyio.create_task_group() as producers:
-            if arm in ("http", "idle"):
-                print(f"PORT {service.port}", flush=True)
-
-            async def produce() -> None:
-                while True:
-                    await scheduler.emit("tick")
-
-            producers.start_soon(produce)
-            await anyio.sleep(WARM_UP)
-            handled0, t0 = scheduler.statistics().handled, anyio.current_time()
-            await anyio.sleep(seconds)
-            handled1, t1 = scheduler.statistics().handled, anyio.current_time()
-            producers.cancel_scope.cancel()
-            scheduler.stop()
-        return {
-            "rate": (handled1 - handled0) / (t1 - t0),
-            "unaccounted": scheduler.statistics().unaccounted,
-            "module": eventsched.__file__,
-        }
+        return await handled_rate(scheduler, seconds, WARM_UP, started)
 
     print(json.dumps(anyio.run(main, backend=backend)), flush=True)
 
@@ -154,21 +140,9 @@ def main() -> None:
             order = arms[rep % len(arms) :] + arms[: rep % len(arms)]
             for arm in order:
                 figures = measure(backend, arm, args.seconds, args.base_src)
-                if figures["unaccounted"]:
-                    raise SystemExit(f"{arm}: {figures['unaccounted']} events unaccounted")
-                if arm == "base" and not figures["module"].startswith(str(args.base_src)):
-                    raise SystemExit(f"base arm ran {figures['module']}, not {args.base_src}")
-                rates[arm].append(figures["rate"])
+                rates[arm].append(checked(figures, arm, args.base_src))
                 scrape_times += figures["scrapes"]
-        print(f"{backend}: {args.reps} repetitions, {args.seconds:g} s windows")
-        for arm in arms:
-            print(f"  {arm:5}  median {statistics.median(rates[arm]):>9,.0f} events/s")
-        for arm in arms[1:]:
-            ratios = [a / b for a, b in zip(rates[arm], rates["plain"], strict=True)]
-            print(
-                f"  {arm}/plain  median {statistics.median(ratios):.3f} "
-                f"(range {min(ratios):.3f}-{max(ratios):.3f})"
-            )
+        print_rates(backend, args.reps, args.seconds, rates)
         if scrape_times:
             median_ms = statistics.median(scrape_times) * 1000
             print(
