@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from loguru import logger
 from trio.testing import MockClock
 
 TRIO_VIRTUAL = "trio-virtual"
@@ -38,3 +41,20 @@ def unit(anyio_backend: tuple[str, dict[str, object]]) -> float:
     """One interval of a time-based test: 1 s of virtual time on trio-virtual (exact),
     50 ms of real time elsewhere (short, with generous bounds in the assertions)."""
     return 1.0 if "clock" in anyio_backend[1] else 0.05
+
+
+@pytest.fixture
+def job_log() -> Iterator[list[str]]:
+    """The messages the job scheduler logs during the test."""
+    messages: list[str] = []
+    sink = logger.add(
+        lambda message: messages.append(message.record["message"]),
+        filter=lambda record: record["extra"].get("component") == "jobs",
+        level="DEBUG",
+    )
+    logger.enable("eventsched")
+    try:
+        yield messages
+    finally:
+        logger.disable("eventsched")
+        logger.remove(sink)

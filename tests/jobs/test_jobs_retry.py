@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import anyio
 import pytest
 from jobtools import EPOCH, Recorder, new_scheduler
-from loguru import logger
 from virtualloop import BOTH_VIRTUAL
 
 from eventsched import Backoff, EventType, JobStatistics, format_summary
@@ -16,23 +14,6 @@ from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
 both_virtual = pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
-
-
-@pytest.fixture
-def job_log() -> Iterator[list[str]]:
-    """The job scheduler's log messages during the test (as in test_jobs_runs.py)."""
-    messages: list[str] = []
-    sink = logger.add(
-        lambda message: messages.append(message.record["message"]),
-        filter=lambda record: record["extra"].get("component") == "jobs",
-        level="DEBUG",
-    )
-    logger.enable("eventsched")
-    try:
-        yield messages
-    finally:
-        logger.disable("eventsched")
-        logger.remove(sink)
 
 
 def _flaky(clock: VirtualClock, fail: int, calls: list[datetime]):  # type: ignore[no-untyped-def]

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 
 import anyio
 import pytest
 from jobtools import Recorder, fire_times, new_scheduler, virtual_time
-from loguru import logger
 
 from eventsched import (
     Event,
@@ -213,23 +211,6 @@ async def test_a_stray_cancelled_error_in_a_job_is_a_failure(
     assert stats.runs_failed == len(recorder.of(EventType.JOB_FAILED))
     assert stats.runs_aborted == 0
     assert_accounted(scheduler.statistics())
-
-
-@pytest.fixture
-def job_log() -> Iterator[list[str]]:
-    """The messages the job scheduler logs during the test."""
-    messages: list[str] = []
-    sink = logger.add(
-        lambda message: messages.append(message.record["message"]),
-        filter=lambda record: record["extra"].get("component") == "jobs",
-        level="DEBUG",
-    )
-    logger.enable("eventsched")
-    try:
-        yield messages
-    finally:
-        logger.disable("eventsched")
-        logger.remove(sink)
 
 
 class _Unprintable(Exception):
