@@ -154,15 +154,7 @@ class Event(_EventFields):
         "created_at",
         "data_size",
     )
-    __match_args__ = (
-        "type",
-        "data",
-        "id",
-        "correlation_id",
-        "causation_id",
-        "created_at",
-        "data_size",
-    )
+    __match_args__ = _fields
 
     def __new__(
         cls,

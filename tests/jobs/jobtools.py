@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -90,3 +94,36 @@ class StubEmitter:
 def unit_of(anyio_backend: tuple[str, dict[str, Any]]) -> float:
     """One interval, as the ``unit`` fixture of tests/conftest.py gives it."""
     return 1.0 if is_virtual(anyio_backend) else 0.05
+
+
+async def run_child(
+    args: list[str], *, until: str, times: int = 1, kill: bool
+) -> tuple[list[str], int]:
+    """Run ``python ARGS``, collecting its output lines until ``times`` of them start
+    with ``until``; then SIGKILL it (``kill``) or let it end. Its lines and exit code."""
+    lines: list[str] = []
+    buffer = ""
+    async with await anyio.open_process(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
+        assert process.stdout is not None
+        try:
+            with anyio.fail_after(60):
+                async for chunk in process.stdout:
+                    buffer += chunk.decode()
+                    *complete, buffer = buffer.split("\n")
+                    lines.extend(complete)
+                    if sum(line.startswith(until) for line in lines) >= times:
+                        break
+                if kill:
+                    process.send_signal(signal.SIGKILL)
+                code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+    return lines, code
+
+
+def json_events(lines: list[str]) -> list[dict[str, Any]]:
+    """The events a child printed as JSON lines."""
+    return [json.loads(line) for line in lines if line.startswith("{")]

@@ -6,17 +6,14 @@ Real processes on a real SQLite file, killed with SIGKILL while their runs are g
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from jobtools import json_events, run_child
 
 pytestmark = pytest.mark.anyio
 
@@ -64,33 +61,9 @@ CHILD = textwrap.dedent(
 
 
 async def _run_child(args: list[str], *, until: str, times: int, kill: bool) -> list[str]:
-    """Run the child until ``times`` lines start with ``until``; then SIGKILL it, or let it end."""
-    lines: list[str] = []
-    buffer = ""
-    async with await anyio.open_process(
-        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    ) as process:
-        assert process.stdout is not None
-        try:
-            with anyio.fail_after(60):
-                async for chunk in process.stdout:
-                    buffer += chunk.decode()
-                    *complete, buffer = buffer.split("\n")
-                    lines.extend(complete)
-                    if sum(line.startswith(until) for line in lines) >= times:
-                        break
-                if kill:
-                    process.send_signal(signal.SIGKILL)
-                code = await process.wait()
-        finally:
-            if process.returncode is None:
-                process.kill()
+    lines, code = await run_child(args, until=until, times=times, kill=kill)
     assert code == (-signal.SIGKILL if kill else 0), lines
     return lines
-
-
-def _events(lines: list[str]) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.mark.slow
@@ -109,7 +82,7 @@ async def test_runs_killed_mid_way_are_reported_interrupted_and_not_run_again(
 
     args[2] = "restart"
     lines = await _run_child(args, until="NEXT", times=1, kill=False)
-    events = _events(lines)
+    events = json_events(lines)
     assert [e for e in events if e["type"] == "job_started"] == []  # never twice
     missed = [e["data"] for e in events if e["type"] == "job_missed"]
     assert sorted(m["job_id"] for m in missed) == sorted(f"job{n}" for n in range(count))

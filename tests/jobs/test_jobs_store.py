@@ -7,14 +7,11 @@ the real loop, so that "three and a half hours later" needs no waiting.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import signal
 import sqlite3
 import stat
-import subprocess
-import sys
 import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
-from jobtools import EPOCH
+from jobtools import EPOCH, json_events, run_child
 
 from eventsched import Event, EventScheduler, EventType, JobStateError, MissReason
 from eventsched.testing import VirtualClock
@@ -266,37 +263,6 @@ CHILD = textwrap.dedent(
 )
 
 
-async def _run_child(
-    script: Path, args: list[str], *, until: str, kill: bool
-) -> tuple[list[str], int]:
-    """Run the child, collect its lines until one starts with ``until``; maybe SIGKILL it."""
-    lines: list[str] = []
-    buffer = ""
-    async with await anyio.open_process(
-        [sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    ) as process:
-        assert process.stdout is not None
-        try:
-            with anyio.fail_after(30):
-                async for chunk in process.stdout:
-                    buffer += chunk.decode()
-                    *complete, buffer = buffer.split("\n")
-                    lines.extend(complete)
-                    if any(line.startswith(until) for line in complete):
-                        break
-                if kill:
-                    process.send_signal(signal.SIGKILL)
-                code = await process.wait()
-        finally:
-            if process.returncode is None:
-                process.kill()
-    return lines, code
-
-
-def _events(lines: list[str]) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in lines if line.startswith("{")]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("coalesce", [False, True], ids=["misfire", "coalesce"])
 async def test_schedule_survives_kill_9(
@@ -308,15 +274,15 @@ async def test_schedule_survives_kill_9(
     state_file = tmp_path / "jobs.sqlite"
     args = [str(state_file), "first", "1" if coalesce else "0", anyio_backend[0], EPOCH.isoformat()]
 
-    lines, code = await _run_child(script, args, until="FLUSHED", kill=True)
+    lines, code = await run_child([str(script), *args], until="FLUSHED", kill=True)
     assert code == -signal.SIGKILL
-    completed = [e for e in _events(lines) if e["type"] == "job_completed"]
+    completed = [e for e in json_events(lines) if e["type"] == "job_completed"]
     assert [e["data"]["fire_time"] for e in completed] == hours(0)
 
     args[1] = "restart"
-    lines, code = await _run_child(script, args, until="NEXT", kill=False)
+    lines, code = await run_child([str(script), *args], until="NEXT", kill=False)
     assert code == 0, lines
-    events = _events(lines)
+    events = json_events(lines)
     (missed,) = [e["data"] for e in events if e["type"] == "job_missed"]
     started = [e["data"]["fire_time"] for e in events if e["type"] == "job_started"]
     if coalesce:
