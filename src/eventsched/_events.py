@@ -154,7 +154,17 @@ class Event(_EventFields):
         "created_at",
         "data_size",
     )
-    __match_args__ = _fields
+    # Spelled out, not ``_fields``: type checkers check match statements only against
+    # a tuple of string literals.
+    __match_args__ = (
+        "type",
+        "data",
+        "id",
+        "correlation_id",
+        "causation_id",
+        "created_at",
+        "data_size",
+    )
 
     def __new__(
         cls,
