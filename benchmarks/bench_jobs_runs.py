@@ -76,6 +76,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument(
+        "--base-src",
+        help="the src directory of another tree (a worktree of the commit before a change): "
+        "each row runs with it too, interleaved, and the state-file ratios of both print",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -85,30 +90,53 @@ def main() -> None:
         f"{args.jobs} interval jobs at 1 s, {args.seconds:g} s window "
         f"({args.jobs * args.seconds:,.0f} fire times), {time.strftime('%H:%M:%S')}"
     )
+    trees = {"this": None} if args.base_src is None else {"this": None, "base": args.base_src}
+    ratios: dict[str, list[str]] = {}
+    shares: dict[tuple[str, str], float] = {}
     for round_ in range(1, args.rounds + 1):
         for row in args.rows.split(","):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    row,
-                    "--jobs",
-                    str(args.jobs),
-                    "--seconds",
-                    str(args.seconds),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            r = json.loads(out.strip().splitlines()[-1])
-            per_run = r["share"] * args.seconds / r["runs"] * 1e6 if r["runs"] else float("nan")
-            p99 = "-" if r["p99"] is None else f"{r['p99'] * 1e3:.1f} ms"
-            print(
-                f"round {round_} {row:<14} CPU {r['share']:.3f}  runs {r['runs']:>7,}  "
-                f"{per_run:6.1f} us/run  p99 {p99}"
-            )
+            for tree, src in trees.items():
+                r = _run_child(row, args, src)
+                shares[tree, row] = r["share"]
+                per_run = r["share"] * args.seconds / r["runs"] * 1e6 if r["runs"] else float("nan")
+                p99 = "-" if r["p99"] is None else f"{r['p99'] * 1e3:.1f} ms"
+                print(
+                    f"round {round_} {tree} {row:<14} CPU {r['share']:.3f}  runs {r['runs']:>7,}  "
+                    f"{per_run:6.1f} us/run  p99 {p99}",
+                    flush=True,
+                )
+        for tree in trees:
+            for backend in ("asyncio", "trio"):
+                with_state = shares.get((tree, f"{backend}+state"))
+                without = shares.get((tree, backend))
+                if with_state and without:
+                    ratios.setdefault(f"{tree} {backend}", []).append(f"{with_state / without:.2f}")
+    for name, found in ratios.items():
+        print(f"state file over without, {name}: {', '.join(found)}")
+
+
+def _run_child(row: str, args: argparse.Namespace, src: str | None) -> dict[str, Any]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            row,
+            "--jobs",
+            str(args.jobs),
+            "--seconds",
+            str(args.seconds),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,9 @@ from conftest import VIRTUAL_TIME
 from eventsched import (
     Event,
     EventScheduler,
+    JobStateError,
+    MemoryJobStore,
+    SavedJob,
 )
 from eventsched.testing import DEFAULT_EPOCH, VirtualClock
 
@@ -62,6 +65,39 @@ class Recorder:
     ) -> list[Event]:
         await self.wait_for(lambda: len(self.of(event_type, job_id)) >= count, limit)
         return self.of(event_type, job_id)
+
+
+class RecordingStore(MemoryJobStore):
+    """A memory store that keeps every save (with the wall time it returned at), can be
+    told to fail them or refuse some jobs, and calls ``after_save`` once one is saved.
+
+    A subclass of the memory store is durable for the job scheduler: it is saved as
+    it changes, and claimed ahead (``_jobs/_scheduler.CLAIM_LEAD``).
+    """
+
+    def __init__(self, saved: Mapping[str, SavedJob] | None = None) -> None:
+        super().__init__()
+        self._states.update(saved or {})
+        self.saves: list[dict[str, SavedJob | None]] = []
+        self.failing = False
+        self.refuse: frozenset[str] = frozenset()
+        self.after_save: Callable[[dict[str, SavedJob | None]], None] | None = None
+
+    async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
+        if self.failing:
+            raise JobStateError("the disk is full")
+        self.saves.append(dict(changes))
+        await super().save(changes)
+        if self.after_save is not None:
+            self.after_save(dict(changes))
+        return self.refuse & set(changes)
+
+    def state(self, job_id: str) -> SavedJob:
+        return self._states[job_id]
+
+    def claims(self) -> list[dict[str, SavedJob | None]]:
+        """The saves that claimed a fire time."""
+        return [s for s in self.saves if any(v is not None and v.running for v in s.values())]
 
 
 def fire_times(events: list[Event]) -> list[datetime]:

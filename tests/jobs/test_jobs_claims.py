@@ -7,16 +7,14 @@ real ``kill -9`` are in ``test_jobs_crash.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import pytest
-from jobtools import EPOCH, Recorder, new_scheduler, virtual_time
+from jobtools import EPOCH, Recorder, RecordingStore, new_scheduler, virtual_time
 
 from eventsched import (
     EventScheduler,
     EventType,
-    JobStateError,
     JobStore,
     MemoryJobStore,
     MissReason,
@@ -25,27 +23,6 @@ from eventsched import (
 from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
-
-
-class RecordingStore(MemoryJobStore):
-    """A memory store that keeps every save, and can be told to fail them."""
-
-    def __init__(self, saved: Mapping[str, SavedJob] | None = None) -> None:
-        super().__init__()
-        self._states.update(saved or {})
-        self.saves: list[dict[str, SavedJob | None]] = []
-        self.failing = False
-        self.refuse: frozenset[str] = frozenset()
-
-    async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
-        if self.failing:
-            raise JobStateError("the disk is full")
-        self.saves.append(dict(changes))
-        await super().save(changes)
-        return self.refuse & set(changes)
-
-    def state(self, job_id: str) -> SavedJob:
-        return self._states[job_id]
 
 
 def with_store(store: JobStore) -> EventScheduler:

@@ -50,6 +50,7 @@ async def test_run_date_past_grace_is_reported_missed_or_coalesced(unit: float) 
         "interrupted": 0,
         "not_saved": 0,
         "shutdown": 0,
+        "withdrawn": 0,
     }
     assert stats.runs_completed == 1
 

@@ -59,10 +59,11 @@ class Entry:
     back to the schedule only if it is later (see :mod:`._giveback`)."""
     unjittered: dict[datetime, datetime] = field(default_factory=dict)
     """The trigger's fire time behind each claimed jittered one, until its run ends."""
-    # One-item and plain lists, so that a job replacing this one (same id) can share
-    # them: runs of the old one still in progress count against the new max_instances,
-    # and their claims stay in the saved state until they end.
-    runs_in_progress: list[int] = field(default_factory=lambda: [0])
+    # Small and plain lists, so that a job replacing this one (same id) can share them:
+    # runs of the old one still in progress count against the new max_instances, and
+    # their claims stay in the saved state until they end. runs_in_progress holds the
+    # runs started and not ended, then those claimed and waiting for their fire time.
+    runs_in_progress: list[int] = field(default_factory=lambda: [0, 0])
     in_flight: list[datetime] = field(default_factory=list)
     runs: int = 0
     failures: int = 0
@@ -72,6 +73,9 @@ class Entry:
     """Fire times of this job that did not become runs, by MissReason value."""
     removed: bool = False
     """Removed by the user, replaced, or finished: no longer in the schedule."""
+    withdrawn: bool = False
+    """Removed by the user or replaced (not merely finished): a claimed fire time of it
+    whose run has not started yet does not run (reported ``withdrawn``)."""
     ticket: int = -1
     """Its live item in the :class:`~._timeline.Timeline`, or -1: not queued."""
     replaces: str | None = None
@@ -93,6 +97,15 @@ class Entry:
     @running.setter
     def running(self, value: int) -> None:
         self.runs_in_progress[0] = value
+
+    @property
+    def waiting(self) -> int:
+        """Runs claimed and handed to a lane, waiting for their fire time (not started)."""
+        return self.runs_in_progress[1]
+
+    @waiting.setter
+    def waiting(self, value: int) -> None:
+        self.runs_in_progress[1] = value
 
     def snapshot(self) -> Job:
         return Job(

@@ -17,6 +17,15 @@ is handed back only if it is later than the job's ``settled`` mark (the latest f
 time that started a run here, was reported missed, or was handled by another process).
 One that cannot be handed back (a later one already ran; the job was removed, replaced
 or exhausted) is reported instead, as ``shutdown``: at most once, and never silently.
+
+**Claimed ahead.** With a durable store a pass claims fire times up to its claim lead
+ahead (see :mod:`._scheduler`), so the job may change between the claim and the fire
+time. Each run decides when its fire time comes (:func:`at_fire_time`): a job paused
+meanwhile hands the fire time back (the schedule returns to it; resuming skips it, as
+every fire time while paused); a job removed or replaced (or standing by for another
+process's definition) cannot take it back, and it is reported ``withdrawn``; a job
+whose ``max_instances`` runs are still going reports it ``max_instances``, as a pass
+would have had it claimed the fire time at that moment.
 """
 
 from __future__ import annotations
@@ -25,8 +34,18 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from ._entry import Entry
+from ._planning import Miss
+from ._records import MissReason
 
-__all__ = ["give_back", "settle", "settle_before", "trigger_time"]
+__all__ = [
+    "GIVEN_BACK",
+    "at_fire_time",
+    "give_back",
+    "resume_from",
+    "settle",
+    "settle_before",
+    "trigger_time",
+]
 
 # The resolution of datetime: "every fire time before t" is "up to t - 1 us".
 _TICK: Final = timedelta(microseconds=1)
@@ -43,6 +62,14 @@ def settle(job: Entry, at: datetime) -> None:
 def settle_before(job: Entry, at: datetime) -> None:
     """Every fire time before ``at`` is handled (the schedule was taken up at ``at``)."""
     settle(job, at - _TICK)
+
+
+def resume_from(job: Entry, now: datetime) -> datetime:
+    """Where a resumed job's schedule starts again: ``now``, or just after its latest
+    claimed fire time if that is later (claimed ahead before the pause, its run still
+    waiting: it runs once, from that claim, never from a second one)."""
+    last = job.last_fire
+    return now if last is None or last < now else last + _TICK
 
 
 def trigger_time(job: Entry, fire_time: datetime) -> datetime:
@@ -67,3 +94,22 @@ def give_back(job: Entry, fire_time: datetime) -> bool:
     if job.next_fire is None or at < job.next_fire:
         job.set_next(at)
     return True
+
+
+#: :func:`at_fire_time`'s answer for a fire time handed back to the schedule.
+GIVEN_BACK: Final = Miss(MissReason.WITHDRAWN, ())
+
+
+def at_fire_time(job: Entry, fire_time: datetime) -> Miss | None:
+    """Whether a claimed run may start now that its fire time has come: None (it
+    starts), :data:`GIVEN_BACK`, or the miss to report (the fire time is settled)."""
+    if job.paused or job.withdrawn:
+        if give_back(job, fire_time):
+            return GIVEN_BACK
+        miss = Miss(MissReason.WITHDRAWN, (fire_time,))
+    elif job.running >= job.max_instances:
+        miss = Miss(MissReason.MAX_INSTANCES, (fire_time,))
+    else:
+        return None
+    settle(job, fire_time)
+    return miss

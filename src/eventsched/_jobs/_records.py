@@ -20,8 +20,9 @@ class MissReason(StrEnum):
     MAX_INSTANCES = "max_instances"
     """``max_instances`` runs of the job were still going."""
     INTERRUPTED = "interrupted"
-    """Its run started but the process ended before the outcome was recorded (a crash,
-    ``kill -9``): reported at the next start, never run again (at most once)."""
+    """Claimed for a run (started, or waiting for its fire time) but the process ended
+    before the outcome was recorded (a crash, ``kill -9``): reported at the next start,
+    never run again (at most once)."""
     NOT_SAVED = "not_saved"
     """The job store could not record the claim on it, so it was not run (at most once)."""
     SHUTDOWN = "shutdown"
@@ -29,6 +30,11 @@ class MissReason(StrEnum):
     schedule for the next start because a later fire time of the job had already run or
     been reported (it would have come round again), or the job was removed, replaced or
     had no more fire times."""
+    WITHDRAWN = "withdrawn"
+    """Claimed ahead of its fire time, but the job was removed or replaced (or, with a
+    shared store, another definition of it took over) before that time came: not run,
+    since the job it was claimed for is no longer scheduled; a job paused meanwhile
+    hands the fire time back instead (skipped, as every fire time while paused)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from .._exceptions import EventschedError
 from .._invoke import call_user, describe_error
 from ._alarms import Alarms
 from ._entry import Entry
-from ._giveback import give_back
+from ._giveback import GIVEN_BACK, at_fire_time, give_back
 from ._lanes import Lanes
 from ._missed import count_misses
 from ._planning import Miss
@@ -91,6 +91,8 @@ class Runs:
         self.idle = anyio.Event()
         self.idle.set()
         self.running = 0
+        #: Of ``running``: runs claimed and waiting for their fire time (not started).
+        self.waiting = 0
         self.started = 0
         self.completed = 0
         self.failed = 0
@@ -146,13 +148,14 @@ class Runs:
         if self.running == 0:
             self.idle = anyio.Event()
         self.running += 1
-        job.running += 1
-        job.runs += 1
-        self.started += 1
         if manual:
+            self._begin(job)
             self.manual += 1
             runs.start_soon(self._run, job, fire_time, True, name=f"eventsched job {job.id}")
             return
+        # Counted as started only once its fire time has come and at_fire_time let it.
+        job.waiting += 1
+        self.waiting += 1
         lanes = self._lanes
         if lanes is None or lanes.group is not runs:
             lanes = self._lanes = Lanes(runs, self._run, self._lost)
@@ -212,9 +215,16 @@ class Runs:
             except BaseException:
                 self._never_started(job, fire_time)  # cancelled before its time: not a run
                 raise
+            job.waiting -= 1
+            self.waiting -= 1
             if not self._accepting():
-                self._never_started(job, fire_time)  # shutdown began before its time
+                self._never_started(job, fire_time, waited=True)  # shutdown came first
                 return
+            # Claimed ahead: the job may have changed since (see :mod:`._giveback`).
+            if (refused := at_fire_time(job, fire_time)) is not None:
+                await self._not_started(job, fire_time, refused)
+                return
+            self._begin(job)
             # It starts: no claimed fire time of the job up to this one may be handed
             # back any more (the jittered time: at worst one more is reported instead).
             settled = job.settled
@@ -373,14 +383,30 @@ class Runs:
         if claimed:  # a manual run claimed nothing in the store
             self._ended(job, fire_time)
 
-    def _never_started(self, job: Entry, fire_time: datetime) -> None:
-        """Take back what start() counted for a run whose fire time never came, and
-        hand that fire time back (or report it)."""
+    def _begin(self, job: Entry) -> None:
+        """A run starts: counted as in progress and started."""
+        job.running += 1
+        job.runs += 1
+        self.started += 1
+
+    def _never_started(self, job: Entry, fire_time: datetime, *, waited: bool = False) -> None:
+        """End a run whose fire time never came (or came after shutdown began), and hand
+        that fire time back (or report it)."""
+        if not waited:
+            job.waiting -= 1
+            self.waiting -= 1
         self.hand_back(job, fire_time)
-        job.running -= 1
-        job.runs -= 1
-        self.started -= 1
         self._finish(job, fire_time)
+
+    async def _not_started(self, job: Entry, fire_time: datetime, refused: Miss) -> None:
+        """End a run that at_fire_time did not let start: handed back, or reported now."""
+        try:
+            if refused is not GIVEN_BACK and (
+                event := self.missed_event(job, refused, self._clock().now())
+            ):
+                await self.emit(event)
+        finally:
+            self._finish(job, fire_time)
 
     def _failed(
         self, job: Entry, slot: RunSlot, duration: float, exc: Exception

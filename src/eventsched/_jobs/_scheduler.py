@@ -57,6 +57,18 @@ BATCH: Final = 0.002
 #: wall clock are converted through floats and microsecond datetimes, and a wake-up
 #: a hair early must not cost a second trip (or, in virtual time, endless ones).
 EARLY_TOLERANCE: Final = 0.0002
+_NEAR: Final = timedelta(seconds=RUN_LEAD + BATCH + EARLY_TOLERANCE)
+#: Seconds ahead of its fire time a pass claims it in a durable job store that names no
+#: ``claim_lead`` of its own (the SQLite and PostgreSQL stores do): the claim's commit
+#: is then done before the fire time rather than on its path. The default memory store
+#: saves nothing while running and claims nothing ahead.
+CLAIM_LEAD: Final = 0.02
+
+
+def claim_lead(store: object) -> float:
+    """The claim lead of a durable store: its ``claim_lead``, or :data:`CLAIM_LEAD`."""
+    lead = getattr(store, "claim_lead", CLAIM_LEAD)
+    return float(lead) if isinstance(lead, int | float) and lead >= 0 else CLAIM_LEAD
 
 
 class JobScheduler(JobTable, JobMethods):
@@ -79,6 +91,8 @@ class JobScheduler(JobTable, JobMethods):
     name = "jobs"
     #: Passes of the scheduler task (wake-ups), for tests: none while idle.
     passes = 0
+    #: Seconds ahead of a fire time a pass claims it (see :func:`claim_lead`).
+    _lead = 0.0
 
     # -- the Service protocol ----------------------------------------------------------
 
@@ -97,6 +111,7 @@ class JobScheduler(JobTable, JobMethods):
         sync = self._sync
         sync.store = self._store  # changes made before start (removals) stay pending
         store = self._store
+        self._lead = claim_lead(store) if sync.durable else 0.0
         try:
             self._stored = await sync.open()
             self._saved.update(self._stored)
@@ -153,16 +168,22 @@ class JobScheduler(JobTable, JobMethods):
 
     async def _loop(self) -> None:
         timeline = self._timeline
+        # A pass wakes RUN_LEAD + the claim lead before the earliest fire time and claims
+        # every fire time up to twice the lead beyond RUN_LEAD + BATCH: its commit has
+        # the lead's time before the first of its runs, and passes come once per lead.
+        wake = RUN_LEAD + self._lead
+        lead = timedelta(seconds=2 * self._lead)
         while self._life.is_(State.RUNNING):
             self._wakeup = anyio.Event()
             self.passes += 1
             now = self._clock.now()
-            horizon = now + timedelta(seconds=RUN_LEAD + BATCH + EARLY_TOLERANCE)
+            near = now + _NEAR
+            horizon = near + lead
             reports, self._reports = self._reports, []
             starts: list[tuple[Entry, datetime]] = []
             due = timeline.pop_due(horizon)
             for job in due:
-                self._fire(job, now, horizon, reports, starts)
+                self._fire(job, now, near, horizon, reports, starts)
             # Back in the timeline only now, so that no job fires twice in one pass.
             for job in due:
                 timeline.push(job)
@@ -176,7 +197,7 @@ class JobScheduler(JobTable, JobMethods):
             if earliest is None:
                 delay = math.inf
             else:
-                delay = (earliest - self._clock.now()).total_seconds() - RUN_LEAD
+                delay = (earliest - self._clock.now()).total_seconds() - wake
             if delay > 0:
                 # Deadline on the loop's clock, recomputed from the wall clock each time.
                 self._asleep, self._asleep_until = True, earliest
@@ -192,29 +213,53 @@ class JobScheduler(JobTable, JobMethods):
         self,
         job: Entry,
         now: datetime,
+        near: datetime,
         horizon: datetime,
         reports: list[Event],
         starts: list[tuple[Entry, datetime]],
     ) -> None:
-        """Plan a job's due fire times: runs to claim and start, and misses to report."""
+        """Plan a job's due fire times: runs to claim and start, and misses to report.
+
+        Those up to ``near`` (RUN_LEAD + BATCH ahead) are planned as due now; those
+        beyond it, up to ``horizon`` (the claim lead), are claimed ahead: none of them
+        is late, so none is coalesced or missed here (max_instances is checked when
+        each one's fire time comes, see :func:`~._giveback.at_fire_time`).
+        """
         assert job.next_fire is not None
         assert job.fire_at is not None
-        # The scheduler acts up to RUN_LEAD ahead: what is due is what falls before that
-        # horizon (and at least the first fire time, or a trigger would answer with that
-        # same time again).
-        due, more, following = due_fire_times(
-            job.trigger, job.next_fire, max(horizon, job.next_fire)
-        )
-        job.last_fire = due[-1]
-        if job.jitter and job.fire_at != due[0]:
+        # What is due is what falls before the horizon (and at least the first fire
+        # time, or a trigger would answer with that same time again).
+        ahead: list[datetime] = []
+        if job.fire_at > near:
+            due, more, following = due_fire_times(
+                job.trigger, job.next_fire, max(horizon, job.next_fire)
+            )
+            if not more:  # (more: over MAX_CATCH_UP within the lead: planned as due)
+                due, ahead = ahead, due
+        else:
+            due, more, following = due_fire_times(
+                job.trigger, job.next_fire, max(near, job.next_fire)
+            )
+            if following is not None and following <= horizon and not more:
+                extra, beyond, after = due_fire_times(job.trigger, following, horizon)
+                if not beyond:
+                    ahead, following = extra, after
+        first = due or ahead
+        job.last_fire = (ahead or due)[-1]
+        if job.jitter and job.fire_at != first[0]:
             # A run handed back returns the schedule to the trigger's time, not this one.
-            job.unjittered[job.fire_at] = due[0]
-            due[0] = job.fire_at  # the first with its jitter
+            job.unjittered[job.fire_at] = first[0]
+            first[0] = job.fire_at  # the first with its jitter
         job.set_next(following)
-        if (
+        for at in ahead:
+            job.in_flight.append(at)
+            starts.append((job, at))
+        if not due:
+            pass
+        elif (
             len(due) == 1
             and not more
-            and job.running < job.max_instances
+            and job.running + job.waiting < job.max_instances
             and (job.coalesce or job.misfire_grace_time is None)
         ):
             # The common case, and what plan() would decide: one fire time, room to
@@ -228,7 +273,7 @@ class JobScheduler(JobTable, JobMethods):
                 coalesce=job.coalesce,
                 misfire_grace_time=job.misfire_grace_time,
                 max_instances=job.max_instances,
-                running=job.running,
+                running=job.running + job.waiting,
                 more=more,
             )
             # Reported: a claim of this pass that never starts cannot be handed back

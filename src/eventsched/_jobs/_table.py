@@ -26,7 +26,7 @@ from .._exceptions import (
 )
 from .._lifecycle import Lifecycle, State
 from ._entry import Entry
-from ._giveback import settle_before
+from ._giveback import resume_from, settle_before
 from ._planning import Miss
 from ._preview import preview
 from ._records import Job, JobStatistics, MissReason
@@ -154,7 +154,7 @@ class JobTable:
         runs = self._runs
         return JobStatistics(
             jobs=len(self._entries),
-            running=runs.running,
+            running=runs.running - runs.waiting,
             runs_started=runs.started,
             runs_completed=runs.completed,
             runs_failed=runs.failed,
@@ -192,7 +192,7 @@ class JobTable:
                 f"a job with id {id!r} exists already; pass another id= or replace_existing=True"
             )
         if existing is not None:
-            existing.removed = True
+            existing.removed = existing.withdrawn = True
             existing.persist = False  # its row is the new job's from now on
             job.runs_in_progress = existing.runs_in_progress
             job.in_flight = existing.in_flight
@@ -222,7 +222,7 @@ class JobTable:
         """Unschedule a job; runs in progress finish. :raises JobLookupError:"""
         job = self._lookup(job_id)
         del self._entries[job_id]
-        job.removed = True
+        job.removed = job.withdrawn = True
         job.persist = False
         self._saved.pop(job_id, None)
         self._sync.mark(job_id, None)
@@ -250,7 +250,7 @@ class JobTable:
         if job.paused:
             job.paused = False
             if self._life.is_(State.RUNNING):
-                job.set_next(next_fire_time(job.trigger, None, self._clock.now()))
+                job.set_next(next_fire_time(job.trigger, None, resume_from(job, self._clock.now())))
                 if job.next_fire is not None:  # the fire times skipped while paused stay so
                     settle_before(job, job.next_fire)
                 self._after_update(job)

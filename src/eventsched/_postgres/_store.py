@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import psycopg
 from psycopg import sql
@@ -86,6 +86,11 @@ class PostgresJobStore:
     The URL is checked here (:class:`~eventsched.JobStateError`, one line, without the
     password); the server is first reached by :meth:`lock`.
     """
+
+    #: Seconds ahead of a fire time the job scheduler claims it here (see
+    #: ``eventsched._jobs._scheduler.claim_lead``): a claim's transaction through a
+    #: worker thread takes tens of milliseconds, which must not land on the fire time.
+    claim_lead: ClassVar[float] = 0.1
 
     __slots__ = (
         "_beat",
