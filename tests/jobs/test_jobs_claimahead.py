@@ -8,6 +8,7 @@ it may start. Virtual time on trio, real time on asyncio.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -212,7 +213,7 @@ async def test_max_instances_is_checked_when_a_claimed_fire_time_comes(
     async with scheduler:
         await recorder.wait_count(EventType.JOB_COMPLETED, 6, limit=LIMIT)
     spans.sort()
-    assert all(end <= later for (_, end), (later, _) in zip(spans, spans[1:], strict=False))
+    assert all(end <= later for (_, end), (later, _) in itertools.pairwise(spans))
     missed = recorder.of(EventType.JOB_MISSED)
     assert {event.data["reason"] for event in missed} <= {"max_instances", "coalesced"}
     ran = set(fire_times(recorder.of(EventType.JOB_STARTED)))

@@ -30,9 +30,10 @@ from loguru import logger
 from .._clock import Clock
 from .._events import Event, EventType, _handling
 from .._exceptions import EventschedError
-from .._invoke import call_user, describe_error
+from .._invoke import call_user
 from ._alarms import Alarms
 from ._entry import Entry
+from ._failures import count_failed, count_timed_out
 from ._giveback import GIVEN_BACK, at_fire_time, give_back
 from ._lanes import Lanes
 from ._missed import count_misses
@@ -127,6 +128,10 @@ class Runs:
             await self._emitter.emit(event)
         except EventschedError as exc:  # e.g. the queue is full under "reject": counted
             log.warning("Event {} ({}) was not accepted: {}", event.id, event.type, exc)
+
+    def wants(self, event_type: EventType) -> bool:
+        """Whether anyone would receive an event of ``event_type`` (else it is not built)."""
+        return self._wants(event_type)
 
     def missed_event(self, job: Entry, miss: Miss | Sequence[Miss], now: datetime) -> Event | None:
         """Count and log the misses of one job in one pass; describe them as one
@@ -335,7 +340,7 @@ class Runs:
                 finished = True
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
-                outcome, error_type, error = self._failed(job, slot, duration, exc)
+                outcome, error_type, error = count_failed(self, job, slot, duration, exc)
                 failure = (error, slot.lineage())
                 ending = ("failed", error_type, error)
             else:
@@ -343,7 +348,7 @@ class Runs:
                 duration = anyio.current_time() - loop_start
                 self.duration.observe(duration)
                 if timed_out:
-                    outcome, error = self._timed_out(job, slot, duration)
+                    outcome, error = count_timed_out(self, job, slot, duration)
                     failure = (error, slot.lineage())
                     ending = ("timed_out", "TimeoutError", error)
                 else:
@@ -407,56 +412,3 @@ class Runs:
                 await self.emit(event)
         finally:
             self._finish(job, fire_time)
-
-    def _failed(
-        self, job: Entry, slot: RunSlot, duration: float, exc: Exception
-    ) -> tuple[Event | None, str, str]:
-        """Count and log a failed attempt: its JOB_FAILED (if anyone listens), the
-        error's type and message."""
-        self.failed += 1
-        job.failures += 1
-        kind = type(exc).__qualname__
-        described = describe_error(exc)  # never raises, whatever the exception's __str__ does
-        error = described.removeprefix(kind).removeprefix(": ")
-        lineage = slot.lineage()  # a failure is logged with its correlation id
-        log.opt(exception=exc).error(
-            "Job {} failed after {} (correlation {}): {}",
-            job.id,
-            format_duration(duration),
-            lineage["correlation_id"],
-            described,
-        )
-        if not self._wants(EventType.JOB_FAILED):
-            return None, kind, error
-        data = {
-            **slot.dated(),
-            "duration": duration,
-            "reason": "exception",
-            "error_type": kind,
-            "error": error,
-        }
-        return self.event(EventType.JOB_FAILED, data, **lineage), kind, error
-
-    def _timed_out(self, job: Entry, slot: RunSlot, duration: float) -> tuple[Event | None, str]:
-        self.failed += 1
-        self.timed_out += 1
-        job.failures += 1
-        lineage = slot.lineage()
-        error = f"run exceeded its timeout of {job.timeout}s"
-        log.warning(
-            "Job {} timed out after {} (correlation {}) and was cancelled",
-            job.id,
-            format_duration(duration),
-            lineage["correlation_id"],
-        )
-        if not self._wants(EventType.JOB_FAILED):
-            return None, error
-        data = {
-            **slot.dated(),
-            "duration": duration,
-            "reason": "timeout",
-            "error_type": "TimeoutError",
-            "error": error,
-            "timeout": job.timeout,
-        }
-        return self.event(EventType.JOB_FAILED, data, **lineage), error

@@ -12,6 +12,15 @@ Each pass claims the fire times it will run in the job store, in one transaction
 before any of those runs starts (:mod:`._store` has the contract): a fire time runs
 at most once, even across a crash, and a run a crash cut short is reported
 (``interrupted``) at the next start.
+
+With a durable store (anything but the default memory store) a pass claims a **lead**
+ahead (:func:`claim_lead`): it wakes that long before the earliest fire time and claims
+every fire time up to twice the lead beyond it, so that the commit (a worker thread's
+round trip, tens of milliseconds on PostgreSQL) is done before the fire times rather
+than on their path, and there is one transaction per lead rather than one per few
+milliseconds. Each claimed run waits on the shared timers for its fire time and then
+decides whether it may still start (:func:`~._giveback.at_fire_time`: a job paused,
+removed or replaced meanwhile, or ``max_instances`` runs going).
 """
 
 from __future__ import annotations
@@ -44,14 +53,12 @@ log = logger.bind(component="jobs")
 #: which then sleeps until the fire time itself. So the job starts on a timer of its
 #: own, as punctually as a bare ``sleep_until`` loop, with the task spawn, the claim
 #: in the job store and the scheduler's bookkeeping done ahead. It also absorbs the
-#: rounding between the loop clock and microsecond datetimes. A job paused or removed
-#: within this last moment still runs that once.
+#: rounding between the loop clock and microsecond datetimes.
 RUN_LEAD: Final = 0.002
 #: A pass also starts the runs due this much beyond RUN_LEAD: with many jobs whose fire
 #: times are close together (10,000 a second), one pass then starts every run of the
 #: next couple of milliseconds instead of waking once per fire time; each run still
-#: starts on its own timer. A job paused or removed within RUN_LEAD + BATCH of a fire
-#: time still runs that once.
+#: starts on its own timer.
 BATCH: Final = 0.002
 #: A fire time this close beyond RUN_LEAD counts as due too: the loop clock and the
 #: wall clock are converted through floats and microsecond datetimes, and a wake-up
@@ -59,7 +66,7 @@ BATCH: Final = 0.002
 EARLY_TOLERANCE: Final = 0.0002
 _NEAR: Final = timedelta(seconds=RUN_LEAD + BATCH + EARLY_TOLERANCE)
 #: Seconds ahead of its fire time a pass claims it in a durable job store that names no
-#: ``claim_lead`` of its own (the SQLite and PostgreSQL stores do): the claim's commit
+#: ``claim_lead`` of its own (the PostgreSQL store does; SQLite takes this one): the claim's commit
 #: is then done before the fire time rather than on its path. The default memory store
 #: saves nothing while running and claims nothing ahead.
 CLAIM_LEAD: Final = 0.02
@@ -254,9 +261,21 @@ class JobScheduler(JobTable, JobMethods):
         for at in ahead:
             job.in_flight.append(at)
             starts.append((job, at))
-        if not due:
-            pass
-        elif (
+        if due:
+            self._plan(job, due, more, now, reports, starts)
+        self._after_update(job)
+
+    def _plan(
+        self,
+        job: Entry,
+        due: list[datetime],
+        more: bool,
+        now: datetime,
+        reports: list[Event],
+        starts: list[tuple[Entry, datetime]],
+    ) -> None:
+        """The fire times due now: runs to claim and start, and misses to report."""
+        if (
             len(due) == 1
             and not more
             and job.running + job.waiting < job.max_instances
@@ -290,7 +309,6 @@ class JobScheduler(JobTable, JobMethods):
             for at in decided.run:
                 job.in_flight.append(at)
                 starts.append((job, at))
-        self._after_update(job)
 
     async def _claim_and_start(
         self, starts: list[tuple[Entry, datetime]], now: datetime, reports: list[Event]
