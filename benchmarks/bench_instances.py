@@ -4,6 +4,7 @@ Usage::
 
     uv run python benchmarks/bench_instances.py [--reps 3] [--seconds 6] [--jobs 50]
         [--interval 0.02] [--url postgresql://postgres@127.0.0.1:5432/test]
+        [--processes 1,2,4] [--base-src /tmp/base/src]
 
 Each repetition runs, one after the other (interleaved, fresh processes each time):
 SQLite with 1 process, then PostgreSQL with 1, 2 and 4 processes (half on asyncio, half
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -67,7 +69,12 @@ async def child(store_arg: str, seconds: float, jobs: int, interval: float) -> N
     print(json.dumps({"begin": begin, "end": end, "runs": runs}))
 
 
-def run_row(store_args: list[str], backends: list[str], args: argparse.Namespace) -> dict:
+def run_row(
+    store_args: list[str], backends: list[str], args: argparse.Namespace, src: str | None = None
+) -> dict:
+    env = dict(os.environ)
+    if src is not None:  # another tree's eventsched (--base-src)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     children = [
         subprocess.Popen(
             [
@@ -82,6 +89,7 @@ def run_row(store_args: list[str], backends: list[str], args: argparse.Namespace
             ],
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         for store, backend in zip(store_args, backends, strict=True)
     ]
@@ -118,25 +126,36 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--base-src",
+        help="the src directory of another tree (a worktree of the commit before a change): "
+        "each row also runs with it, right after this tree's, as a row of its own",
+    )
+    parser.add_argument("--processes", default="1,2,4", help="the PostgreSQL rows: process counts")
     args = parser.parse_args()
     import psycopg
+
+    trees = {"": None} if args.base_src is None else {"": None, " (base)": args.base_src}
 
     rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
-            state = str(Path(tmp) / f"state{rep}.sqlite")
-            rows.setdefault("SQLite, 1 process", []).append(run_row([state], ["asyncio"], args))
-            for count in (1, 2, 4):
-                schema = f"es_bench_{uuid.uuid4().hex[:10]}"
-                url = f"{args.url}?schema={schema}"
-                backends = ["asyncio", "trio", "asyncio", "trio"][:count]
-                try:
-                    found = run_row([url] * count, backends, args)
-                finally:
-                    with psycopg.connect(args.url, autocommit=True) as connection:
-                        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                name = f"PostgreSQL, {count} process{'es' if count > 1 else ''}"
-                rows.setdefault(name, []).append(found)
+            for tree, src in trees.items():
+                state = str(Path(tmp) / f"state{rep}{tree.strip()}.sqlite")
+                found = run_row([state], ["asyncio"], args, src)
+                rows.setdefault(f"SQLite, 1 process{tree}", []).append(found)
+            for count in map(int, args.processes.split(",")):
+                for tree, src in trees.items():
+                    schema = f"es_bench_{uuid.uuid4().hex[:10]}"
+                    url = f"{args.url}?schema={schema}"
+                    backends = ["asyncio", "trio", "asyncio", "trio"][:count]
+                    try:
+                        found = run_row([url] * count, backends, args, src)
+                    finally:
+                        with psycopg.connect(args.url, autocommit=True) as connection:
+                            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                    name = f"PostgreSQL, {count} process{'es' if count > 1 else ''}{tree}"
+                    rows.setdefault(name, []).append(found)
     offered = args.jobs / args.interval
     print(
         f"{args.jobs} jobs every {args.interval * 1000:g} ms (offered {offered:,.0f} fires/s), "
