@@ -225,3 +225,21 @@ async def test_max_instances_is_checked_when_a_claimed_fire_time_comes(
         last = max(ran)
         every = {F1 + timedelta(milliseconds=5 * n) for n in range(100)}
         assert {at for at in every if at <= last} == ran | {at for at in reported if at <= last}
+
+
+@virtual_time
+async def test_the_default_memory_store_claims_nothing_ahead() -> None:
+    """Not durable (saved at close only): no lead, so a pass still covers only the next
+    RUN_LEAD + BATCH (4 ms) and these ten fire times take several passes."""
+    scheduler = EventScheduler()
+    scheduler.configure_jobs(clock=VirtualClock())
+    first = EPOCH + timedelta(seconds=1)
+    for n in range(10):
+        scheduler.add_job(
+            _noop, "date", run_date=first + timedelta(milliseconds=2 * n), id=f"job{n}"
+        )
+    recorder = Recorder(scheduler)
+    async with scheduler:
+        await recorder.wait_count(EventType.JOB_COMPLETED, 10, limit=LIMIT)
+        passes = scheduler.jobs.passes
+    assert passes >= 4  # with a lead, one pass would have claimed all ten
