@@ -21,6 +21,10 @@ at start, on) takes over the unfinished fires of dead processes among the jobs t
 process defines (marking them ``interrupted`` in the same transaction, so only one
 process reports them).
 
+``max_instances`` holds across processes (:mod:`._claims`): the scheduler binds its
+jobs' limits and a way to report the fire times a save left unclaimed
+(:meth:`PostgresJobStore.bind_limits`).
+
 Wake-ups (:mod:`._watch`): a save that makes a job due earlier for the others (a row
 inserted, resumed or paused, moved back, or given another definition) announces it with
 NOTIFY in its transaction; each process's watcher polls on it, or once per
@@ -90,7 +94,10 @@ class PostgresJobStore:
     __slots__ = (
         "_beat",
         "_database",
+        "_limit",
+        "_limited",
         "_refused_rows",
+        "_report",
         "_seen",
         "_session",
         "known",
@@ -129,6 +136,28 @@ class PostgresJobStore:
         self._refused_rows: dict[str, SavedJob | None] = {}
         self._session: Connection | None = None
         self._beat = 0.0
+        self._limit: Callable[[str], int | None] = _unlimited
+        self._report: Callable[[str, tuple[datetime, ...], int], None] | None = None
+        # Fire times a committed save left unclaimed, until reported (on the loop).
+        self._limited: dict[str, tuple[tuple[datetime, ...], int]] = {}
+
+    def bind_limits(
+        self,
+        limit: Callable[[str], int | None],
+        report: Callable[[str, tuple[datetime, ...], int], None],
+    ) -> None:
+        """How the scheduler shares ``max_instances``: ``limit(job_id)`` (None: not a
+        job of this process), and ``report(job_id, fire_times, running)`` for the fire
+        times a save of this store did not claim because ``running`` runs of the job
+        were in progress across the processes (called on the event loop)."""
+        self._limit, self._report = limit, report
+
+    def _deliver(self) -> None:
+        """Report what committed saves left unclaimed (see :meth:`bind_limits`)."""
+        report = self._report
+        while self._limited and report is not None:
+            job_id, (fire_times, running) = self._limited.popitem()
+            report(job_id, fire_times, running)
 
     @property
     def target(self) -> PostgresTarget:
@@ -236,6 +265,7 @@ class PostgresJobStore:
         interrupted: dict[str, list[datetime]] = {}
         for job_id, fire_time in taken:
             interrupted.setdefault(job_id, []).append(fire_time)
+        self._deliver()
         return Polled(rows, versions, {j: tuple(sorted(t)) for j, t in interrupted.items()})
 
     def rebase(self, job_id: str, version: int, state: SavedJob) -> None:
@@ -291,9 +321,16 @@ class PostgresJobStore:
         if not changes:
             return frozenset()
         beat = time.monotonic() >= self._beat + HEARTBEAT
+        limits = {
+            job_id: limit
+            for job_id, change in changes.items()
+            if change is not None and change.running and (limit := self._limit(job_id))
+        }
         outcome = await self._database.run(
-            lambda c: apply(c, self, changes, beat), lambda o: self._committed(changes, o, beat)
+            lambda c: apply(c, self, changes, beat, limits),
+            lambda o: self._committed(changes, o, beat),
         )
+        self._deliver()
         return frozenset(outcome.refused)
 
     def _committed(self, changes: dict[str, SavedJob | None], outcome: Outcome, beat: bool) -> None:
@@ -314,7 +351,9 @@ class PostgresJobStore:
                 # Its ended runs were recorded; its new claims were not.
                 self.owned[job_id] = owned & frozenset(change.running)
             else:
-                self.owned[job_id] = frozenset(change.running)
+                limited = outcome.limited.get(job_id, ((), 0))[0]
+                self.owned[job_id] = frozenset(change.running).difference(limited)
+        self._limited.update(outcome.limited)
         for job_id, found in outcome.current.items():
             # The next compare-and-set is against the winner's row, which the
             # scheduler takes up (current()): refused once, not for ever.
@@ -326,6 +365,7 @@ class PostgresJobStore:
 
     async def close(self) -> None:
         """Unregister this process and close every connection; safe to call twice."""
+        self._deliver()  # a save cancelled once committed left them here
         session, self._session = self._session, None
         if session is not None:
             query = sql.SQL("DELETE FROM {} WHERE id = %s").format(self.table("processes"))
@@ -340,3 +380,7 @@ class PostgresJobStore:
 
             await self._database.run_in_thread(unregister)
         await self._database.close()
+
+
+def _unlimited(job_id: str) -> int | None:
+    return None
