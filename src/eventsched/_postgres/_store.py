@@ -43,11 +43,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import anyio
+import anyio.lowlevel
 import psycopg
+from loguru import logger
 from psycopg import sql
 
+from .. import JobStateError
 from .._jobs._store import SavedJob
 from .._validate import check_seconds
+from . import _prune as prune
 from ._claims import Outcome, Row, apply, without_running
 from ._database import Database
 from ._liveness import LEASE, heartbeat, lock_key, relock, takeover
@@ -55,6 +60,8 @@ from ._schema import migrate
 from ._url import PostgresTarget, parse_state_url
 
 __all__ = ["PostgresJobStore"]
+
+log = logger.bind(component="postgres")
 
 #: Seconds between heartbeat writes piggybacked on saves (the poll beats too).
 HEARTBEAT: Final = 1.0
@@ -86,6 +93,8 @@ class PostgresJobStore:
         changes and at dead processes (a NOTIFY brings the look forward)
     :param lease: seconds a process may go without a heartbeat (and without its session
         lock) before it is presumed dead and its runs in progress reported interrupted
+    :param keep_fires: seconds a finished fire time stays in the ``fires`` table (a
+        job's latest stays whatever its age; see :mod:`._prune`)
 
     The URL is checked here (:class:`~eventsched.JobStateError`, one line, without the
     password); the server is first reached by :meth:`lock`.
@@ -100,6 +109,7 @@ class PostgresJobStore:
         "_report",
         "_seen",
         "_session",
+        "keep_fires",
         "known",
         "lease",
         "owned",
@@ -114,11 +124,14 @@ class PostgresJobStore:
         connections: int = 4,
         poll_interval: float = POLL_INTERVAL,
         lease: float = LEASE,
+        keep_fires: float = prune.KEEP,
     ) -> None:
         check_seconds("poll_interval", poll_interval, allow_zero=False)
         check_seconds("lease", lease, allow_zero=False)
+        check_seconds("keep_fires", keep_fires, allow_zero=False)
         self.poll_interval = float(poll_interval)
         self.lease = float(lease)
+        self.keep_fires = float(keep_fires)
         #: This process's id in ``processes`` and in ``fires.claimed_by``.
         self.process = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Named after the process, so that its connections can be told apart (and an
@@ -313,7 +326,42 @@ class PostgresJobStore:
         """
         from ._watch import watch
 
-        await watch(self, changed, jobs)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._prune_rounds, name="eventsched fires pruning")
+            await watch(self, changed, jobs)
+
+    async def prune(self) -> int:
+        """Delete the finished fires older than ``keep_fires`` (each job's latest
+        kept), in batches; how many. Stops early if another process is pruning."""
+        schema, keep = self._database.target.schema, self.keep_fires
+        total = 0
+        while True:
+            deleted = await self._database.run(
+                lambda c: prune.prune_batch(c, schema, keep, prune.BATCH)
+            )
+            total += deleted or 0
+            if deleted is None or deleted < prune.BATCH:
+                return total
+            await anyio.lowlevel.checkpoint()
+
+    async def _prune_rounds(self) -> None:
+        """A pruning round every minute (or ``keep_fires``), for as long as the watcher
+        runs; a failed round costs a warning, never the watcher."""
+        failing = False
+        while True:
+            await anyio.sleep(min(prune.EVERY, self.keep_fires))
+            try:
+                await self.prune()
+            except (psycopg.Error, OSError, JobStateError) as exc:
+                if not failing:
+                    log.warning(
+                        "Pruning the fires table in {} failed ({}); trying again later",
+                        self.location,
+                        " ".join(str(exc).split())[:200] or type(exc).__name__,
+                    )
+                failing = True
+            else:
+                failing = False
 
     async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
         """Apply ``changes`` in one transaction; the ids whose compare-and-set failed."""
