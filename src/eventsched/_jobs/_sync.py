@@ -62,10 +62,10 @@ class StoreSync:
         # Changes no pass needs saved first (ended runs): they wait for the job's next
         # claim, which carries them in the same row, or for the writer (SAVE_DELAY).
         self._later: dict[str, SavedJob | None] = {}
-        # Jobs a save refused, not marked since. A pass's changes may go out in the
-        # writer's save (the writer took the lock, and the changes, while the pass was
-        # emitting its reports) or be dropped by it (refused: made from the schedule
-        # that lost); that pass, waiting for the lock meanwhile, gets them as refused.
+        # Jobs a save refused, not planned anew since. A pass's changes may go out in
+        # the writer's save (the lock was handed to the writer before the pass asked
+        # for it) or be dropped by it (refused: made from the schedule that lost); the
+        # pass, next in line for the lock, gets them as refused from its own flush.
         self._dropped: set[str] = set()
         self._signal = anyio.Event()
         # Set by save_soon(): the writer saves at once rather than after SAVE_DELAY.
