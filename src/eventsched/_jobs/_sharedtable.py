@@ -50,7 +50,11 @@ class SharedStoreTable:
             bind_limits(self._max_instances, self._limited_elsewhere)
 
     def _ends_soon(self, job: Entry) -> bool:
-        """Whether the job's next fire time comes before the writer's delay is over."""
+        """Whether a run's end must be saved at once: the store is shared with other
+        processes, and the job's next fire time comes before the writer's delay is
+        over."""
+        if not self._shared or getattr(self._store, "alone", False):
+            return False
         following = job.fire_at
         if following is None or job.paused:
             return False

@@ -296,7 +296,7 @@ class JobTable(SharedStoreTable):
         target.last_outcome = job.last_outcome
         if not target.persist:
             return
-        if self._shared and self._ends_soon(target):
+        if self._ends_soon(target):
             # Until its end is saved, the run counts against max_instances in the other
             # processes' claims: saved now, not with this process's next claim of the
             # job (another process may make that claim first).

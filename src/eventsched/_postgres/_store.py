@@ -109,6 +109,7 @@ class PostgresJobStore:
         "_report",
         "_seen",
         "_session",
+        "alone",
         "keep_fires",
         "known",
         "lease",
@@ -149,6 +150,10 @@ class PostgresJobStore:
         self._refused_rows: dict[str, SavedJob | None] = {}
         self._session: Connection | None = None
         self._beat = 0.0
+        #: No other process was registered at the last poll: this one's run ends need
+        #: not be saved at once for the others' max_instances counts (see
+        #: :mod:`._claims`). False until a poll says so.
+        self.alone = False
         self._limit: Callable[[str], int | None] = _unlimited
         self._report: Callable[[str, tuple[datetime, ...], int], None] | None = None
         # Fire times a committed save left unclaimed, until reported (on the loop).
@@ -253,6 +258,7 @@ class PostgresJobStore:
             " ON k.id = j.id WHERE k.v IS DISTINCT FROM j.version AND j.updated_by <> %s"
         ).format(self.table("jobs"))
         wanted = sorted(jobs)
+        others = sql.SQL("SELECT count(*) FROM {} WHERE id <> %s").format(self.table("processes"))
 
         def work(connection: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
             heartbeat(connection, schema, self.process)
@@ -260,6 +266,8 @@ class PostgresJobStore:
             changed = connection.execute(
                 select, [list(seen), list(seen.values()), self.process]
             ).fetchall()
+            found = connection.execute(others, [self.process]).fetchone()
+            self.alone = found is not None and found[0] == 0
             return changed, taken
 
         def committed(result: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> None:
