@@ -3,7 +3,8 @@
 Usage::
 
     uv run python benchmarks/bench_instances.py [--reps 3] [--seconds 6] [--jobs 50]
-        [--interval 0.02] [--url postgresql://postgres@127.0.0.1:5432/test]
+        [--interval 0.02] [--max-instances 100]
+        [--url postgresql://postgres@127.0.0.1:5432/test]
         [--processes 1,2,4] [--base-src /tmp/base/src]
 
 Each repetition runs, one after the other (interleaved, fresh processes each time):
@@ -35,7 +36,9 @@ import anyio
 CHILD = "--child"
 
 
-async def child(store_arg: str, seconds: float, jobs: int, interval: float) -> None:
+async def child(
+    store_arg: str, seconds: float, jobs: int, interval: float, max_instances: int
+) -> None:
     from eventsched import Event, EventScheduler, EventType, PostgresJobStore
 
     scheduler = EventScheduler(queue_size=100_000, workers=4)
@@ -59,7 +62,7 @@ async def child(store_arg: str, seconds: float, jobs: int, interval: float) -> N
             id=f"job{n:03}",
             coalesce=False,
             misfire_grace_time=None,
-            max_instances=100,
+            max_instances=max_instances,
         )
     async with scheduler:
         begin = datetime.now().astimezone().isoformat()
@@ -86,6 +89,7 @@ def run_row(
                 str(args.seconds),
                 str(args.jobs),
                 str(args.interval),
+                str(args.max_instances),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -125,6 +129,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--interval", type=float, default=0.02)
+    # 100: no limit in practice; 1 (the default of add_job) shares the limit across
+    # the processes, so a run whose end is not saved yet makes another's claim a miss.
+    parser.add_argument("--max-instances", type=int, default=100)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument(
         "--base-src",
@@ -179,7 +186,15 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == CHILD:
-        store_arg, backend, seconds, jobs, interval = sys.argv[2:7]
-        anyio.run(child, store_arg, float(seconds), int(jobs), float(interval), backend=backend)
+        store_arg, backend, seconds, jobs, interval, limit = sys.argv[2:8]
+        anyio.run(
+            child,
+            store_arg,
+            float(seconds),
+            int(jobs),
+            float(interval),
+            int(limit),
+            backend=backend,
+        )
     else:
         main()

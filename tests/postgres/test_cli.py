@@ -49,8 +49,14 @@ def test_the_demo_runs_on_a_shared_store(state_url: str, schema: str, postgres_u
             {},
             "cannot connect",
         ),
+        (
+            # A server that answers and refuses the login (no such role).
+            ["--state-url", "postgresql://no_such_role_here:hunter2@127.0.0.1:5432/test"],
+            {},
+            "cannot connect",
+        ),
     ],
-    ids=["with-state-file", "not-postgresql", "unreachable"],
+    ids=["with-state-file", "not-postgresql", "unreachable", "refused-login"],
 )
 def test_a_bad_state_url_is_one_line_and_exit_2(
     args: list[str], env: dict[str, str], expected: str, tmp_path: object

@@ -14,6 +14,7 @@ deleted, so it is past the last row).
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import os
 import signal
 import subprocess
@@ -44,8 +45,13 @@ def start(
     *,
     announce: bool = False,
     lease: float = 5.0,
+    max_instances: int = 100,
 ) -> subprocess.Popen[str]:
-    extra = [*(["announce"] if announce else []), f"lease={lease}"]
+    extra = [
+        *(["announce"] if announce else []),
+        f"lease={lease}",
+        f"max_instances={max_instances}",
+    ]
     return subprocess.Popen(
         [
             sys.executable,
@@ -100,11 +106,28 @@ def read_reports(
             parts = line.split()
             if parts[0] == "run":
                 runs[parts[1], datetime.fromisoformat(parts[2])] += 1
-            elif len(parts) == 5:  # a killed process may leave half a line
+            elif parts[0] == "unlisted" and len(parts) == 5:
+                # The grid times after the last listed, up to the last one missed.
+                at, last = datetime.fromisoformat(parts[3]), datetime.fromisoformat(parts[4])
+                while (at := at + STEP) <= last:
+                    missed.setdefault(parts[2], set()).add((parts[1], at))
+            elif parts[0] == "missed" and len(parts) == 5:  # a killed one may leave half
                 missed.setdefault(parts[2], set()).add((parts[1], datetime.fromisoformat(parts[3])))
                 if parts[2] == "interrupted":
                     interrupted.append((n, parts[1], datetime.fromisoformat(parts[4])))
     return runs, missed, interrupted
+
+
+def read_spans(paths: list[Path]) -> dict[str, list[tuple[float, float, int]]]:
+    """Each job's runs as (start, end, output), by start; a killed process's last
+    line may be cut."""
+    spans: dict[str, list[tuple[float, float, int]]] = {}
+    for n, path in enumerate(paths):
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if parts[0] == "span" and len(parts) == 4:
+                spans.setdefault(parts[1], []).append((float(parts[2]), float(parts[3]), n))
+    return {job_id: sorted(found) for job_id, found in spans.items()}
 
 
 def describe(fires: list[tuple[str, datetime, str | None]], job_id: str) -> str:
@@ -158,6 +181,47 @@ def test_four_processes_run_each_fire_time_once(
     assert all(t >= stops for _, t in unfinished), sorted(unfinished)[:3]
     assert not unfinished & set(runs), sorted(unfinished & set(runs))[:3]
     assert missed.get("interrupted", set()) == {(j, t) for j, t, o in fires if o == "interrupted"}
+    found = gaps(fires, set().union(*missed.values()))
+    assert found == [], (found[:3], describe(fires, found[0][0]))
+
+
+def test_max_instances_holds_across_processes_and_each_miss_is_reported_once(
+    postgres_url: str, schema: str, state_url: str, tmp_path: Path
+) -> None:
+    """max_instances=1, runs of 120 ms every 50 ms, in three processes (asyncio, trio,
+    asyncio): never two runs of a job at once in any of them, and every fire time in
+    between is run or reported missed (``max_instances``) by exactly one process."""
+    backends = ["asyncio", "trio", "asyncio"]
+    outputs = [tmp_path / f"out{n}.txt" for n in range(len(backends))]
+    children = [
+        start(state_url, backend, 4, out, 0.12, max_instances=1)
+        for backend, out in zip(backends, outputs, strict=True)
+    ]
+    for child in children:
+        wait_started(child)
+    for child in children:
+        finish(child)
+    fires = read_fires(postgres_url, schema)
+    runs, missed = read_outputs(outputs)
+    assert {key: n for key, n in runs.items() if n > 1} == {}
+    spans = read_spans(outputs)
+    overlaps = [
+        (job_id, before, after)
+        for job_id, found in spans.items()
+        for before, after in itertools.pairwise(found)
+        if after[0] < before[1]
+    ]
+    assert overlaps == [], overlaps[:3]
+    # Runs of one job went to several processes: the limit was shared, not per process.
+    assert any(len({n for _, _, n in found}) > 1 for found in spans.values()), spans
+    limited = missed.get("max_instances", set())
+    assert len(limited) > 20, len(limited)  # runs last longer than the interval
+    claimed_too = sorted(limited & {(j, t) for j, t, _ in fires})
+    assert claimed_too == [], claimed_too[:3]  # a fire time missed is never claimed
+    # Each reported once: no fire time in the reports of two processes.
+    by_output = [read_outputs([path])[1].get("max_instances", set()) for path in outputs]
+    twice = [key for a, b in itertools.combinations(by_output, 2) for key in a & b]
+    assert twice == [], sorted(twice)[:3]
     found = gaps(fires, set().union(*missed.values()))
     assert found == [], (found[:3], describe(fires, found[0][0]))
 

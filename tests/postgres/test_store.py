@@ -237,3 +237,19 @@ async def test_two_schedulers_share_jobs_without_a_double_run(
         missed = {datetime.fromisoformat(at) for at in reported}
         covered = set(times) | {at for at in missed if times[0] < at < times[-1]}
         assert len(covered) == round((times[-1] - times[0]) / step) + 1, job_id
+
+
+async def test_a_poll_says_whether_another_process_is_registered(state_url: str) -> None:
+    """Alone, a process need not save its run ends at once (no one else counts them
+    against max_instances); it learns of another at its next poll."""
+    async with opened(state_url) as one:
+        assert not one.alone  # not known before a poll: the safe answer
+        with anyio.fail_after(30):
+            await one.load()
+            await one.poll([])
+            assert one.alone
+            async with opened(state_url):
+                await one.poll([])
+                assert not one.alone
+            await one.poll([])
+            assert one.alone

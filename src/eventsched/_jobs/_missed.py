@@ -27,13 +27,15 @@ def count_misses(
     now: datetime,
     counts: dict[MissReason, int],
     wanted: bool,
+    running: int | None = None,
 ) -> dict[str, Any] | None:
     """Count the misses of one job (in ``counts`` and the job's own) and log them; the
     data of their ``JOB_MISSED`` event if ``wanted`` (anyone would receive it).
 
     Several reasons at once (some fire times coalesced, the last one over
     ``max_instances``) still make one event: ``reason`` is the first, ``by_reason``
-    has them all, ``count`` the total.
+    has them all, ``count`` the total. ``running``: the runs of the job in progress
+    when its limit was found reached (across processes, for a shared store); None: here.
     """
     misses = (miss,) if isinstance(miss, Miss) else tuple(miss)
     by_reason: dict[str, int] = {}
@@ -68,7 +70,7 @@ def count_misses(
     }
     reasons = {one.reason for one in misses}
     if MissReason.MAX_INSTANCES in reasons:
-        data["running"] = job.running
+        data["running"] = job.running if running is None else running
         data["max_instances"] = job.max_instances
     if MissReason.MISFIRE in reasons:
         data["misfire_grace_time"] = job.misfire_grace_time

@@ -133,10 +133,25 @@ class Runs:
         """Whether anyone would receive an event of ``event_type`` (else it is not built)."""
         return self._wants(event_type)
 
-    def missed_event(self, job: Entry, miss: Miss | Sequence[Miss], now: datetime) -> Event | None:
+    def offer(self, event: Event) -> bool:
+        """Emit ``event`` now if the emitter takes it without waiting; False: emit it
+        later (:meth:`emit`)."""
+        if self._offer is None:
+            return False
+        self._offer(event)
+        return True
+
+    def missed_event(
+        self,
+        job: Entry,
+        miss: Miss | Sequence[Miss],
+        now: datetime,
+        running: int | None = None,
+    ) -> Event | None:
         """Count and log the misses of one job in one pass; describe them as one
         ``JOB_MISSED`` event if anyone would receive that (see :mod:`._missed`)."""
-        data = count_misses(job, miss, now, self.missed, self._wants(EventType.JOB_MISSED))
+        wanted = self._wants(EventType.JOB_MISSED)
+        data = count_misses(job, miss, now, self.missed, wanted, running)
         return None if data is None else self.event(EventType.JOB_MISSED, data)
 
     # -- runs ------------------------------------------------------------------------

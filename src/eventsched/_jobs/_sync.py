@@ -44,6 +44,7 @@ class StoreSync:
 
     __slots__ = (
         "_dirty",
+        "_dropped",
         "_later",
         "_loaded",
         "_lock",
@@ -61,6 +62,11 @@ class StoreSync:
         # Changes no pass needs saved first (ended runs): they wait for the job's next
         # claim, which carries them in the same row, or for the writer (SAVE_DELAY).
         self._later: dict[str, SavedJob | None] = {}
+        # Jobs a save refused, not planned anew since. A pass's changes may go out in
+        # the writer's save (the lock was handed to the writer before the pass asked
+        # for it) or be dropped by it (refused: made from the schedule that lost); the
+        # pass, next in line for the lock, gets them as refused from its own flush.
+        self._dropped: set[str] = set()
         self._signal = anyio.Event()
         # Set by save_soon(): the writer saves at once rather than after SAVE_DELAY.
         self._soon = anyio.Event()
@@ -94,12 +100,18 @@ class StoreSync:
             await self.flush_logged()
             await self.store.close()
 
-    def mark(self, job_id: str, saved: SavedJob | None, *, urgent: bool = True) -> None:
+    def mark(
+        self, job_id: str, saved: SavedJob | None, *, urgent: bool = True, ended: bool = False
+    ) -> None:
         """Note a job's new state (None: deleted), for the next save.
 
         ``urgent=False`` (a run that ended): the next pass need not save it; it goes
-        with the job's next claim, or with the writer's save.
+        with the job's next claim, or with the writer's save. ``ended``: only a run
+        ended (not a schedule planned anew).
         """
+        if urgent and not ended:
+            # Planned from the schedule taken up after the refusal: not refused.
+            self._dropped.discard(job_id)
         if urgent or job_id in self._dirty:
             self._dirty[job_id] = saved
             self._later.pop(job_id, None)
@@ -132,8 +144,12 @@ class StoreSync:
             if not urgent_only and self._later:
                 self._later.update(self._dirty)
                 self._dirty, self._later = self._later, {}
+            # A pass whose changes a save of the writer refused while it waited must not
+            # report the misses it planned from them: the process whose save won
+            # planned them too.
+            dropped, self._dropped = frozenset(self._dropped), set()
             if not self._dirty:
-                return frozenset()
+                return dropped
             states, self._dirty = self._dirty, {}
             try:
                 refused = await self.store.save(states)
@@ -151,7 +167,8 @@ class StoreSync:
                     self._dirty.pop(job_id, None)
                     self._later.pop(job_id, None)
                     self.adopt(job_id, current(job_id))
-            return refused
+                self._dropped.update(refused)
+            return refused | dropped
 
     @asynccontextmanager
     async def quiet(self) -> AsyncIterator[None]:

@@ -31,7 +31,7 @@ from ._planning import Miss
 from ._preview import preview
 from ._records import Job, JobStatistics, MissReason
 from ._runs import Emitter, Runs
-from ._shared import take_up
+from ._sharedtable import SharedStoreTable
 from ._sqlite import SQLiteJobStore
 from ._store import JobStore, MemoryJobStore, SavedJob
 from ._sync import StoreSync
@@ -52,7 +52,7 @@ log = logger.bind(component="jobs")
 JobFunc = TypeVar("JobFunc", bound=Callable[..., Any])
 
 
-class JobTable:
+class JobTable(SharedStoreTable):
     """The jobs, their saved states and their counters; see :class:`JobScheduler`."""
 
     def __init__(
@@ -123,6 +123,7 @@ class JobTable:
             self.timezone_configured = True
             for job in self._entries.values():
                 job.use_default_timezone(self._timezone)
+        self._bind_limits()
 
     # -- inspection --------------------------------------------------------------------
 
@@ -293,62 +294,16 @@ class JobTable:
         owner = self._entries.get(job.id)
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
         target.last_outcome = job.last_outcome
-        if target.persist:
+        if not target.persist:
+            return
+        if self._ends_soon(target):
+            # Until its end is saved, the run counts against max_instances in the other
+            # processes' claims: saved now, not with this process's next claim of the
+            # job (another process may make that claim first).
+            self._sync.mark(target.id, target.saved(), ended=True)
+            self._sync.save_soon()
+        else:
             self._sync.mark(target.id, target.saved(), urgent=False)
-
-    def _adopt(self, job_id: str, saved: SavedJob | None) -> None:
-        """Take up the schedule another process saved for a job whose change was refused."""
-        job = self._entries.get(job_id)
-        if job is None or saved is None:
-            return
-        taken = take_up(job, saved, refused=True)
-        if taken is None:  # this definition is the newer: written over the row
-            if job.persist:
-                self._sync.mark(job_id, job.saved())
-                self._sync.save_soon()
-            return
-        if not taken:
-            return
-        # Back on the timeline at its new time (the old item goes stale): wakes the task
-        # only if that comes before the time it sleeps until.
-        self._queue(job)
-
-    async def _watch_store(self, scope: anyio.CancelScope) -> None:
-        """Hear of the other processes' changes, for a store shared by several
-        (:class:`~eventsched.PostgresJobStore` has ``watch``; the others do not)."""
-        watch = getattr(self._store, "watch", None)
-        if callable(watch):
-            with scope:
-                await watch(self._store_changed, lambda: list(self._entries))
-
-    async def _store_changed(self, polled: Any) -> None:
-        """Rows other processes changed (``polled.rows``, at ``polled.versions``) and
-        the runs of dead processes this one reports (``polled.interrupted``); see
-        :mod:`._shared`."""
-        async with self._sync.quiet():
-            for job_id, saved in polled.rows.items():
-                job = self._entries.get(job_id)
-                if job is not None and take_up(job, saved, refused=False):
-                    # The row taken up is the base of this job's next compare-and-set;
-                    # a change pending from the schedule it replaces is replaced too.
-                    self._store.rebase(job_id, polled.versions[job_id], saved)  # type: ignore[attr-defined]
-                    self._sync.mark(job_id, job.saved())
-                    self._sync.save_soon()
-                    self._queue(job)
-        now = self._clock.now()
-        for job_id, fire_times in polled.interrupted.items():
-            job = self._entries.get(job_id)
-            if job is not None:
-                miss = Miss(MissReason.INTERRUPTED, tuple(fire_times))
-                report = self._runs.missed_event(job, miss, now)  # counted either way
-                if report is not None:
-                    self._reports.append(report)
-                    self._wake()  # the next pass emits it
-
-    @property
-    def _shared(self) -> bool:
-        """Whether the store is shared by several processes (it has ``watch``)."""
-        return callable(getattr(self._store, "watch", None))
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)

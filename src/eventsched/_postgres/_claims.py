@@ -5,10 +5,21 @@ deadlock) and applies each change only if the row is still the one this process 
 loaded or saved (:class:`Base` holds what it knows); a claim is a row in ``fires``,
 whose primary key admits each fire time once. It changes nothing in Python (it may run
 twice: a retry after a lost answer); :class:`Outcome` says what to keep once committed.
+
+**max_instances across processes.** A job's new claims are counted, in the same
+transaction, against its unfinished fires claimed by the *other* live processes (a row
+in ``processes``: a dead one's row goes when a live one takes over its fires) plus this
+process's runs in progress. A fire time beyond ``max_instances`` is not claimed, but
+the row still moves past it: it is handled, as a local ``max_instances`` miss is, and
+the process whose save moved the row (the compare-and-set lets one do so) reports it,
+once. The count is taken once the job's row is locked, and every claim of the job
+locks that row: two claims never count past each other (a count from before another
+transaction committed can only be too high, never too low).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -40,6 +51,9 @@ class Outcome:
     written: dict[str, Row]
     deleted: set[str]
     current: dict[str, Row | None]
+    limited: dict[str, tuple[tuple[datetime, ...], int]]
+    """Fire times not claimed (``max_instances`` runs across processes), and how many
+    runs of the job were in progress, per job whose row this save moved."""
 
 
 class Base(Protocol):
@@ -72,23 +86,42 @@ def announces(row: SavedJob | None, change: SavedJob) -> bool:
 
 
 def apply(
-    connection: Connection, base: Base, changes: dict[str, SavedJob | None], beat: bool
+    connection: Connection,
+    base: Base,
+    changes: dict[str, SavedJob | None],
+    beat: bool,
+    limits: Mapping[str, int],
 ) -> Outcome:
-    """The save transaction (in a worker thread; repeatable: it changes no attribute)."""
+    """The save transaction (in a worker thread; repeatable: it changes no attribute).
+
+    ``limits``: the ``max_instances`` of the jobs this process defines.
+    """
     jobs, fires = base.table("jobs"), base.table("fires")
     ids = sorted(changes)
+    # Only the jobs that claim a fire time in this save are counted.
+    counted = [
+        job_id
+        for job_id in ids
+        if job_id in limits
+        and (change := changes[job_id]) is not None
+        and not base.owned.get(job_id, frozenset()).issuperset(change.running)
+    ]
     locked = connection.execute(
         sql.SQL(
             "SELECT id, fingerprint, last_fire_time, next_fire_time, version, updated_by,"
-            " paused FROM {} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
-        ).format(jobs),
-        [ids],
+            " paused, CASE WHEN id = ANY(%s) THEN (SELECT count(*) FROM {} f"
+            " WHERE f.job_id = j.id AND f.outcome IS NULL AND f.claimed_by <> %s"
+            " AND EXISTS (SELECT 1 FROM {} p WHERE p.id = f.claimed_by)) END"
+            " FROM {} j WHERE id = ANY(%s) ORDER BY id FOR UPDATE OF j"
+        ).format(fires, base.table("processes"), jobs),
+        [counted, base.process, ids],
     ).fetchall()
     rows = {r[0]: Row(r[4], SavedJob(r[1], r[2], r[3], (), r[6])) for r in locked}
+    elsewhere = {r[0]: int(r[7]) for r in locked if r[7] is not None}
     # Rows this process wrote last: a save whose commit went through but whose
     # answer was lost (cancelled, connection cut) is recognised when repeated.
     mine = {r[0] for r in locked if r[5] == base.process}
-    out = Outcome(set(), {}, set(), {})
+    out = Outcome(set(), {}, set(), {}, {})
     claims: list[tuple[str, datetime]] = []
     ended: list[tuple[str, datetime]] = []
     released: list[tuple[str, datetime]] = []
@@ -105,7 +138,7 @@ def apply(
             ended += [(job_id, at) for at in owned]
             out.deleted.add(job_id)
             continue
-        new = [at for at in change.running if at not in owned]
+        new = sorted(at for at in change.running if at not in owned)
         back: list[tuple[str, datetime]] = []
         for at in owned - set(change.running):
             following = change.next_fire_time
@@ -149,6 +182,13 @@ def apply(
                 [*schedule(change), base.process, job_id],
             )
             out.written[job_id] = Row(row.version + 1, without_running(change))
+        if job_id in elsewhere and new:
+            # The oldest first, as a local plan keeps them.
+            running = elsewhere[job_id] + len(owned & set(change.running))
+            room = max(0, limits[job_id] - running)
+            if len(new) > room:
+                out.limited[job_id] = (tuple(new[room:]), running)
+                new = new[:room]
         claims += [(job_id, at) for at in new]
         if len(out.refused) == refused_before:
             released += back
@@ -173,6 +213,7 @@ def apply(
             if (job_id, at) not in taken:
                 out.refused.add(job_id)
                 out.current[job_id] = out.written[job_id]
+                out.limited.pop(job_id, None)
     if ended:
         connection.execute(
             sql.SQL(

@@ -19,7 +19,7 @@ from .. import JobStateError
 __all__ = ["SCHEMA_VERSION", "migrate", "schema_version"]
 
 #: The layout this eventsched reads and writes.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 # Each entry upgrades the layout from the version before it; never edit a shipped one.
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
@@ -62,6 +62,13 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         # Pausing is shared: a job paused (or resumed) in one process is paused (or
         # resumed) in all of them, as its schedule is.
         "ALTER TABLE {schema}.jobs ADD COLUMN paused boolean NOT NULL DEFAULT false",
+    ),
+    3: (
+        # max_instances across processes: a claim counts the job's unfinished fires,
+        # which this finds without reading the job's finished history.
+        "CREATE INDEX fires_unfinished_job ON {schema}.fires (job_id) WHERE outcome IS NULL",
+        # Pruning finds the oldest finished fires first (see _prune.py).
+        "CREATE INDEX fires_finished ON {schema}.fires (finished_at) WHERE outcome IS NOT NULL",
     ),
 }
 

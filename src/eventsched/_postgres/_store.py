@@ -21,6 +21,10 @@ at start, on) takes over the unfinished fires of dead processes among the jobs t
 process defines (marking them ``interrupted`` in the same transaction, so only one
 process reports them).
 
+``max_instances`` holds across processes (:mod:`._claims`): the scheduler binds its
+jobs' limits and a way to report the fire times a save left unclaimed
+(:meth:`PostgresJobStore.bind_limits`).
+
 Wake-ups (:mod:`._watch`): a save that makes a job due earlier for the others (a row
 inserted, resumed or paused, moved back, or given another definition) announces it with
 NOTIFY in its transaction; each process's watcher polls on it, or once per
@@ -39,11 +43,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
+import anyio
+import anyio.lowlevel
 import psycopg
+from loguru import logger
 from psycopg import sql
 
+from .. import JobStateError
 from .._jobs._store import SavedJob
 from .._validate import check_seconds
+from . import _prune as prune
 from ._claims import Outcome, Row, apply, without_running
 from ._database import Database
 from ._liveness import LEASE, heartbeat, lock_key, relock, takeover
@@ -51,6 +60,8 @@ from ._schema import migrate
 from ._url import PostgresTarget, parse_state_url
 
 __all__ = ["PostgresJobStore"]
+
+log = logger.bind(component="postgres")
 
 #: Seconds between heartbeat writes piggybacked on saves (the poll beats too).
 HEARTBEAT: Final = 1.0
@@ -82,6 +93,8 @@ class PostgresJobStore:
         changes and at dead processes (a NOTIFY brings the look forward)
     :param lease: seconds a process may go without a heartbeat (and without its session
         lock) before it is presumed dead and its runs in progress reported interrupted
+    :param keep_fires: seconds a finished fire time stays in the ``fires`` table (a
+        job's latest stays whatever its age; see :mod:`._prune`)
 
     The URL is checked here (:class:`~eventsched.JobStateError`, one line, without the
     password); the server is first reached by :meth:`lock`.
@@ -95,9 +108,14 @@ class PostgresJobStore:
     __slots__ = (
         "_beat",
         "_database",
+        "_limit",
+        "_limited",
         "_refused_rows",
+        "_report",
         "_seen",
         "_session",
+        "alone",
+        "keep_fires",
         "known",
         "lease",
         "owned",
@@ -112,11 +130,14 @@ class PostgresJobStore:
         connections: int = 4,
         poll_interval: float = POLL_INTERVAL,
         lease: float = LEASE,
+        keep_fires: float = prune.KEEP,
     ) -> None:
         check_seconds("poll_interval", poll_interval, allow_zero=False)
         check_seconds("lease", lease, allow_zero=False)
+        check_seconds("keep_fires", keep_fires, allow_zero=False)
         self.poll_interval = float(poll_interval)
         self.lease = float(lease)
+        self.keep_fires = float(keep_fires)
         #: This process's id in ``processes`` and in ``fires.claimed_by``.
         self.process = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Named after the process, so that its connections can be told apart (and an
@@ -134,6 +155,32 @@ class PostgresJobStore:
         self._refused_rows: dict[str, SavedJob | None] = {}
         self._session: Connection | None = None
         self._beat = 0.0
+        #: No other process was registered at the last poll: this one's run ends need
+        #: not be saved at once for the others' max_instances counts (see
+        #: :mod:`._claims`). False until a poll says so.
+        self.alone = False
+        self._limit: Callable[[str], int | None] = _unlimited
+        self._report: Callable[[str, tuple[datetime, ...], int], None] | None = None
+        # Fire times a committed save left unclaimed, until reported (on the loop).
+        self._limited: dict[str, tuple[tuple[datetime, ...], int]] = {}
+
+    def bind_limits(
+        self,
+        limit: Callable[[str], int | None],
+        report: Callable[[str, tuple[datetime, ...], int], None],
+    ) -> None:
+        """How the scheduler shares ``max_instances``: ``limit(job_id)`` (None: not a
+        job of this process), and ``report(job_id, fire_times, running)`` for the fire
+        times a save of this store did not claim because ``running`` runs of the job
+        were in progress across the processes (called on the event loop)."""
+        self._limit, self._report = limit, report
+
+    def _deliver(self) -> None:
+        """Report what committed saves left unclaimed (see :meth:`bind_limits`)."""
+        report = self._report
+        while self._limited and report is not None:
+            job_id, (fire_times, running) = self._limited.popitem()
+            report(job_id, fire_times, running)
 
     @property
     def target(self) -> PostgresTarget:
@@ -216,6 +263,7 @@ class PostgresJobStore:
             " ON k.id = j.id WHERE k.v IS DISTINCT FROM j.version AND j.updated_by <> %s"
         ).format(self.table("jobs"))
         wanted = sorted(jobs)
+        others = sql.SQL("SELECT count(*) FROM {} WHERE id <> %s").format(self.table("processes"))
 
         def work(connection: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
             heartbeat(connection, schema, self.process)
@@ -223,6 +271,8 @@ class PostgresJobStore:
             changed = connection.execute(
                 select, [list(seen), list(seen.values()), self.process]
             ).fetchall()
+            found = connection.execute(others, [self.process]).fetchone()
+            self.alone = found is not None and found[0] == 0
             return changed, taken
 
         def committed(result: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> None:
@@ -241,6 +291,7 @@ class PostgresJobStore:
         interrupted: dict[str, list[datetime]] = {}
         for job_id, fire_time in taken:
             interrupted.setdefault(job_id, []).append(fire_time)
+        self._deliver()
         return Polled(rows, versions, {j: tuple(sorted(t)) for j, t in interrupted.items()})
 
     def rebase(self, job_id: str, version: int, state: SavedJob) -> None:
@@ -288,7 +339,42 @@ class PostgresJobStore:
         """
         from ._watch import watch
 
-        await watch(self, changed, jobs)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._prune_rounds, name="eventsched fires pruning")
+            await watch(self, changed, jobs)
+
+    async def prune(self) -> int:
+        """Delete the finished fires older than ``keep_fires`` (each job's latest
+        kept), in batches; how many. Stops early if another process is pruning."""
+        schema, keep = self._database.target.schema, self.keep_fires
+        total = 0
+        while True:
+            deleted = await self._database.run(
+                lambda c: prune.prune_batch(c, schema, keep, prune.BATCH)
+            )
+            total += deleted or 0
+            if deleted is None or deleted < prune.BATCH:
+                return total
+            await anyio.lowlevel.checkpoint()
+
+    async def _prune_rounds(self) -> None:
+        """A pruning round every minute (or ``keep_fires``), for as long as the watcher
+        runs; a failed round costs a warning, never the watcher."""
+        failing = False
+        while True:
+            await anyio.sleep(min(prune.EVERY, self.keep_fires))
+            try:
+                await self.prune()
+            except (psycopg.Error, OSError, JobStateError) as exc:
+                if not failing:
+                    log.warning(
+                        "Pruning the fires table in {} failed ({}); trying again later",
+                        self.location,
+                        " ".join(str(exc).split())[:200] or type(exc).__name__,
+                    )
+                failing = True
+            else:
+                failing = False
 
     async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
         """Apply ``changes`` in one transaction; the ids whose compare-and-set failed."""
@@ -296,9 +382,16 @@ class PostgresJobStore:
         if not changes:
             return frozenset()
         beat = time.monotonic() >= self._beat + HEARTBEAT
+        limits = {
+            job_id: limit
+            for job_id, change in changes.items()
+            if change is not None and change.running and (limit := self._limit(job_id))
+        }
         outcome = await self._database.run(
-            lambda c: apply(c, self, changes, beat), lambda o: self._committed(changes, o, beat)
+            lambda c: apply(c, self, changes, beat, limits),
+            lambda o: self._committed(changes, o, beat),
         )
+        self._deliver()
         return frozenset(outcome.refused)
 
     def _committed(self, changes: dict[str, SavedJob | None], outcome: Outcome, beat: bool) -> None:
@@ -319,7 +412,9 @@ class PostgresJobStore:
                 # Its ended runs were recorded; its new claims were not.
                 self.owned[job_id] = owned & frozenset(change.running)
             else:
-                self.owned[job_id] = frozenset(change.running)
+                limited = outcome.limited.get(job_id, ((), 0))[0]
+                self.owned[job_id] = frozenset(change.running).difference(limited)
+        self._limited.update(outcome.limited)
         for job_id, found in outcome.current.items():
             # The next compare-and-set is against the winner's row, which the
             # scheduler takes up (current()): refused once, not for ever.
@@ -331,6 +426,7 @@ class PostgresJobStore:
 
     async def close(self) -> None:
         """Unregister this process and close every connection; safe to call twice."""
+        self._deliver()  # a save cancelled once committed left them here
         session, self._session = self._session, None
         if session is not None:
             query = sql.SQL("DELETE FROM {} WHERE id = %s").format(self.table("processes"))
@@ -345,3 +441,7 @@ class PostgresJobStore:
 
             await self._database.run_in_thread(unregister)
         await self._database.close()
+
+
+def _unlimited(job_id: str) -> int | None:
+    return None

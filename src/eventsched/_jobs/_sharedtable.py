@@ -1,0 +1,134 @@
+"""The job table's side of a job store shared by several processes.
+
+:class:`SharedStoreTable` is the half of :class:`~._table.JobTable` that a store shared
+by processes (:class:`~eventsched.PostgresJobStore`: it has ``watch``) talks to: rows
+other processes wrote, taken up (:mod:`._shared`); runs of dead processes, and fire
+times the store did not claim because ``max_instances`` runs of the job were in
+progress across the processes, reported; ``max_instances`` handed to the store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from .._clock import Clock
+from .._events import Event
+from ._entry import Entry
+from ._planning import Miss
+from ._records import MissReason
+from ._runs import Runs
+from ._shared import take_up
+from ._store import JobStore, SavedJob
+from ._sync import SAVE_DELAY, StoreSync
+
+__all__ = ["SharedStoreTable"]
+
+
+class SharedStoreTable:
+    """Mixed into :class:`~._table.JobTable`, which sets these attributes."""
+
+    _entries: dict[str, Entry]
+    _store: JobStore
+    _sync: StoreSync
+    _runs: Runs
+    _clock: Clock
+    _reports: list[Event]
+
+    def _wake(self) -> None:
+        raise NotImplementedError
+
+    def _queue(self, job: Entry) -> None:
+        raise NotImplementedError
+
+    def _bind_limits(self) -> None:
+        """Hand the store the jobs' ``max_instances``, if it shares them."""
+        bind_limits = getattr(self._store, "bind_limits", None)
+        if callable(bind_limits):  # a store shared by processes (PostgresJobStore)
+            bind_limits(self._max_instances, self._limited_elsewhere)
+
+    def _ends_soon(self, job: Entry) -> bool:
+        """Whether a run's end must be saved at once: the store is shared with other
+        processes, and the job's next fire time comes before the writer's delay is
+        over."""
+        if not self._shared or getattr(self._store, "alone", False):
+            return False
+        following = job.fire_at
+        if following is None or job.paused:
+            return False
+        return (following - self._clock.now()).total_seconds() < SAVE_DELAY
+
+    def _adopt(self, job_id: str, saved: SavedJob | None) -> None:
+        """Take up the schedule another process saved for a job whose change was refused."""
+        job = self._entries.get(job_id)
+        if job is None or saved is None:
+            return
+        taken = take_up(job, saved, refused=True)
+        if taken is None:  # this definition is the newer: written over the row
+            if job.persist:
+                self._sync.mark(job_id, job.saved())
+                self._sync.save_soon()
+            return
+        if not taken:
+            return
+        # Back on the timeline at its new time (the old item goes stale): wakes the task
+        # only if that comes before the time it sleeps until.
+        self._queue(job)
+
+    async def _watch_store(self, scope: anyio.CancelScope) -> None:
+        """Hear of the other processes' changes, for a store shared by several
+        (:class:`~eventsched.PostgresJobStore` has ``watch``; the others do not)."""
+        watch = getattr(self._store, "watch", None)
+        if callable(watch):
+            with scope:
+                await watch(self._store_changed, lambda: list(self._entries))
+
+    async def _store_changed(self, polled: Any) -> None:
+        """Rows other processes changed (``polled.rows``, at ``polled.versions``) and
+        the runs of dead processes this one reports (``polled.interrupted``); see
+        :mod:`._shared`."""
+        async with self._sync.quiet():
+            for job_id, saved in polled.rows.items():
+                job = self._entries.get(job_id)
+                if job is not None and take_up(job, saved, refused=False):
+                    # The row taken up is the base of this job's next compare-and-set;
+                    # a change pending from the schedule it replaces is replaced too.
+                    self._store.rebase(job_id, polled.versions[job_id], saved)  # type: ignore[attr-defined]
+                    self._sync.mark(job_id, job.saved())
+                    self._sync.save_soon()
+                    self._queue(job)
+        for job_id, fire_times in polled.interrupted.items():
+            self._report_shared(job_id, Miss(MissReason.INTERRUPTED, tuple(fire_times)))
+
+    def _max_instances(self, job_id: str) -> int | None:
+        job = self._entries.get(job_id)
+        return None if job is None else job.max_instances
+
+    def _limited_elsewhere(
+        self, job_id: str, fire_times: tuple[datetime, ...], running: int
+    ) -> None:
+        """Fire times a shared store did not claim: ``running`` runs of the job were in
+        progress across the processes (see :meth:`_report_shared`)."""
+        self._report_shared(job_id, Miss(MissReason.MAX_INSTANCES, fire_times), running)
+
+    def _report_shared(self, job_id: str, miss: Miss, running: int | None = None) -> None:
+        """Report fire times a shared store found missed (counted and logged either way).
+
+        Emitted now, not with the next pass's reports: a pass drops the misses of jobs
+        whose save was refused (planned from a schedule that lost), and these are not
+        planned by a pass.
+        """
+        job = self._entries.get(job_id)
+        if job is None:
+            return
+        report = self._runs.missed_event(job, miss, self._clock.now(), running)
+        if report is not None and not self._runs.offer(report):
+            self._reports.append(report)
+            self._wake()  # the next pass emits it
+
+    @property
+    def _shared(self) -> bool:
+        """Whether the store is shared by several processes (it has ``watch``)."""
+        return callable(getattr(self._store, "watch", None))
