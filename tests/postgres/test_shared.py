@@ -7,6 +7,7 @@ through NOTIFY.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -371,3 +372,48 @@ async def test_jobs_listing_never_writes_nor_locks(
         pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
     ):
         connection.execute(f"DELETE FROM {schema}.jobs")
+
+
+async def test_claims_ahead_in_one_process_make_no_miss_nor_duplicate_in_another(
+    state_url: str,
+) -> None:
+    """Two processes (schedulers) claiming 0.1 s ahead on one schema, jobs every 50 ms:
+    each fire time runs once, with no gap, and neither process reports any fire time
+    missed because the other claimed it first (no grace to exceed: only a lost claim
+    could be reported)."""
+    assert PostgresJobStore.claim_lead > 0.05  # several fire times claimed per pass
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    schedulers = [shared(state_url) for _ in range(2)]
+    recorders = []
+    for scheduler in schedulers:
+        for n in range(5):
+            scheduler.add_job(
+                noop,
+                "interval",
+                seconds=0.05,
+                start_date=start,
+                id=f"j{n}",
+                coalesce=False,
+                misfire_grace_time=None,
+                max_instances=100,
+            )
+        recorders.append(Recorder(scheduler))
+    with anyio.fail_after(60):
+        async with schedulers[0], schedulers[1]:
+            await until(
+                lambda: sum(len(r.of(EventType.JOB_COMPLETED)) for r in recorders) >= 150, 30
+            )
+            for scheduler in schedulers:
+                scheduler.stop()
+    runs: dict[str, list[datetime]] = {}
+    for recorder in recorders:
+        for event in recorder.of(EventType.JOB_STARTED):
+            runs.setdefault(event.data["job_id"], []).append(
+                datetime.fromisoformat(event.data["fire_time"])
+            )
+    assert [e.data for r in recorders for e in r.of(EventType.JOB_MISSED)] == []
+    for job_id, times in runs.items():
+        assert len(times) == len(set(times)), f"{job_id} ran a fire time twice"
+        times.sort()
+        steps = {later - earlier for earlier, later in itertools.pairwise(times)}
+        assert steps <= {timedelta(seconds=0.05)}, f"{job_id} has a gap: {sorted(steps)}"
