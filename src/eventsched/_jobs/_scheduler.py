@@ -96,18 +96,8 @@ class JobScheduler(JobTable, JobMethods):
         _handling.set(None)  # each run starts a chain of its own
         sync = self._sync
         sync.store = self._store  # changes made before start (removals) stay pending
-        store = self._store
         try:
-            self._stored = await sync.open()
-            self._saved.update(self._stored)
-            if store.location is not None:
-                log.info("Job state file {}: {} saved job(s)", store.location, len(self._saved))
-            now = self._clock.now()
-            jobs = list(self._entries.values())
-            for job in jobs:
-                self._schedule_new(job, now, queue=False)
-            # On the timeline in one heapify: nothing sleeps on it yet to wake.
-            self._timeline.push_all(job for job in jobs if not job.removed)
+            await self._take_up_saved()
             async with anyio.create_task_group() as group:
                 self._group = group
                 writer = anyio.CancelScope()

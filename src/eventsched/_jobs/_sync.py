@@ -11,6 +11,7 @@ from typing import Final
 import anyio
 from loguru import logger
 
+from ._sqliterows import SavedColumns
 from ._store import JobStore, MemoryJobStore, SavedJob
 
 __all__ = ["FLUSH_TIMEOUT", "StoreSync"]
@@ -80,11 +81,15 @@ class StoreSync:
         owns = getattr(store, "owns", None)
         self._owns: Callable[[str, datetime], bool] | None = owns if callable(owns) else None
 
-    async def open(self) -> dict[str, SavedJob]:
-        """Lock and load the store. :raises JobStateError:"""
+    async def open(self) -> dict[str, SavedJob] | SavedColumns:
+        """Lock and load the store (in bulk if it has ``load_columns``, as the SQLite
+        store has: see :mod:`._resume`). :raises JobStateError:"""
         self._lock = anyio.Lock()
         await self.store.lock()
-        saved = await self.store.load()
+        load_columns = getattr(self.store, "load_columns", None)
+        saved: dict[str, SavedJob] | SavedColumns = await (
+            load_columns() if callable(load_columns) else self.store.load()
+        )
         self._loaded = True
         return saved
 

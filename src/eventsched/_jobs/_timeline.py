@@ -59,14 +59,25 @@ class Timeline:
 
     def push_all(self, jobs: Iterable[Entry]) -> None:
         """:meth:`push` each job, and order the heap once (O(n), not O(n log n))."""
-        heap = self._heap
+        keys, fire = [], []
         for job in jobs:
             if job.fire_at is None or job.paused or job.removed:
                 job.ticket = -1
-                continue
-            self._ticket += 1
-            job.ticket = self._ticket
-            heap.append((job.fire_at.timestamp(), self._ticket, job))
+            else:
+                keys.append(job.fire_at.timestamp())
+                fire.append(job)
+        self.push_keyed(keys, fire)
+
+    def push_keyed(self, keys: Iterable[float], jobs: Iterable[Entry]) -> None:
+        """:meth:`push_all` for jobs that fire, with their keys (each one's ``fire_at``
+        as a POSIX timestamp) already known."""
+        heap = self._heap
+        ticket = self._ticket
+        for key, job in zip(keys, jobs, strict=True):
+            ticket += 1
+            job.ticket = ticket
+            heap.append((key, ticket, job))
+        self._ticket = ticket
         heapq.heapify(heap)
 
     def earliest(self) -> datetime | None:
