@@ -96,10 +96,11 @@ class SQLiteJobStore:
     async def load(self) -> dict[str, SavedJob]:
         return await anyio.to_thread.run_sync(self.load_now)
 
-    async def load_columns(self) -> SavedColumns:
-        """:meth:`load` for a start-up: the plain rows without an object per job
-        (see :class:`~._sqliterows.SavedColumns`)."""
-        return await anyio.to_thread.run_sync(self.load_columns_now)
+    async def load_columns(self, fingerprints: Iterable[str] = ()) -> SavedColumns:
+        """:meth:`load` for a start-up: the plain rows without an object per job, each
+        fingerprint one of ``fingerprints`` as its index in them (see
+        :class:`~._sqliterows.SavedColumns`)."""
+        return await anyio.to_thread.run_sync(self.load_columns_now, list(fingerprints))
 
     async def load_some(self, job_ids: Iterable[str]) -> dict[str, SavedJob]:
         """The saved states of ``job_ids``, checked (after :meth:`load_columns`)."""
@@ -140,10 +141,12 @@ class SQLiteJobStore:
         """Open (creating it if missing) and return the saved states. :raises JobStateError:"""
         return self._open(read_rows, dict, dict)
 
-    def load_columns_now(self) -> SavedColumns:
+    def load_columns_now(self, fingerprints: list[str]) -> SavedColumns:
         """:meth:`load_now`, the states as :meth:`load_columns` gives them."""
         return self._open(
-            read_columns, SavedColumns, lambda saved: SavedColumns(others=saved)
+            lambda path, conn: read_columns(path, conn, fingerprints),
+            SavedColumns,
+            lambda saved: SavedColumns(others=saved),
         )
 
     def load_some_now(self, job_ids: Iterable[object]) -> dict[str, SavedJob]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Final
@@ -81,14 +81,15 @@ class StoreSync:
         owns = getattr(store, "owns", None)
         self._owns: Callable[[str, datetime], bool] | None = owns if callable(owns) else None
 
-    async def open(self) -> dict[str, SavedJob] | SavedColumns:
+    async def open(self, fingerprints: Iterable[str] = ()) -> dict[str, SavedJob] | SavedColumns:
         """Lock and load the store (in bulk if it has ``load_columns``, as the SQLite
-        store has: see :mod:`._resume`). :raises JobStateError:"""
+        store has, given the jobs' ``fingerprints``: see :mod:`._resume`).
+        :raises JobStateError:"""
         self._lock = anyio.Lock()
         await self.store.lock()
         load_columns = getattr(self.store, "load_columns", None)
         saved: dict[str, SavedJob] | SavedColumns = await (
-            load_columns() if callable(load_columns) else self.store.load()
+            load_columns(fingerprints) if callable(load_columns) else self.store.load()
         )
         self._loaded = True
         return saved

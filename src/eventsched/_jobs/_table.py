@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from operator import attrgetter
 from os import PathLike
 from typing import Any, TypeVar
 
@@ -48,6 +49,8 @@ from ._triggers import (
 )
 
 __all__ = ["JobTable"]
+
+_fingerprint = attrgetter("fingerprint")
 
 log = logger.bind(component="jobs")
 
@@ -401,14 +404,17 @@ class JobTable:
     async def _take_up_saved(self) -> None:
         """Lock and load the store, and give each job added so far its place in its
         schedule (its saved one if it has one), all put on the timeline at once."""
-        loaded = await self._sync.open()
+        # The few distinct fingerprints (usually), so that the rows can name theirs by
+        # number (see read_columns).
+        fingerprints = list(dict.fromkeys(map(_fingerprint, self._entries.values())))
+        loaded = await self._sync.open(fingerprints)
         if self._store.location is not None:
             log.info("Job state file {}: {} saved job(s)", self._store.location, len(loaded))
         now = self._clock.now()
         if isinstance(loaded, SavedColumns):
             # Replaced before start: the row, if any, is the state to resume.
             before, self._saved = self._saved, {}
-            keys, resumed, left = resume_plain(self._entries, loaded, now.timestamp())
+            keys, resumed, left = resume_plain(self._entries, loaded, fingerprints, now.timestamp())
             self._timeline.push_keyed(keys, resumed)
             for job in resumed:
                 before.pop(job.id, None)
