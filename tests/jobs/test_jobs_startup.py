@@ -187,3 +187,14 @@ async def test_a_malformed_row_is_refused_at_start_by_name(
     with pytest.RaisesGroup(expected, allow_unwrapped=True):
         async with restarted:
             pass
+
+
+async def test_a_job_replaced_before_start_by_the_same_definition_is_scheduled() -> None:
+    """It used to be carried over with the schedule it did not have yet (no fire time),
+    and so removed at start as exhausted."""
+    scheduler = EventScheduler()
+    scheduler.configure_jobs(clock=VirtualClock(RESTART))
+    scheduler.add_job(_noop, "cron", minute="15", id="cron")
+    scheduler.add_job(_noop, "cron", minute="15", id="cron", replace_existing=True)
+    async with scheduler:
+        assert scheduler.get_job("cron").next_fire_time == EPOCH + timedelta(hours=2, minutes=15)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from operator import attrgetter
 from os import PathLike
 from typing import Any, TypeVar
 
@@ -31,11 +30,9 @@ from ._giveback import settle_before
 from ._planning import Miss
 from ._preview import preview
 from ._records import Job, JobStatistics, MissReason
-from ._resume import resume_plain
 from ._runs import Emitter, Runs
 from ._shared import take_up
 from ._sqlite import SQLiteJobStore
-from ._sqliterows import SavedColumns
 from ._store import JobStore, MemoryJobStore, SavedJob
 from ._sync import StoreSync
 from ._timeline import Timeline
@@ -49,8 +46,6 @@ from ._triggers import (
 )
 
 __all__ = ["JobTable"]
-
-_fingerprint = attrgetter("fingerprint")
 
 log = logger.bind(component="jobs")
 
@@ -201,8 +196,9 @@ class JobTable:
             existing.persist = False  # its row is the new job's from now on
             job.runs_in_progress = existing.runs_in_progress
             job.in_flight = existing.in_flight
-            if existing.fingerprint == job.fingerprint and existing.deferred is None:
-                # Same schedule: keep its place in it rather than starting over.
+            if existing.fingerprint == job.fingerprint and existing.next_fire is not None:
+                # Same schedule: keep its place in it rather than starting over. (Before
+                # start it has none yet: the store's row, if any, is taken up then.)
                 self._saved[id] = SavedJob(
                     existing.fingerprint, existing.last_fire, existing.next_fire
                 )
@@ -400,34 +396,6 @@ class JobTable:
             if self._entries.get(job.id) is job:
                 del self._entries[job.id]
             log.debug("Job {} has no more fire times and was removed", job.id)
-
-    async def _take_up_saved(self) -> None:
-        """Lock and load the store, and give each job added so far its place in its
-        schedule (its saved one if it has one), all put on the timeline at once."""
-        # The few distinct fingerprints (usually), so that the rows can name theirs by
-        # number (see read_columns).
-        fingerprints = list(dict.fromkeys(map(_fingerprint, self._entries.values())))
-        loaded = await self._sync.open(fingerprints)
-        if self._store.location is not None:
-            log.info("Job state file {}: {} saved job(s)", self._store.location, len(loaded))
-        now = self._clock.now()
-        if isinstance(loaded, SavedColumns):
-            # Replaced before start: the row, if any, is the state to resume.
-            before, self._saved = self._saved, {}
-            keys, resumed, left = resume_plain(self._entries, loaded, fingerprints, now.timestamp())
-            self._timeline.push_keyed(keys, resumed)
-            for job in resumed:
-                before.pop(job.id, None)
-            self._saved.update(before)
-            loaded = {**loaded.others, **(await self._store.load_some(left) if left else {})}  # type: ignore[attr-defined]
-        self._stored = loaded
-        self._saved.update(loaded)
-        # The jobs not resumed above (all of them with other stores): one by one.
-        jobs = [job for job in self._entries.values() if job.next_fire is None]
-        for job in jobs:
-            self._schedule_new(job, now, queue=False)
-        # On the timeline in one heapify: nothing sleeps on it yet to wake.
-        self._timeline.push_all(job for job in jobs if not job.removed)
 
     def _schedule_new(self, job: Entry, now: datetime, *, queue: bool = True) -> None:
         """Give a newly started job its first fire time, or its saved one (``queue``:
