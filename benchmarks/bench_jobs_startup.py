@@ -59,11 +59,11 @@ def _child(path: str, jobs: int) -> dict[str, Any]:
     original_columns = getattr(SQLiteJobStore, "load_columns", None)
     if original_columns is not None:  # the bulk read at start (this tree, not older ones)
 
-        async def timed_columns(self: Any) -> Any:
+        async def timed_columns(self: Any, *args: Any) -> Any:
             nonlocal load_cpu
             start = time.process_time()
             try:
-                return await original_columns(self)
+                return await original_columns(self, *args)
             finally:
                 load_cpu = time.process_time() - start
 
