@@ -4,6 +4,7 @@ again, no ``SavedJob`` per plain row, and a malformed row still refused by name.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -198,3 +199,16 @@ async def test_a_job_replaced_before_start_by_the_same_definition_is_scheduled()
     scheduler.add_job(_noop, "cron", minute="15", id="cron", replace_existing=True)
     async with scheduler:
         assert scheduler.get_job("cron").next_fire_time == EPOCH + timedelta(hours=2, minutes=15)
+
+
+async def test_a_version_1_file_is_migrated_by_a_start(tmp_path: Path) -> None:
+    """The bulk read opens the file as the checked one does: version 1 migrated."""
+    path = tmp_path / "jobs.sqlite"
+    shutil.copyfile(Path(__file__).parent / "data" / "state_v1.sqlite", path)
+    scheduler = _scheduler(SQLiteJobStore(path, warn=False), VirtualClock(RESTART))
+    scheduler.add_job(_noop, "interval", hours=1, id="hourly")
+    async with scheduler:
+        assert scheduler.get_job("hourly").next_fire_time is not None
+    listed, version = read_state_file_version(path)
+    assert version == 2
+    assert set(listed) == {"hourly", "berlin", "claimed", "done"}
