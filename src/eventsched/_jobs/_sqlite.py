@@ -99,7 +99,8 @@ class SQLiteJobStore:
     async def load_columns(self, fingerprints: Iterable[str] = ()) -> SavedColumns:
         """:meth:`load` for a start-up: the plain rows without an object per job, each
         fingerprint one of ``fingerprints`` as its index in them (see
-        :class:`~._sqliterows.SavedColumns`)."""
+        :class:`~._sqliterows.SavedColumns`). The scheduler calls this rather than
+        :meth:`load`: a subclass that changes what is loaded overrides both."""
         return await anyio.to_thread.run_sync(self.load_columns_now, list(fingerprints))
 
     async def load_some(self, job_ids: Iterable[str]) -> dict[str, SavedJob]:
