@@ -18,7 +18,8 @@ heap to its job. A tuple of numbers only is untracked by the garbage collector a
 first collection, where one holding the job stays tracked for as long as it is in the
 heap: a start-up that queues 50,000 jobs then leaves the collector nothing to traverse
 (the 50,000 tracked tuples had set off dozens of young collections and, kept, a full
-one), and at 10,000 fires a second the heap adds nothing to the full collections.
+one). The price is a dict store and pop per item, ~0.1 us; at 10,000 fires a second the
+heap should then add nothing to the full collections (not measured yet).
 """
 
 from __future__ import annotations
