@@ -18,8 +18,9 @@ heap to its job. A tuple of numbers only is untracked by the garbage collector a
 first collection, where one holding the job stays tracked for as long as it is in the
 heap: a start-up that queues 50,000 jobs then leaves the collector nothing to traverse
 (the 50,000 tracked tuples had set off dozens of young collections and, kept, a full
-one). The price is a dict store and pop per item, ~0.1 us; at 10,000 fires a second the
-heap should then add nothing to the full collections (not measured yet).
+one). The price is a dict store and pop per item: 20,000 pushes and 10,000 pops of
+10,000 jobs, alternated in one process 25 times, took 110 / 170 ms (best / median)
+against 127 / 175 with the job in the tuple, within the noise of a loaded machine.
 """
 
 from __future__ import annotations
