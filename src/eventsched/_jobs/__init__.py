@@ -4,7 +4,8 @@ Map: ``_records`` (public records), ``_triggers`` (the only APScheduler importer
 ``_planning`` (pure: what runs, what is missed), ``_entry`` (one scheduled job),
 ``_runs`` (a run and its ``JOB_*`` events), ``_retry`` (retries, :class:`Backoff`),
 ``_preview`` (next fire times), ``_timings`` (lateness and duration
-histograms), ``_store`` (the :class:`JobStore` protocol,
+histograms), ``_timeline`` (the heap of fire times), ``_resume`` (a start-up's bulk
+take-up of saved rows), ``_store`` (the :class:`JobStore` protocol,
 :class:`MemoryJobStore`), ``_sqlite`` (:class:`SQLiteJobStore`), ``_sync`` (batched
 saves), ``_table`` and ``_scheduler`` (:class:`JobScheduler`), ``_facade`` (the job
 methods of :class:`~eventsched.EventScheduler`).

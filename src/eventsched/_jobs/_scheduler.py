@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Final
 
 import anyio
@@ -41,11 +42,15 @@ from ._facade import JobMethods
 from ._giveback import settle
 from ._planning import Miss, plan
 from ._records import MissReason
+from ._resume import resume_plain
 from ._shared import drop_lost_misses
+from ._sqliterows import SavedColumns
 from ._table import JobTable
 from ._triggers import due_fire_times
 
 __all__ = ["JobScheduler"]
+
+_fingerprint = attrgetter("fingerprint")
 
 log = logger.bind(component="jobs")
 
@@ -120,16 +125,7 @@ class JobScheduler(JobTable, JobMethods):
         store = self._store
         self._lead = claim_lead(store) if sync.durable else 0.0
         try:
-            self._stored = await sync.open()
-            self._saved.update(self._stored)
-            if store.location is not None:
-                log.info("Job state file {}: {} saved job(s)", store.location, len(self._saved))
-            now = self._clock.now()
-            jobs = list(self._entries.values())
-            for job in jobs:
-                self._schedule_new(job, now, queue=False)
-            # On the timeline in one heapify: nothing sleeps on it yet to wake.
-            self._timeline.push_all(job for job in jobs if not job.removed)
+            await self._take_up_saved()
             async with anyio.create_task_group() as group:
                 self._group = group
                 writer = anyio.CancelScope()
@@ -157,6 +153,31 @@ class JobScheduler(JobTable, JobMethods):
                     if job.persist and not job.removed:
                         sync.mark(job.id, job.saved())
             await sync.close()
+
+    async def _take_up_saved(self) -> None:
+        """Lock and load the store, and give each job added so far its place in its
+        schedule (its saved one if it has one), all put on the timeline at once."""
+        # The distinct fingerprints (usually few), so that the rows can name theirs by
+        # number (see read_columns).
+        fingerprints = list(dict.fromkeys(map(_fingerprint, self._entries.values())))
+        loaded = await self._sync.open(fingerprints)
+        if self._store.location is not None:
+            log.info("Job state file {}: {} saved job(s)", self._store.location, len(loaded))
+        now = self._clock.now()
+        if isinstance(loaded, SavedColumns):  # the SQLite store: see _resume
+            keys, resumed, left = resume_plain(self._entries, loaded, fingerprints, now.timestamp())
+            self._timeline.push_keyed(keys, resumed)
+            if left:  # read again, checked, for the job-by-job take-up
+                loaded.others.update(await self._store.load_some(left))  # type: ignore[attr-defined]
+            loaded = loaded.others
+        self._stored = loaded
+        self._saved.update(loaded)
+        # The jobs not resumed above (all of them with other stores), one by one.
+        jobs = [job for job in self._entries.values() if job.next_fire is None]
+        for job in jobs:
+            self._schedule_new(job, now, queue=False)
+        # On the timeline in one heapify: nothing sleeps on it yet to wake.
+        self._timeline.push_all(job for job in jobs if not job.removed)
 
     def begin_shutdown(self) -> None:
         """Start no new runs: the scheduler task stops; runs in progress go on."""

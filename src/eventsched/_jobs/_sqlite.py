@@ -31,10 +31,10 @@ import fcntl
 import os
 import sqlite3
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -45,8 +45,11 @@ from ._sqliterows import (
     FORMAT,
     FORMAT_VERSION,
     SCHEMA,
+    SavedColumns,
     migrate_v1,
+    read_columns,
     read_rows,
+    read_some,
     row_of,
 )
 from ._store import SavedJob
@@ -57,6 +60,8 @@ log = logger.bind(component="jobstate")
 
 # Failures of open(2) that mean "you may not write here", whoever you are.
 _READ_ONLY = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+Loaded = TypeVar("Loaded")
 
 
 def _show(path: object) -> str:
@@ -91,6 +96,17 @@ class SQLiteJobStore:
     async def load(self) -> dict[str, SavedJob]:
         return await anyio.to_thread.run_sync(self.load_now)
 
+    async def load_columns(self, fingerprints: Iterable[str] = ()) -> SavedColumns:
+        """:meth:`load` for a start-up: the plain rows without an object per job, each
+        fingerprint one of ``fingerprints`` as its index in them (see
+        :class:`~._sqliterows.SavedColumns`). The scheduler calls this rather than
+        :meth:`load`: a subclass that changes what is loaded overrides both."""
+        return await anyio.to_thread.run_sync(self.load_columns_now, list(fingerprints))
+
+    async def load_some(self, job_ids: Iterable[str]) -> dict[str, SavedJob]:
+        """The saved states of ``job_ids``, checked (after :meth:`load_columns`)."""
+        return await anyio.to_thread.run_sync(self.load_some_now, list(job_ids))
+
     async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
         await anyio.to_thread.run_sync(self.save_now, dict(changes))
         return frozenset()
@@ -124,6 +140,35 @@ class SQLiteJobStore:
 
     def load_now(self) -> dict[str, SavedJob]:
         """Open (creating it if missing) and return the saved states. :raises JobStateError:"""
+        return self._open(read_rows, dict, dict)
+
+    def load_columns_now(self, fingerprints: list[str]) -> SavedColumns:
+        """:meth:`load_now`, the states as :meth:`load_columns` gives them."""
+        return self._open(
+            lambda path, conn: read_columns(path, conn, fingerprints),
+            SavedColumns,
+            lambda saved: SavedColumns(others=saved),
+        )
+
+    def load_some_now(self, job_ids: Iterable[object]) -> dict[str, SavedJob]:
+        conn = self._conn
+        if conn is None:
+            raise JobStateError(f"the job state file {_show(self.path)} is not open")
+        try:
+            return read_some(_show(self.path), conn, job_ids)
+        except sqlite3.DatabaseError as exc:
+            raise JobStateError(
+                f"{_show(self.path)} is not a usable job state file ({exc})"
+            ) from None
+
+    def _open(
+        self,
+        read: Callable[[str, sqlite3.Connection], Loaded],
+        empty: Callable[[], Loaded],
+        migrated: Callable[[dict[str, SavedJob]], Loaded],
+    ) -> Loaded:
+        """Open the file and read it with ``read`` (``empty``: a new file; ``migrated``:
+        the states of a version 1 file, once rewritten)."""
         path = self.path
         _check_path(path)
         fd = _open(path, "job state file")
@@ -140,14 +185,20 @@ class SQLiteJobStore:
         except sqlite3.Error as exc:
             raise JobStateError(f"cannot open the job state file {_show(path)}: {exc}") from None
         try:
-            saved = self._load(conn)
+            saved = self._load(conn, read, empty, migrated)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
         return saved
 
-    def _load(self, conn: sqlite3.Connection) -> dict[str, SavedJob]:
+    def _load(
+        self,
+        conn: sqlite3.Connection,
+        read: Callable[[str, sqlite3.Connection], Loaded],
+        empty: Callable[[], Loaded],
+        migrated: Callable[[dict[str, SavedJob]], Loaded],
+    ) -> Loaded:
         path = _show(self.path)
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
@@ -160,7 +211,7 @@ class SQLiteJobStore:
                         [("format", FORMAT), ("version", str(FORMAT_VERSION))],
                     )
                 _tune(conn)
-                return {}
+                return empty()
             if "meta" not in tables or "jobs" not in tables:
                 raise JobStateError(
                     f"{path} is an SQLite file but not an eventsched job state file "
@@ -177,12 +228,12 @@ class SQLiteJobStore:
             # a version 1 file is migrated in the same transaction (all of it or none).
             with conn:
                 if version == "1":
-                    saved = migrate_v1(conn, path, now)
+                    saved = migrated(migrate_v1(conn, path, now))
                     log.info(
                         "Job state file {}: migrated from version 1 to {}", path, FORMAT_VERSION
                     )
                 elif version == str(FORMAT_VERSION):
-                    saved = read_rows(path, conn)
+                    saved = read(path, conn)
                 else:
                     raise JobStateError(_version_refused(path, version))
                 conn.execute(

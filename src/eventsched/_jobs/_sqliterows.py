@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -30,10 +31,14 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "JOB_COLUMNS",
+    "MAX_MATCHED",
     "SCHEMA",
+    "SavedColumns",
     "migrate_v1",
     "parse_v1",
+    "read_columns",
     "read_rows",
+    "read_some",
     "row_of",
 ]
 
@@ -82,8 +87,85 @@ def row_of(job_id: str, saved: SavedJob, now: str) -> tuple[Any, ...]:
 _PAUSED: Final = {None: None, 0: False, 1: True}
 
 
-def read_rows(path: str, conn: sqlite3.Connection, *, ordered: bool = False) -> dict[str, SavedJob]:
-    """The version 2 rows of the open file as saved states. :raises JobStateError:
+#: The rows a start-up takes up in bulk (:func:`read_columns`): no claimed fire time, a
+#: next one, not recorded as paused. Never NULL, so ``NOT (...)`` is the exact rest.
+_PLAIN: Final = "running IS NULL AND next_fire_time IS NOT NULL AND (paused IS NULL OR paused = 0)"
+#: At most this many distinct fingerprints are matched in SQL (see read_columns).
+MAX_MATCHED: Final = 32
+
+
+@dataclass(slots=True)
+class SavedColumns:
+    """The saved states for a start-up, without an object per job.
+
+    The plain rows come as parallel lists of their raw values (``ids[i]`` is the job
+    of ``fingerprints[i]``, ...), unchecked: the scheduler converts (and so checks)
+    only what a job needs to resume its schedule, and reads any row it cannot take up
+    that way again, checked, with :func:`read_some` (a malformed row is reported then,
+    naming its job). A fingerprint that is one of those the scheduler asked about
+    comes as its index in that list (an int). ``others`` are the rest (claimed fire
+    times, paused, exhausted), read and checked as :func:`read_rows` reads them.
+    """
+
+    ids: list[Any] = field(default_factory=list)
+    fingerprints: list[Any] = field(default_factory=list)
+    next_fire_times: list[Any] = field(default_factory=list)
+    last_fire_times: list[Any] = field(default_factory=list)
+    outcomes: list[Any] = field(default_factory=list)
+    others: dict[str, SavedJob] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids) + len(self.others)
+
+
+def read_columns(path: str, conn: sqlite3.Connection, known: list[str]) -> SavedColumns:
+    """The version 2 rows of the open file, for a start-up. :raises JobStateError:
+
+    One JSON array per column over all plain rows: SQLite builds the arrays in C and
+    ``json.loads`` reads each in C, where a cursor makes a tuple and converts each value
+    in Python's ``sqlite3`` per row (the ids and next fire times of 50,000 rows: ~19 ms
+    against ~69 ms). The fingerprints were half the bytes of those arrays (~70 characters a
+    row, mostly the same few): one of the ``known`` ones (if there are at most
+    :data:`MAX_MATCHED`) comes as its index instead.
+    """
+    known = known if len(known) <= MAX_MATCHED else []
+    matched = "".join(f" WHEN ? THEN {i}" for i in range(len(known)))
+    fingerprint = f"CASE fingerprint{matched} ELSE fingerprint END" if known else "fingerprint"
+    query = (
+        f"SELECT json_group_array(job_id), json_group_array({fingerprint}),"
+        " json_group_array(next_fire_time), json_group_array(last_fire_time),"
+        f" json_group_array(last_outcome) FROM jobs WHERE {_PLAIN}"
+    )
+    try:
+        arrays = conn.execute(query, known).fetchone()
+        columns = SavedColumns(*(json.loads(array) for array in arrays))
+    except (sqlite3.DataError, sqlite3.OperationalError, ValueError):
+        # A value JSON cannot hold (a BLOB): the checked read says which row.
+        return SavedColumns(others=read_rows(path, conn))
+    columns.others = read_rows(path, conn, where=f"NOT ({_PLAIN})")
+    return columns
+
+
+def read_some(path: str, conn: sqlite3.Connection, ids: Iterable[object]) -> dict[str, SavedJob]:
+    """The rows of the jobs ``ids``, checked. :raises JobStateError:"""
+    return read_rows(
+        path,
+        conn,
+        where="job_id IN (SELECT value FROM json_each(?))",
+        parameters=(json.dumps(list(ids)),),
+    )
+
+
+def read_rows(
+    path: str,
+    conn: sqlite3.Connection,
+    *,
+    ordered: bool = False,
+    where: str = "",
+    parameters: tuple[Any, ...] = (),
+) -> dict[str, SavedJob]:
+    """The version 2 rows of the open file (those ``where`` selects) as saved states.
+    :raises JobStateError:
 
     The loop is the start-up's cost per saved job, so it converts and checks only what
     a row in the form :func:`row_of` writes needs; any other row (claimed fire times, an
@@ -96,10 +178,14 @@ def read_rows(path: str, conn: sqlite3.Connection, *, ordered: bool = False) -> 
     edges = _EDGES
     outcomes = OUTCOMES
     saved: dict[str, SavedJob] = {}
-    query = f"SELECT {JOB_COLUMNS} FROM jobs" + (" ORDER BY job_id" if ordered else "")
+    query = (
+        f"SELECT {JOB_COLUMNS} FROM jobs"
+        + (f" WHERE {where}" if where else "")
+        + (" ORDER BY job_id" if ordered else "")
+    )
     try:
         for job_id, fingerprint, last, following, running, paused, outcome in conn.execute(
-            query
+            query, parameters
         ).fetchall():
             last_at = None if last is None else parse(last)
             next_at = None if following is None else parse(following)
@@ -122,7 +208,7 @@ def read_rows(path: str, conn: sqlite3.Connection, *, ordered: bool = False) -> 
                 )
     except (TypeError, ValueError, OverflowError) as exc:
         # Something the loop's conversions refused (a 13th month): find it, say so.
-        for row in conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs"):
+        for row in conn.execute(query, parameters):
             _read_checked(path, *row)
         # Not expected (the checked read refuses all the loop does): still one line.
         raise JobStateError(f"{path} has a malformed job state ({exc})") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Final
@@ -11,6 +11,7 @@ from typing import Final
 import anyio
 from loguru import logger
 
+from ._sqliterows import SavedColumns
 from ._store import JobStore, MemoryJobStore, SavedJob
 
 __all__ = ["FLUSH_TIMEOUT", "StoreSync"]
@@ -86,11 +87,16 @@ class StoreSync:
         owns = getattr(store, "owns", None)
         self._owns: Callable[[str, datetime], bool] | None = owns if callable(owns) else None
 
-    async def open(self) -> dict[str, SavedJob]:
-        """Lock and load the store. :raises JobStateError:"""
+    async def open(self, fingerprints: Iterable[str] = ()) -> dict[str, SavedJob] | SavedColumns:
+        """Lock and load the store (in bulk if it has ``load_columns``, as the SQLite
+        store has, given the jobs' ``fingerprints``: see :mod:`._resume`).
+        :raises JobStateError:"""
         self._lock = anyio.Lock()
         await self.store.lock()
-        saved = await self.store.load()
+        load_columns = getattr(self.store, "load_columns", None)
+        saved: dict[str, SavedJob] | SavedColumns = await (
+            load_columns(fingerprints) if callable(load_columns) else self.store.load()
+        )
         self._loaded = True
         return saved
 

@@ -197,8 +197,9 @@ class JobTable(SharedStoreTable):
             existing.persist = False  # its row is the new job's from now on
             job.runs_in_progress = existing.runs_in_progress
             job.in_flight = existing.in_flight
-            if existing.fingerprint == job.fingerprint and existing.deferred is None:
-                # Same schedule: keep its place in it rather than starting over.
+            if existing.fingerprint == job.fingerprint and existing.next_fire is not None:
+                # Same schedule: keep its place in it rather than starting over. (Before
+                # start it has none yet: the store's row, if any, is taken up then.)
                 self._saved[id] = SavedJob(
                     existing.fingerprint, existing.last_fire, existing.next_fire
                 )

@@ -12,6 +12,15 @@ faster than aware datetimes (whose time zones may differ), and at today's dates 
 still tells microseconds apart, so the order is the datetimes' order. When stale items
 outnumber the live jobs the heap is rebuilt, so its size stays proportional to the
 number of jobs.
+
+An item is a pair of numbers, ``(key, ticket)``, and a dict maps each ticket in the
+heap to its job. A tuple of numbers only is untracked by the garbage collector at its
+first collection, where one holding the job stays tracked for as long as it is in the
+heap: a start-up that queues 50,000 jobs then leaves the collector nothing to traverse
+(the 50,000 tracked tuples had set off dozens of young collections and, kept, a full
+one). The price is a dict store and pop per item: 20,000 pushes and 10,000 pops of
+10,000 jobs, alternated in one process 25 times, took 110 / 170 ms (best / median)
+against 127 / 175 with the job in the tuple, within the noise of a loaded machine.
 """
 
 from __future__ import annotations
@@ -31,10 +40,12 @@ _MIN_REBUILD = 64
 class Timeline:
     """Scheduled jobs ordered by their next fire time (``Entry.fire_at``)."""
 
-    __slots__ = ("_heap", "_ticket", "popped")
+    __slots__ = ("_heap", "_queued", "_ticket", "popped")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Entry]] = []
+        self._heap: list[tuple[float, int]] = []
+        # The job of each item in the heap, by its ticket (an entry per item).
+        self._queued: dict[int, Entry] = {}
         self._ticket = 0
         #: Items taken off the heap, live or stale: the work of the passes, for tests.
         self.popped = 0
@@ -43,10 +54,9 @@ class Timeline:
         return len(self._heap)
 
     @staticmethod
-    def _live(item: tuple[float, int, Entry]) -> bool:
+    def _live(job: Entry, ticket: int) -> bool:
         # Every change of a job's fire time pushes it again with a new ticket.
-        job = item[2]
-        return job.ticket == item[1] and not job.removed and not job.paused
+        return job.ticket == ticket and not job.removed and not job.paused
 
     def push(self, job: Entry) -> None:
         """Queue a job at its current fire time; its earlier items become stale."""
@@ -54,54 +64,74 @@ class Timeline:
             job.ticket = -1  # any item of it left in the heap is stale
             return
         self._ticket += 1
-        job.ticket = self._ticket
-        heapq.heappush(self._heap, (job.fire_at.timestamp(), self._ticket, job))
+        ticket = job.ticket = self._ticket
+        self._queued[ticket] = job
+        heapq.heappush(self._heap, (job.fire_at.timestamp(), ticket))
 
     def push_all(self, jobs: Iterable[Entry]) -> None:
         """:meth:`push` each job, and order the heap once (O(n), not O(n log n))."""
+        self.push_keyed(*_firing(jobs))
+
+    def push_keyed(self, keys: Iterable[float], jobs: Iterable[Entry]) -> None:
+        """:meth:`push_all` for jobs that fire, with their keys (each one's ``fire_at``
+        as a POSIX timestamp) already known."""
         heap = self._heap
-        for job in jobs:
-            if job.fire_at is None or job.paused or job.removed:
-                job.ticket = -1
-                continue
-            self._ticket += 1
-            job.ticket = self._ticket
-            heap.append((job.fire_at.timestamp(), self._ticket, job))
+        queued = self._queued
+        ticket = self._ticket
+        # One loop: measured faster than filling the dict and the heap from zip()s.
+        for key, job in zip(keys, jobs, strict=True):
+            ticket += 1
+            job.ticket = ticket
+            queued[ticket] = job
+            heap.append((key, ticket))
+        self._ticket = ticket
         heapq.heapify(heap)
 
     def earliest(self) -> datetime | None:
         """The earliest fire time of a job that fires, dropping stale items on top."""
         heap = self._heap
+        queued = self._queued
         while heap:
-            item = heap[0]
-            if self._live(item):
-                return item[2].fire_at
+            ticket = heap[0][1]
+            job = queued[ticket]
+            if self._live(job, ticket):
+                return job.fire_at
             heapq.heappop(heap)
+            del queued[ticket]
             self.popped += 1
         return None
 
     def pop_due(self, horizon: datetime) -> list[Entry]:
         """Take the jobs due by ``horizon`` off the heap, earliest first (each once)."""
         heap = self._heap
+        queued = self._queued
         due: list[Entry] = []
         limit = horizon.timestamp()
         while heap and heap[0][0] <= limit:
-            item = heapq.heappop(heap)
+            ticket = heapq.heappop(heap)[1]
+            job = queued.pop(ticket)
             self.popped += 1
-            if self._live(item):
-                item[2].ticket = -1  # taken: push it again once it has a new fire time
-                due.append(item[2])
+            if self._live(job, ticket):
+                job.ticket = -1  # taken: push it again once it has a new fire time
+                due.append(job)
         return due
 
     def compact(self, jobs: Iterable[Entry], live: int) -> None:
         """Rebuild the heap from ``jobs`` when stale items outnumber the ``live`` jobs."""
         if len(self._heap) <= max(_MIN_REBUILD, 2 * live):
             return
-        heap: list[tuple[float, int, Entry]] = []
-        for job in jobs:
-            if job.ticket >= 0 and job.fire_at is not None and not job.paused:
-                self._ticket += 1
-                job.ticket = self._ticket
-                heap.append((job.fire_at.timestamp(), self._ticket, job))
-        heapq.heapify(heap)
-        self._heap = heap
+        self._heap, self._queued = [], {}
+        self.push_keyed(*_firing(job for job in jobs if job.ticket >= 0))
+
+
+def _firing(jobs: Iterable[Entry]) -> tuple[list[float], list[Entry]]:
+    """The jobs that fire, with their keys; the others are marked not queued."""
+    keys: list[float] = []
+    firing: list[Entry] = []
+    for job in jobs:
+        if job.fire_at is None or job.paused or job.removed:
+            job.ticket = -1
+        else:
+            keys.append(job.fire_at.timestamp())
+            firing.append(job)
+    return keys, firing
