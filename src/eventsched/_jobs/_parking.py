@@ -16,11 +16,17 @@ import sniffio
 __all__ = ["Parking"]
 
 
-def _trio_lowlevel() -> Any:
-    # Imported on trio only: importing eventsched must not import trio.
-    import trio.lowlevel
+_trio: list[Any] = []
 
-    return trio.lowlevel
+
+def _trio_lowlevel() -> Any:
+    # Imported on trio only: importing eventsched must not import trio. Kept once
+    # imported: an import statement per parking cost a microsecond.
+    if not _trio:
+        import trio.lowlevel
+
+        _trio.append(trio.lowlevel)
+    return _trio[0]
 
 
 class Parking:
