@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from ._manyjobs import JOB_MISS_REASONS
+from ._manyjobs import EVENTSCHED_ONLY, JOB_MISS_REASONS
 
 __all__ = [
     "BACKENDS",
@@ -269,7 +269,7 @@ def _jobs() -> list[Metric]:
                 *(
                     Metric(f"{key}_{reason}", "jobs", f"{text} {word}", "count", "lower", only)
                     for reason, word in JOB_MISS_REASONS.items()
-                    if prefix == "" or reason != "coalesced"
+                    if prefix == "" or reason not in EVENTSCHED_ONLY
                 ),
                 Metric(f"{key}_unreported", "jobs", f"{text} unreported", "count", "lower", only),
             ]
