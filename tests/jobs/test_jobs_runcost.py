@@ -16,7 +16,7 @@ import anyio.lowlevel
 import pytest
 from jobtools import EPOCH, is_virtual, new_scheduler, virtual_time
 
-from eventsched import Event, EventType, MemoryJobStore, SystemClock, current_event
+from eventsched import Event, EventType, MemoryJobStore, current_event
 from eventsched._jobs._alarms import QUANTUM, Alarms
 from eventsched._jobs._entry import Entry
 from eventsched._jobs._lanes import Lanes
@@ -270,43 +270,3 @@ async def test_a_cancelled_sleeper_wakes_the_runs_parked_on_its_timer() -> None:
             await woken.wait()
     assert alarms.timers == 1
     assert len(alarms) == 0
-
-
-async def test_a_lane_handed_a_run_whose_slice_has_a_timer_is_woken_by_that_timer() -> None:
-    """An idle lane handed a run in a slice that another run already sleeps for is
-    left parked and woken by that timer, at the fire time; it is not woken now only
-    to park again. A lane handed a run in a slice with no timer is woken at once (it
-    sleeps for that slice itself)."""
-    clock = SystemClock()
-    alarms = Alarms(lambda: clock)
-    called: list[tuple[str, datetime]] = []
-
-    async def run(job: Any, fire_time: datetime) -> None:
-        called.append((job, clock.now()))
-        if job == "sleeper":
-            await alarms.wait_for(fire_time)
-
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as group:
-            lanes = Lanes(group, run, lambda job, at: None, alarms.defer)
-            for name in ("a", "b"):  # two lanes, idle once these runs are done
-                lanes.submit(name, EPOCH)  # type: ignore[arg-type]
-            while lanes.idle < 2:
-                await anyio.lowlevel.checkpoint()
-            at = clock.now() + timedelta(milliseconds=100)
-            lanes.submit("sleeper", at)  # type: ignore[arg-type]
-            while len(alarms) == 0:
-                await anyio.lowlevel.checkpoint()
-            lanes.submit("deferred", at)  # type: ignore[arg-type]
-            for _ in range(20):
-                await anyio.lowlevel.checkpoint()
-            # (trio may start the first two lanes in either order)
-            assert sorted(job for job, _ in called[:2]) == ["a", "b"]
-            assert [job for job, _ in called[2:]] == ["sleeper"]
-            while len(called) < 4:
-                await anyio.lowlevel.checkpoint()
-            lanes.close()
-    assert called[3][0] == "deferred"
-    assert called[3][1] >= at
-    assert lanes.spawned == 2
-    assert alarms.timers == 1

@@ -41,13 +41,6 @@ class _Alarm:
         self.waiters: list[Parking] = []
 
 
-def _slice(fire_time: datetime) -> int:
-    """The slice ``fire_time`` falls in: the number of the slice end at or after it."""
-    # Exact (timedelta arithmetic): a float division could put a fire time that is on
-    # a boundary into the next slice.
-    return -(-(fire_time - _POSIX_EPOCH) // _SLICE)
-
-
 class Alarms:
     """The timers of the runs waiting for their fire times, one per slice of wall time."""
 
@@ -63,19 +56,6 @@ class Alarms:
         """Timers running now (for tests)."""
         return len(self._alarms)
 
-    def defer(self, fire_time: datetime, parking: Parking) -> bool:
-        """Have the timer of ``fire_time``'s slice wake ``parking``, if one is running.
-
-        For a task parked already (an idle lane handed a run): it is woken once, at its
-        fire time, instead of now only to park again on this timer. False: no timer
-        for that slice yet; the caller wakes the task, which waits by :meth:`wait_for`.
-        """
-        alarm = self._alarms.get(_slice(fire_time))
-        if alarm is None:
-            return False
-        alarm.waiters.append(parking)
-        return True
-
     async def wait_for(self, fire_time: datetime) -> None:
         """Return at the end of the slice of wall time that ``fire_time`` falls in.
 
@@ -85,7 +65,9 @@ class Alarms:
         May return earlier when cancelled (it raises then) or when the task sleeping
         for the slice was cancelled: callers check the clock and wait again.
         """
-        key = _slice(fire_time)
+        # Exact (timedelta arithmetic): a float division could put a fire time that
+        # is on a boundary into the next slice.
+        key = -(-(fire_time - _POSIX_EPOCH) // _SLICE)
         alarm = self._alarms.get(key)
         if alarm is not None:
             parking = Parking()

@@ -9,12 +9,6 @@ another: when no lane is idle, a new one is spawned, so a slow job only ever hol
 own lane. Idle lanes beyond :data:`MAX_IDLE` end, so a burst of long runs does not
 leave thousands of tasks behind.
 
-An idle lane handed a run whose fire time's slice already has a timer
-(:mod:`._alarms`) is not woken: that timer wakes it, once, at the fire time. Woken at
-once, it would only park again on the same timer (at 10,000 runs a second, four of
-five runs share their slice's timer), and the scheduler's pass would be followed by a
-burst of lanes waking just to park.
-
 What a lane does not give that a task per run did: a fresh copy of the context per
 run. The job scheduler sets the context it relies on (``current_event``) per run; a
 ``ContextVar`` a job sets and never resets is seen by later runs on the same lane
@@ -38,13 +32,6 @@ __all__ = ["MAX_IDLE", "Lanes"]
 MAX_IDLE: Final = 1024
 
 Run = Callable[[Entry, datetime], Awaitable[None]]
-#: ``defer(fire_time, parking)``: have ``parking`` woken at ``fire_time`` rather than
-#: now, if that costs no timer of its own (:meth:`~._alarms.Alarms.defer`).
-Defer = Callable[[datetime, Parking], bool]
-
-
-def _never(fire_time: datetime, parking: Parking) -> bool:
-    return False
 
 
 class _Lane:
@@ -65,19 +52,12 @@ class Lanes:
     for a run handed to a lane that was cancelled before it could begin it.
     """
 
-    __slots__ = ("_closed", "_defer", "_group", "_idle", "_lost", "_run", "spawned")
+    __slots__ = ("_closed", "_group", "_idle", "_lost", "_run", "spawned")
 
-    def __init__(
-        self,
-        group: TaskGroup,
-        run: Run,
-        lost: Callable[[Entry, datetime], None],
-        defer: Defer = _never,
-    ) -> None:
+    def __init__(self, group: TaskGroup, run: Run, lost: Callable[[Entry, datetime], None]) -> None:
         self._group = group
         self._run = run
         self._lost = lost
-        self._defer = defer
         self._idle: list[_Lane] = []
         self._closed = False
         #: Lane tasks spawned so far (for tests: at most the most runs ever at once).
@@ -98,10 +78,7 @@ class Lanes:
         if self._idle:
             lane = self._idle.pop()
             lane.run = (job, fire_time)
-            # Left parked when a timer already wakes its fire time's slice: the lane
-            # then wakes once, on time, rather than now and again then.
-            if not self._defer(fire_time, lane.parking):
-                lane.parking.wake()
+            lane.parking.wake()
         else:
             self.spawned += 1
             self._group.start_soon(self._lane, job, fire_time, name="eventsched job run")

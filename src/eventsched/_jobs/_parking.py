@@ -16,17 +16,11 @@ import sniffio
 __all__ = ["Parking"]
 
 
-_trio: list[Any] = []
-
-
 def _trio_lowlevel() -> Any:
-    # Imported on trio only: importing eventsched must not import trio. Kept once
-    # imported: an import statement per parking cost a microsecond.
-    if not _trio:
-        import trio.lowlevel
+    # Imported on trio only: importing eventsched must not import trio.
+    import trio.lowlevel
 
-        _trio.append(trio.lowlevel)
-    return _trio[0]
+    return trio.lowlevel
 
 
 class Parking:

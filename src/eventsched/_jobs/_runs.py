@@ -155,7 +155,7 @@ class Runs:
             return
         lanes = self._lanes
         if lanes is None or lanes.group is not runs:
-            lanes = self._lanes = Lanes(runs, self._run, self._lost, self._alarms.defer)
+            lanes = self._lanes = Lanes(runs, self._run, self._lost)
         lanes.submit(job, fire_time)
 
     def close(self) -> None:
