@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from eventsched._bench import _manyjobs
 from eventsched._bench._report import paired_ratio
 from eventsched._bench._runner import Progress
 from eventsched._bench._workloads import STALL_THRESHOLD, _interleaved, stalls
@@ -74,3 +75,37 @@ def test_progress_off_a_terminal_prints_each_step_once() -> None:
     assert len(lines) == 2
     assert lines[0].endswith("rep 1/1 asyncio: throughput")
     assert lines[1].startswith("[1/2 runs,")
+
+
+@pytest.mark.anyio
+async def test_jobs_window_counts_each_fire_time_once(
+    monkeypatch: pytest.MonkeyPatch, anyio_backend: object
+) -> None:
+    """Four jobs every second over a 2 s window: eight fire times. Runs 1 ms after each
+    fire time count as that fire time's, as does one a hair (float noise) before its
+    fire time; a run of a fire time past the window's end does not count. When the
+    scheduler says it started half a second into the window, the fire times before
+    that are no longer the window's, also those already run."""
+    now = [1000.0]
+    monkeypatch.setattr(_manyjobs, "_wall", lambda: now[0])
+    window = _manyjobs._Window(4, 1.0, 2.0)
+    assert window.fires == 8
+    for i in range(2):
+        for k, start in enumerate(window.starts):
+            now[0] = start + i + (0.001 if k else -1e-6)
+            await window.job(k)
+    now[0] = window.end + 0.001  # the first job's third fire time: outside
+    await window.job(0)
+    assert window.all_ran.is_set()
+    assert sorted(round(late, 6) for late in window.lateness) == [-1e-6] * 2 + [0.001] * 6
+    late = _manyjobs._Window(4, 1.0, 2.0)
+    for k in (0, 3):  # run by a scheduler starting, before it said it had started
+        now[0] = late.starts[k] + 0.001
+        await late.job(k)
+    now[0] = late.begin + 0.5
+    late.scheduler_started()
+    assert late.fires == 6
+    assert [round(x, 6) for x in late.lateness] == [0.001]  # job 3's, after the start
+    now[0] = late.starts[1] + 0.001  # before the start: not the window's
+    await late.job(1)
+    assert len(late.lateness) == 1

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from eventsched._bench._compare import compare_runs
+from eventsched._bench._jobsreport import jobs_lines, kept_up
 from eventsched._bench._report import _cell, format_report, summarize
 from eventsched._bench._verdict import verdict_lines
 
@@ -207,3 +208,57 @@ def test_a_saved_default_run_gets_verdict_words(bench_cli: Any, tmp_path: Path) 
     io = [line for line in block if "I/O handlers, hundreds in flight" in line]
     assert io[0].endswith("faster")  # uvloop, 1.46x
     assert io[1].endswith("slower")  # trio, 0.34x
+
+
+def _jobs_document(aps: dict[str, list[float]], trio: dict[str, list[float]]) -> dict[str, Any]:
+    """A jobs run of three repetitions: APScheduler's figures (asyncio) and trio's."""
+    samples: dict[str, dict[str, list[float]]] = {}
+    for what, values in aps.items():
+        samples[f"jobs.aps_many_{what}"] = {"asyncio": values}
+    for what, values in trio.items():
+        samples[f"jobs.many_{what}"] = {"trio": values}
+    document = _document({}, reps=3)
+    document["config"].update(jobs=10_000, job_interval=1.0, workloads=["jobs"])
+    document["metrics"] = {
+        key: {"workload": "jobs", "label": key, "unit": "ms", "better": "lower", "samples": per}
+        for key, per in samples.items()
+    }
+    return document
+
+
+def test_jobs_p99_ratio_counts_only_repetitions_where_apscheduler_kept_up() -> None:
+    """APScheduler ran every fire time with a p99 of 4 ms in repetitions 1 and 3; in
+    repetition 2 it was saturated (p99 300 ms). The p99 ratio is trio's over those two
+    only (2.0x and 1.0x: median 1.5x), and the line says so; the CPU ratio takes all
+    three; the fire times are summed, with trio's coalesced ones shown."""
+    document = _jobs_document(
+        aps={
+            "p99": [4.0, 300.0, 4.0],
+            "cpu_share": [0.5, 0.9, 0.5],
+            "fires": [100.0, 100.0, 100.0],
+            "ran": [100.0, 100.0, 100.0],
+        },
+        trio={
+            "p99": [8.0, 30.0, 4.0],
+            "cpu_share": [0.25, 0.45, 0.5],
+            "fires": [100.0, 100.0, 100.0],
+            "ran": [100.0, 95.0, 100.0],
+            "coalesced": [0.0, 5.0, 0.0],
+            "unreported": [0.0, 0.0, 0.0],
+        },
+    )
+    assert kept_up(document, "many") == [True, False, True]
+    text = "\n".join(jobs_lines(document))
+    assert "CPU trio 0.50x (0.50-1.00)" in text
+    assert "the 2 of 3 repetitions where APScheduler kept up: trio 1.50x (1.00-2.00)" in text
+    assert "APScheduler 300 of 300; trio 295 of 300 (coalesced 5, unreported 0)" in text
+
+
+def test_jobs_p99_ratio_is_not_given_when_apscheduler_never_kept_up() -> None:
+    """A reference that missed fire times in every repetition gives no p99 ratio."""
+    document = _jobs_document(
+        aps={"p99": [4.0] * 3, "cpu_share": [0.5] * 3, "fires": [100.0] * 3, "ran": [99.0] * 3},
+        trio={"p99": [8.0] * 3, "cpu_share": [0.25] * 3, "fires": [100.0] * 3, "ran": [100.0] * 3},
+    )
+    text = "\n".join(jobs_lines(document))
+    assert "APScheduler kept up in none of the 3 repetitions: no ratio" in text

@@ -128,6 +128,16 @@ def test_the_jobs_workload_runs_alone_with_its_size(bench_cli: Any, tmp_path: Pa
     assert set(document["metrics"]["jobs.aps_many_p50"]["samples"]) == {"asyncio"}
     assert set(document["metrics"]["jobs.many_p50"]["samples"]) == {"asyncio", "trio"}
     assert "(asyncio only)" in result.stdout
+    # The fire times of the window are counted on every row; APScheduler reports no
+    # coalesced ones, so it has no such row.
+    metrics = document["metrics"]
+    for backend in ("asyncio", "trio"):
+        fires, ran = (metrics[f"jobs.many_{w}"]["samples"][backend][0] for w in ("fires", "ran"))
+        assert fires > 0
+        assert 0 < ran <= fires
+    assert "jobs.many_coalesced" in metrics
+    assert "jobs.aps_many_coalesced" not in metrics
+    assert "jobs against APScheduler 3" in result.stdout
 
 
 def test_latency_and_timers_run_in_several_processes_per_repetition(

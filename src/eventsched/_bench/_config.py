@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from ._manyjobs import EVENTSCHED_ONLY, JOB_MISS_REASONS
+
 __all__ = [
     "BACKENDS",
     "METRICS",
@@ -260,6 +262,16 @@ def _jobs() -> list[Metric]:
                 Metric(f"{key}_cpu_share", "jobs", f"{text} CPU", "cpu", "lower", only),
                 Metric(f"{key}_p50", "jobs", f"{text} late p50", "ms", "lower", only),
                 Metric(f"{key}_p99", "jobs", f"{text} late p99", "ms", "lower", only),
+                # Fire times in the window: how many, how many ran, the misses reported
+                # by reason (APScheduler reports no coalesced ones), and the rest.
+                Metric(f"{key}_fires", "jobs", f"{text} fire times", "count", "higher", only),
+                Metric(f"{key}_ran", "jobs", f"{text} ran", "count", "higher", only),
+                *(
+                    Metric(f"{key}_{reason}", "jobs", f"{text} {word}", "count", "lower", only)
+                    for reason, word in JOB_MISS_REASONS.items()
+                    if prefix == "" or reason not in EVENTSCHED_ONLY
+                ),
+                Metric(f"{key}_unreported", "jobs", f"{text} unreported", "count", "lower", only),
             ]
     return metrics
 

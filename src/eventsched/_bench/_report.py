@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from ._config import NO_RATIO_UNITS, WORKLOADS
+from ._jobsreport import jobs_lines
 
 __all__ = ["format_report", "number", "paired_ratio", "reference_ratios", "summarize"]
 
@@ -162,7 +163,7 @@ def format_report(document: dict[str, Any]) -> str:
             lines += ["", f"{workload.upper():{_LABEL}}" + header[_LABEL:]]
         for key, entry in rows:
             lines.append(_row(key, entry, document, backends))
-    lines += ["", *reference_lines(document)]
+    lines += ["", *reference_lines(document), *jobs_lines(document)]
     return "\n".join(lines)
 
 
