@@ -84,6 +84,9 @@ class Entry:
     standby: bool = False
     """A shared store holds another definition of this job: it does not fire here (it
     is held paused, and not saved) until the store's definition is this one again."""
+    standing_for: SavedJob | None = None
+    """On standby: the shared row as last seen (the other definition's), with which a
+    claim this process still holds is finished in the store (see Runs' run ends)."""
 
     def __post_init__(self) -> None:
         self.is_async = is_async(self.func)

@@ -55,11 +55,12 @@ def take_up(job: Entry, saved: SavedJob, *, refused: bool) -> bool | None:
                 job.fingerprint,
             )
             job.standby, job.persist, job.paused = True, False, True
+        job.standing_for = saved
         return False
     changed = False
     if job.standby:
         log.info("Job {}: the shared schedule is this process's definition again", job.id)
-        job.standby, job.persist = False, True
+        job.standby, job.persist, job.standing_for = False, True, None
         job.paused = bool(saved.paused)
         changed = True
     elif saved.paused is not None and saved.paused != job.paused:

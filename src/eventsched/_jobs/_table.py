@@ -8,6 +8,7 @@ task that fires the jobs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from os import PathLike
 from typing import Any, TypeVar
@@ -248,7 +249,7 @@ class JobTable(SharedStoreTable):
         """Resume a paused job from now on: its next fire time is computed afresh."""
         job = self._lookup(job_id)
         if job.standby:  # this process's definition takes the shared job back
-            job.standby, job.persist = False, True
+            job.standby, job.persist, job.standing_for = False, True, None
         if job.paused:
             job.paused = False
             if self._life.is_(State.RUNNING):
@@ -296,6 +297,15 @@ class JobTable(SharedStoreTable):
         target = owner if owner is not None and owner.in_flight is job.in_flight else job
         target.last_outcome = job.last_outcome
         if not target.persist:
+            if target.standing_for is not None:
+                # Standing by for another process's definition: its row is not ours to
+                # write, but the claim this run held must still be finished there (a
+                # claim left open counts, in the other processes, as a run in progress
+                # against max_instances). The row as last seen, with our open claims:
+                # the store then finishes the claim and leaves the row as it is.
+                state = replace(target.standing_for, running=tuple(target.in_flight))
+                self._sync.mark(target.id, state, ended=True)
+                self._sync.save_soon()
             return
         if self._ends_soon(target):
             # Until its end is saved, the run counts against max_instances in the other
