@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import anyio
 import pytest
 from jobtools import EPOCH, Recorder, _async_noop, fire_times, new_scheduler
+from virtualloop import BOTH_VIRTUAL
 
-from conftest import VIRTUAL_TIME
 from eventsched import (
     EventType,
 )
@@ -23,11 +23,11 @@ from eventsched.testing import VirtualClock
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize(
-    "anyio_backend", [p for p in VIRTUAL_TIME if p.id == "trio-virtual"], indirect=True
-)
+@pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
 async def test_crontab_every_minute_over_a_simulated_day_runs_1440_times() -> None:
-    """A crontab job every minute over a virtual day runs exactly 1440 times, fast."""
+    """A crontab job every minute over a virtual day runs exactly 1440 times, in virtual
+    time (the bound on real time only tells a virtual day from a real one: no speed is
+    asserted, which a loaded machine would break)."""
     real_start = time.perf_counter()
     scheduler = new_scheduler()
     scheduler.add_job(_async_noop, "cron", crontab="* * * * *", id="minutely")
@@ -39,7 +39,7 @@ async def test_crontab_every_minute_over_a_simulated_day_runs_1440_times() -> No
     assert times == [EPOCH + timedelta(minutes=m) for m in range(1440)]
     assert scheduler.job_statistics().runs_completed == 1440
     assert scheduler.statistics().unaccounted == 0
-    assert elapsed < 3.0, f"a simulated day took {elapsed:.2f}s of real time"
+    assert elapsed < 120, f"a simulated day took {elapsed:.2f}s of real time"
 
 
 def test_virtual_clock_needs_an_aware_epoch() -> None:
