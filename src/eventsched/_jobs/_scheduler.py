@@ -105,6 +105,8 @@ class JobScheduler(JobTable, JobMethods):
     passes = 0
     #: Seconds ahead of a fire time a pass claims it (see :func:`claim_lead`).
     _lead = 0.0
+    #: Set once the scheduler task's passes are over (see :meth:`wait_idle`).
+    _passes_over: anyio.Event | None = None
 
     # -- the Service protocol ----------------------------------------------------------
 
@@ -134,9 +136,11 @@ class JobScheduler(JobTable, JobMethods):
                 group.start_soon(self._watch_store, watcher, name="eventsched job store watch")
                 self._life.advance(State.RUNNING)
                 task_status.started()
+                self._passes_over = anyio.Event()
                 try:
                     await self._loop()
                 finally:
+                    self._passes_over.set()
                     self._life.advance(State.STOPPING)
                     self._runs.close()  # idle run lanes end, busy ones after their run
                     writer.cancel()
@@ -187,7 +191,14 @@ class JobScheduler(JobTable, JobMethods):
         self._wake()
 
     async def wait_idle(self) -> None:
-        """Return once no run is in progress."""
+        """Return once the last pass is over and no run is in progress.
+
+        The pass first: one that was saving its claims when shutdown began still
+        reports its misses after the save, and the shutdown closes event intake only
+        after this returns (within the grace period), so the reports become events.
+        """
+        if self._passes_over is not None:
+            await self._passes_over.wait()
         await self._runs.wait_idle()
 
     async def flush_state(self) -> None:
