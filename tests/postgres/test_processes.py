@@ -217,8 +217,14 @@ def test_max_instances_holds_across_processes_and_each_miss_is_reported_once(
     assert any(len({n for _, _, n in found}) > 1 for found in spans.values()), spans
     limited = missed.get("max_instances", set())
     assert len(limited) > 20, len(limited)  # runs last longer than the interval
-    claimed_too = sorted(limited & {(j, t) for j, t, _ in fires})
-    assert claimed_too == [], claimed_too[:3]  # a fire time missed is never claimed
+    # A fire time missed is never run. Claimed ahead (0.1 s), it is checked against
+    # max_instances again when it comes (_jobs/_giveback.at_fire_time): missed then, its
+    # claim is finished in the store (an open one would count as a run elsewhere).
+    ran_too = sorted(limited & set(runs))
+    assert ran_too == [], ran_too[:3]
+    stops = launched + timedelta(seconds=4 - 0.5)
+    left_open = sorted((j, t) for j, t, o in fires if o is None and (j, t) in limited)
+    assert [key for key in left_open if key[1] < stops] == [], left_open[:3]
     # Each reported once: no fire time in the reports of two processes.
     by_output = [read_outputs([path])[1].get("max_instances", set()) for path in outputs]
     twice = [key for a, b in itertools.combinations(by_output, 2) for key in a & b]
@@ -227,7 +233,6 @@ def test_max_instances_holds_across_processes_and_each_miss_is_reported_once(
     # launched + 4 s). At a stop this test shows the known hole of docs/instances.md
     # (a pass of one fire time per job with no row and no event) in about one run of
     # three: not asserted there until it is fixed.
-    stops = launched + timedelta(seconds=4 - 0.5)
     found = [(j, t) for j, t in gaps(fires, set().union(*missed.values())) if t < stops]
     assert found == [], (found[:3], describe(fires, found[0][0]))
 
