@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import threading
 from collections import OrderedDict
 from datetime import UTC
 from enum import Enum
@@ -12,7 +13,7 @@ from enum import Enum
 import anyio
 import pytest
 
-from eventsched import Event, EventType, FrozenDict, InvalidEventError, Statistics
+from eventsched import Event, EventType, FrozenDict, InvalidEventError, Statistics, _events
 from eventsched._events import HandlingSlot, _handling
 from eventsched.testing import assert_accounted
 
@@ -203,6 +204,47 @@ def test_an_id_is_formatted_once_and_stays_the_same_object() -> None:
     assert first.id != second.id
     assert first.id.rsplit("-", 1)[0] == second.id.rsplit("-", 1)[0]
     assert int(second.id.rsplit("-", 1)[1]) > int(first.id.rsplit("-", 1)[1])
+
+
+def test_an_id_first_read_in_two_threads_at_once_is_numbered_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread that finds the id unread and then waits for the numbering lock returns
+    the id another thread gave meanwhile: it never numbers the event a second time."""
+    event = Event.create("x")
+    lock, arrived = threading.Lock(), threading.Event()
+
+    class Gate:  # the numbering lock, telling the test when a thread is at it
+        def __enter__(self) -> None:
+            arrived.set()
+            lock.acquire()
+
+        def __exit__(self, *exc_info: object) -> None:
+            lock.release()
+
+    monkeypatch.setattr(_events, "_id_lock", Gate())
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.append(event.id))
+    with lock:  # this thread is the first reader, holding the lock
+        reader.start()
+        assert arrived.wait(10)
+        _events._set_id(event, "given-first")
+    reader.join(10)
+    assert seen == ["given-first"]
+    assert event.id == "given-first"
+
+
+def test_a_child_shares_its_parents_id_and_stays_small() -> None:
+    """A child of a root event keeps the parent's id string itself (one object for both
+    lineage ids); the lineage of deeper events is right read in any order."""
+    root = Event.create("root")
+    token = _handling.set(HandlingSlot(root))
+    try:
+        child = Event.create("child")
+    finally:
+        _handling.reset(token)
+    assert child.correlation_id is root.id
+    assert child.causation_id is root.id
 
 
 # -- data the JSON encoder could not write, found by an audit -------------------------------

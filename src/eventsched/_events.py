@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -86,17 +87,22 @@ def current_event() -> Event | None:
 class _EventFields:
     """An event's storage, writable: :func:`make_event` fills one, then makes it an Event.
 
-    The three id slots hold either the id's text or, for an id of an event made in this
-    process, its serial number (an int), formatted when first read and kept from then
-    on. ``_correlation_id`` is None for an event that starts its own chain (its own id).
-    An event made while handling another takes the other's raw slots, serial numbers
-    included, so building a chain formats no id either: only reading one does.
+    Six slots, one pointer each, because memory per buffered event is one of issue 18's
+    targets (every slot is 8 B on each event in the queue):
+
+    * ``_id`` is left unset by make_event: the id is numbered and formatted when first
+      read (:func:`_assign_id`), so an event whose id nobody reads holds no serial
+      number at all (an int was 28 B on every buffered event).
+    * ``_lineage`` holds both lineage ids in one slot: None for an event that starts
+      its own chain (correlation id = its own id, no cause); a ``str`` for the child of
+      such an event (correlation id = cause = that parent's id: the one shared string,
+      no copy); otherwise the tuple ``(correlation_id, causation_id)``, either of which
+      may be None (as for a root).
     """
 
     __slots__ = (
-        "_causation_id",
-        "_correlation_id",
         "_id",
+        "_lineage",
         "created_at",
         "data",
         "data_size",
@@ -106,24 +112,9 @@ class _EventFields:
     type: EventTypeLike
     data: FrozenDict
     _id: Any
-    _correlation_id: Any
-    _causation_id: Any
+    _lineage: Any
     created_at: float
     data_size: int
-
-
-class _Given:
-    """An int given to the constructor as an id, kept apart from the serial numbers that
-    make_event stores, so that it reads back as given (and emit refuses it)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def _given(value: object) -> object:
-    return _Given(value) if value.__class__ is int else value
 
 
 class Event(_EventFields):
@@ -136,7 +127,7 @@ class Event(_EventFields):
     Why a slotted class (it was a ``NamedTuple`` until issue 18): building one is the
     largest single cost of an event's trip, and a slotted object filled field by field
     is cheaper than a tuple, reads its fields faster (a slot against a tuple getter),
-    and lets the id be formatted only when read (most events' ids never are). An event
+    and lets the id be made only when read (most events' ids never are). An event
     is immutable as the tuple was: assigning or deleting a field raises
     ``AttributeError``. It is no longer a tuple (no indexing or unpacking; use the
     fields); ``_replace``, ``_asdict`` and ``_fields`` remain, equality and hashing are
@@ -181,9 +172,8 @@ class Event(_EventFields):
         for name, value in (
             ("type", type),
             ("data", data),
-            ("_id", _given(id)),
-            ("_correlation_id", _given(correlation_id)),
-            ("_causation_id", _given(causation_id)),
+            ("_id", id),
+            ("_lineage", (correlation_id, causation_id)),
             ("created_at", created_at),
             ("data_size", data_size),
         ):
@@ -199,37 +189,30 @@ class Event(_EventFields):
     @property
     def id(self) -> str:
         """Unique id of this event: a per-process random prefix and a serial number."""
-        value = self._id
-        if value.__class__ is int:  # formatted on first read, then kept
-            value = _ID_PREFIX + str(value)
-            _set_id(self, value)
-        elif value.__class__ is _Given:
-            return value.value  # type: ignore[no-any-return]
-        return value  # type: ignore[no-any-return]
+        try:
+            return self._id  # type: ignore[no-any-return]
+        except AttributeError:  # not read before: numbered now (see _EventFields)
+            return _assign_id(self)
 
     @property
     def correlation_id(self) -> str:
         """Shared by every event of one chain of work (a job run and what it causes)."""
-        value = self._correlation_id
-        if value is None:
+        lineage = self._lineage
+        if lineage is None:
             return self.id
-        if value.__class__ is int:
-            value = _ID_PREFIX + str(value)
-            _set_correlation_id(self, value)
-        elif value.__class__ is _Given:
-            return value.value  # type: ignore[no-any-return]
-        return value  # type: ignore[no-any-return]
+        if lineage.__class__ is tuple:
+            lineage = lineage[0]
+            if lineage is None:
+                return self.id
+        return lineage  # type: ignore[no-any-return]
 
     @property
     def causation_id(self) -> str | None:
         """Id of the event whose handler created this one, if any."""
-        value = self._causation_id
-        if value.__class__ is int:
-            value = _ID_PREFIX + str(value)
-            _set_causation_id(self, value)
-        elif value.__class__ is _Given:
-            return value.value  # type: ignore[no-any-return]
-        return value  # type: ignore[no-any-return]
+        lineage = self._lineage
+        if lineage.__class__ is tuple:
+            return lineage[1]  # type: ignore[no-any-return]
+        return lineage  # type: ignore[no-any-return]
 
     def _astuple(self) -> tuple[object, ...]:
         return (
@@ -310,17 +293,32 @@ _FLOAT_MIN = -_FLOAT_MAX
 
 # make_event fills a bare _EventFields (plain slot stores, no __setattr__ of Event's in
 # the way) and then turns it into an Event: same slots, so the class can be swapped.
-_new_fields = object.__new__
 _set_id: Callable[[object, object], None] = _EventFields.__dict__["_id"].__set__
-_set_correlation_id: Callable[[object, object], None] = _EventFields.__dict__[
-    "_correlation_id"
-].__set__
-_set_causation_id: Callable[[object, object], None] = _EventFields.__dict__["_causation_id"].__set__
+_id_lock = threading.Lock()
 
 
-def _text(raw: object) -> object:
-    # A raw id slot's value as text: a serial number formatted, anything else as it is.
-    return _ID_PREFIX + str(raw) if raw.__class__ is int else raw
+def _assign_id(event: Event) -> str:
+    """Number and format an event's id on its first read; the same string from then on.
+
+    Under a lock: two threads reading a new event's id at once must not number it twice
+    (the second would change an id the first has already handed out).
+    """
+    with _id_lock:
+        try:
+            return event._id  # type: ignore[no-any-return]  # another thread was first
+        except AttributeError:
+            value = _ID_PREFIX + str(_next_serial())
+            _set_id(event, value)
+            return value
+
+
+def _lineage_of(correlation_id: str | None, causation_id: str | None) -> object:
+    # The one-slot form of two lineage ids (see _EventFields).
+    if correlation_id is None and causation_id is None:
+        return None
+    if correlation_id is causation_id and correlation_id.__class__ is str:
+        return correlation_id
+    return (correlation_id, causation_id)
 
 
 _time = time.time
@@ -378,16 +376,17 @@ def make_event(
                     frozen = _EMPTY
     if frozen is None:  # nested data, other types, non-ASCII text, near the limit: the full walk
         frozen, size = freeze_data(data, max_bytes)
+    lineage: object = None
     if correlation_id is None and causation_id is None:  # the common case: inherited
         slot = _handling.get()
         if slot is not None:
             parent = slot.event
             if parent is not None:
-                # The raw slots (serial numbers stay numbers): nothing is formatted here.
-                causation_id = parent._id
-                correlation_id = parent._correlation_id
-                if correlation_id is None:  # the parent started its chain
-                    correlation_id = causation_id
+                # The parent's id string itself, shared: numbered now if still unread.
+                # A parent that started its chain gives one id for both.
+                lineage = (
+                    parent.id if parent._lineage is None else (parent.correlation_id, parent.id)
+                )
     else:  # explicit ids: checked inline, a call would cost more than the checks
         if correlation_id is not None and (
             correlation_id.__class__ is not str
@@ -407,29 +406,19 @@ def make_event(
                 parent = slot.event
                 if parent is not None:
                     if correlation_id is None:
-                        correlation_id = parent._correlation_id
-                        if correlation_id is None:
-                            correlation_id = parent._id
+                        correlation_id = parent.correlation_id
                     if causation_id is None:
-                        causation_id = parent._id
-    if cls is not Event:  # a subclass may add fields: its own constructor builds it
-        event_id = _ID_PREFIX + str(_next_serial())
-        return cls(
-            event_type,
-            frozen,
-            event_id,
-            event_id if correlation_id is None else _text(correlation_id),  # type: ignore[arg-type]
-            _text(causation_id),  # type: ignore[arg-type]
-            _time(),
-            size,
-        )
-    event = _new_fields(_EventFields)
+                        causation_id = parent.id
+        lineage = _lineage_of(correlation_id, causation_id)
+    event = _EventFields()  # a class call: cheaper than object.__new__(_EventFields)
     event.type = event_type
     event.data = frozen
-    event._id = _next_serial()  # the id string is made when first read (Event.id)
-    event._correlation_id = correlation_id  # None: its own id
-    event._causation_id = causation_id
+    # _id stays unset: the id is numbered and formatted when first read (Event.id).
+    event._lineage = lineage
     event.created_at = _time()
     event.data_size = size
     event.__class__ = Event
-    return event  # type: ignore[return-value]
+    made: Event = event  # type: ignore[assignment]
+    if cls is not Event:  # a subclass may add fields: its own constructor builds it
+        return cls(*made._astuple())  # type: ignore[arg-type]
+    return made
