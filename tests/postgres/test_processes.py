@@ -80,6 +80,14 @@ def finish(child: subprocess.Popen[str]) -> None:
     assert child.returncode == 0, err[-2000:]
 
 
+def run_to_end(children: list[subprocess.Popen[str]]) -> None:
+    """All started (each has its schedule), then each run to its own end."""
+    for child in children:
+        wait_started(child)
+    for child in children:
+        finish(child)
+
+
 def read_fires(postgres_url: str, schema: str) -> list[tuple[str, datetime, str | None]]:
     with psycopg.connect(postgres_url) as connection:
         rows = connection.execute(
@@ -159,10 +167,7 @@ def test_four_processes_run_each_fire_time_once(
     children = [
         start(state_url, backend, 6, out) for backend, out in zip(BACKENDS, outputs, strict=True)
     ]
-    for child in children:
-        wait_started(child)
-    for child in children:
-        finish(child)
+    run_to_end(children)
     fires = read_fires(postgres_url, schema)
     runs, missed = read_outputs(outputs)
     assert len(fires) > 20 * 60, len(fires)  # the processes overlapped for seconds
@@ -198,10 +203,7 @@ def test_max_instances_holds_across_processes_and_each_miss_is_reported_once(
         start(state_url, backend, 4, out, 0.12, max_instances=1)
         for backend, out in zip(backends, outputs, strict=True)
     ]
-    for child in children:
-        wait_started(child)
-    for child in children:
-        finish(child)
+    run_to_end(children)
     fires = read_fires(postgres_url, schema)
     runs, missed = read_outputs(outputs)
     assert {key: n for key, n in runs.items() if n > 1} == {}
@@ -329,10 +331,7 @@ def test_three_processes_starting_on_an_empty_database_all_run(
         start(state_url, backend, 3, out)
         for backend, out in zip(["asyncio", "trio", "asyncio"], outputs, strict=True)
     ]
-    for child in children:
-        wait_started(child)
-    for child in children:
-        finish(child)
+    run_to_end(children)
     runs, _missed = read_outputs(outputs)
     assert {key: n for key, n in runs.items() if n > 1} == {}
     assert all(path.read_text().count("run ") > 0 for path in outputs)

@@ -191,13 +191,14 @@ class JobScheduler(JobTable, JobMethods):
         self._wake()
 
     async def wait_idle(self) -> None:
-        """Return once the last pass is over and no run is in progress.
+        """Return once no run is in progress and, when stopping, the last pass is over.
 
         The pass first: one that was saving its claims when shutdown began still
         reports its misses after the save, and the shutdown closes event intake only
         after this returns (within the grace period), so the reports become events.
         """
-        if self._passes_over is not None:
+        # Only once stopping: while running, passes go on (and this is "no run now").
+        if self._passes_over is not None and not self._life.is_(State.RUNNING):
             await self._passes_over.wait()
         await self._runs.wait_idle()
 
