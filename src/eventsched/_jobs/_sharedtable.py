@@ -16,6 +16,7 @@ import anyio
 
 from .._clock import Clock
 from .._events import Event
+from .._lifecycle import Lifecycle, State
 from ._entry import Entry
 from ._planning import Miss
 from ._records import MissReason
@@ -36,6 +37,7 @@ class SharedStoreTable:
     _runs: Runs
     _clock: Clock
     _reports: list[Event]
+    _life: Lifecycle
 
     def _wake(self) -> None:
         raise NotImplementedError
@@ -83,7 +85,13 @@ class SharedStoreTable:
         watch = getattr(self._store, "watch", None)
         if callable(watch):
             with scope:
-                await watch(self._store_changed, lambda: list(self._entries))
+                await watch(self._store_changed, self._watched)
+
+    def _watched(self) -> list[str]:
+        """The jobs whose dead processes' runs this process takes over and reports: none
+        once it is stopping (its reports might meet closed intake and be log lines only;
+        the runs stay unfinished for a live process, or the next start, to report)."""
+        return list(self._entries) if self._life.is_(State.RUNNING) else []
 
     async def _store_changed(self, polled: Any) -> None:
         """Rows other processes changed (``polled.rows``, at ``polled.versions``) and
