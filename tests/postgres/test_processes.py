@@ -246,6 +246,7 @@ def test_a_killed_process_duplicates_nothing_and_a_survivor_reports_its_runs(
     here) and a poll, and the grid stays whole."""
     lease = 1.0
     outputs = [tmp_path / f"out{n}.txt" for n in range(len(BACKENDS))]
+    launched = datetime.now(UTC)
     # The victim's runs last 300 ms and it announces each start: killed right after one,
     # it surely has a run in progress.
     children = [
@@ -290,7 +291,15 @@ def test_a_killed_process_duplicates_nothing_and_a_survivor_reports_its_runs(
     assert {n for n, _, _ in reports} <= {0, 1, 3}
     assert all(at - killed_at < timedelta(seconds=lease + 2 + 3) for _, _, at in reports)
     outcomes = Counter(o for _, _, o in fires)
-    assert set(outcomes) == {"ended", "interrupted"}, outcomes
+    assert set(outcomes) <= {"ended", "interrupted", None}, outcomes
+    # As in the four-process test: a claim given back at a stop once others had moved
+    # on stays unfinished when every survivor is stopping too (none takes it over: see
+    # docs/instances.md), for the next start to report; only after the first stop, and
+    # never for a fire time that ran.
+    stops = launched + timedelta(seconds=6 - 0.5)
+    unfinished = {(j, t) for j, t, o in fires if o is None}
+    assert all(t >= stops for _, t in unfinished), sorted(unfinished)[:3]
+    assert not unfinished & set(runs), sorted(unfinished & set(runs))[:3]
     assert gaps(fires, set().union(*missed.values())) == []
 
 

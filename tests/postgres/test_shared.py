@@ -411,7 +411,10 @@ async def test_claims_ahead_in_one_process_make_no_miss_nor_duplicate_in_another
             runs.setdefault(event.data["job_id"], []).append(
                 datetime.fromisoformat(event.data["fire_time"])
             )
-    assert [e.data for r in recorders for e in r.of(EventType.JOB_MISSED)] == []
+    # Claims ahead that a stop could not hand back (the other process had moved the
+    # row on) are reported "shutdown" at the stop: the only misses allowed.
+    missed = [e.data for r in recorders for e in r.of(EventType.JOB_MISSED)]
+    assert [m for m in missed if m["reason"] != "shutdown"] == []
     for job_id, times in runs.items():
         assert len(times) == len(set(times)), f"{job_id} ran a fire time twice"
         times.sort()
