@@ -118,11 +118,9 @@ class Runs:
         return Event.create(event_type, data, max_bytes=self._emitter.max_event_bytes, **lineage)
 
     async def emit(self, event: Event) -> None:
-        offer = self._offer
-        if offer is not None:
-            # Never waits, never evicts a user's event: a full queue drops it, counted
-            # as ``job_event`` (and reported in EVENTS_DROPPED).
-            offer(event)
+        # Never waits, never evicts a user's event: a full queue drops it, counted as
+        # ``job_event`` (and reported in EVENTS_DROPPED).
+        if self.offer(event):
             return
         try:
             await self._emitter.emit(event)
@@ -206,8 +204,8 @@ class Runs:
         for job, fire_times in pending.items():
             miss = Miss(MissReason.SHUTDOWN, tuple(sorted(fire_times)))
             event = self.missed_event(job, miss, now)
-            if event is not None and self._offer is not None:
-                self._offer(event)  # never waits: this may run in a cancelled task
+            if event is not None:
+                self.offer(event)  # never waits: this may run in a cancelled task
 
     async def wait_idle(self) -> None:
         while self.running:

@@ -124,8 +124,7 @@ class JobScheduler(JobTable, JobMethods):
         _handling.set(None)  # each run starts a chain of its own
         sync = self._sync
         sync.store = self._store  # changes made before start (removals) stay pending
-        store = self._store
-        self._lead = claim_lead(store) if sync.durable else 0.0
+        self._lead = claim_lead(self._store) if sync.durable else 0.0
         try:
             await self._take_up_saved()
             async with anyio.create_task_group() as group:
