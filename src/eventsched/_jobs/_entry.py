@@ -81,17 +81,21 @@ class Entry:
     replaces: str | None = None
     """The fingerprint of the definition the store held when this one started: a row
     still holding it is older than this definition, which is written over it."""
-    standby: bool = False
-    """A shared store holds another definition of this job: it does not fire here (it
-    is held paused, and not saved) until the store's definition is this one again."""
     standing_for: SavedJob | None = None
-    """On standby: the shared row as last seen (the other definition's), with which a
-    claim this process still holds is finished in the store (see Runs' run ends)."""
+    """On standby (a shared store holds another definition of this job): that row as
+    last seen. The job does not fire here (it is held paused, and not saved) until the
+    store's definition is this one again; a claim this process still holds is finished
+    against this row (see the table's run ends)."""
 
     def __post_init__(self) -> None:
         self.is_async = is_async(self.func)
         self.persist = self.deferred != "now"
         self.fingerprint = fingerprint(self.trigger)
+
+    @property
+    def standby(self) -> bool:
+        """Standing by for another definition in a shared store (see standing_for)."""
+        return self.standing_for is not None
 
     @property
     def running(self) -> int:

@@ -54,13 +54,13 @@ def take_up(job: Entry, saved: SavedJob, *, refused: bool) -> bool | None:
                 saved.fingerprint,
                 job.fingerprint,
             )
-            job.standby, job.persist, job.paused = True, False, True
-        job.standing_for = saved
+            job.persist, job.paused = False, True
+        job.standing_for = saved  # on standby (again, with the row as now seen)
         return False
     changed = False
     if job.standby:
         log.info("Job {}: the shared schedule is this process's definition again", job.id)
-        job.standby, job.persist, job.standing_for = False, True, None
+        job.persist, job.standing_for = True, None
         job.paused = bool(saved.paused)
         changed = True
     elif saved.paused is not None and saved.paused != job.paused:

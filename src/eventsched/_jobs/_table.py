@@ -249,7 +249,7 @@ class JobTable(SharedStoreTable):
         """Resume a paused job from now on: its next fire time is computed afresh."""
         job = self._lookup(job_id)
         if job.standby:  # this process's definition takes the shared job back
-            job.standby, job.persist, job.standing_for = False, True, None
+            job.persist, job.standing_for = True, None
         if job.paused:
             job.paused = False
             if self._life.is_(State.RUNNING):
