@@ -304,23 +304,28 @@ def test_a_killed_process_duplicates_nothing_and_a_survivor_reports_its_runs(
 def test_a_job_resumed_in_one_process_fires_on_time_in_another(state_url: str) -> None:
     """B (trio) holds a date job paused and never polls in time; A (asyncio) resumes it
     and exits before it is due: B hears of it through NOTIFY and runs it on time."""
-    run_date = datetime.now(UTC) + timedelta(seconds=6)
-    holder = subprocess.Popen(
-        [sys.executable, str(WAKER), state_url, "trio", "hold", run_date.isoformat()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    holder, resumer = (
+        subprocess.Popen(
+            [sys.executable, str(WAKER), state_url, backend, role],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for backend, role in (("trio", "hold"), ("asyncio", "resume"))
     )
+    for child in (holder, resumer):  # imported (the slow part of a start under load)
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+    # Then the fire time: 4 s leaves the two starts on the database and the resume time.
+    run_date = datetime.now(UTC) + timedelta(seconds=4)
+    assert holder.stdin is not None
+    holder.stdin.write(f"{run_date.isoformat()}\n")
+    holder.stdin.flush()
     wait_started(holder)
-    resumer = subprocess.run(
-        [sys.executable, str(WAKER), state_url, "asyncio", "resume", run_date.isoformat()],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
-    assert resumer.returncode == 0, resumer.stderr[-2000:]
-    assert resumer.stdout == "resumed\n"
+    resumer_out, resumer_err = resumer.communicate(f"{run_date.isoformat()}\n", timeout=WAIT)
+    assert resumer.returncode == 0, resumer_err[-2000:]
+    assert resumer_out == "resumed\n"
     assert datetime.now(UTC) < run_date, "the resumer outlived the fire time: no test"
     out, err = holder.communicate(timeout=WAIT)
     assert holder.returncode == 0, err[-2000:]

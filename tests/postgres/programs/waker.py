@@ -1,10 +1,12 @@
 """Two processes and one paused job: one resumes it, the other fires it (test_processes.py).
 
-``waker.py STATE_URL BACKEND ROLE RUN_DATE``: a date job ``j`` at RUN_DATE (ISO), added
-paused. ROLE ``hold``: prints ``started``, then waits (at most 30 s) for the job to run
-and prints ``ran FIRE_TIME STARTED_AT``; its store never polls within that time, so
-only a NOTIFY can wake it. ROLE ``resume``: resumes the job, saves, stops at once, and
-prints ``resumed``.
+``waker.py STATE_URL BACKEND ROLE``: prints ``ready`` once imported, then reads RUN_DATE
+(ISO) from its input (so that the test sets the fire time after both start-ups, which
+take seconds on a loaded machine): a date job ``j`` at RUN_DATE, added paused. ROLE
+``hold``: prints ``started``, then waits (at most 30 s) for the job to run and prints
+``ran FIRE_TIME STARTED_AT``; its store never polls within that time, so only a NOTIFY
+can wake it. ROLE ``resume``: resumes the job, saves, stops at once, and prints
+``resumed``.
 """
 
 from __future__ import annotations
@@ -46,5 +48,7 @@ async def main(url: str, role: str, run_date: datetime) -> None:
 
 
 if __name__ == "__main__":
-    url, backend, role, when = sys.argv[1:5]
+    url, backend, role = sys.argv[1:4]
+    print("ready", flush=True)
+    when = sys.stdin.readline().strip()
     anyio.run(main, url, role, datetime.fromisoformat(when), backend=backend)
