@@ -167,14 +167,18 @@ class JobScheduler(JobTable, JobMethods):
         if self._store.location is not None:
             log.info("Job state file {}: {} saved job(s)", self._store.location, len(loaded))
         now = self._clock.now()
+        resumed = 0
         if isinstance(loaded, SavedColumns):  # the SQLite store: see _resume
-            keys, resumed, left = resume_plain(self._entries, loaded, fingerprints, now.timestamp())
-            self._timeline.push_keyed(keys, resumed)
+            resumed, left = resume_plain(
+                self._entries, loaded, fingerprints, now.timestamp(), self._timeline
+            )
             if left:  # read again, checked, for the job-by-job take-up
                 loaded.others.update(await self._store.load_some(left))  # type: ignore[attr-defined]
             loaded = loaded.others
         self._stored = loaded
         self._saved.update(loaded)
+        if resumed == len(self._entries):
+            return  # every job (one row each): no pass over them for the rest
         # The jobs not resumed above (all of them with other stores), one by one.
         jobs = [job for job in self._entries.values() if job.next_fire is None]
         for job in jobs:
