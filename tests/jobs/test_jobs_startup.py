@@ -144,6 +144,27 @@ async def test_jobs_added_in_another_order_than_their_rows_resume_the_same(
     assert store.read_again == []
 
 
+async def test_the_store_is_asked_about_the_fingerprints_the_jobs_have_at_start(
+    tmp_path: Path,
+) -> None:
+    """They are noted as jobs are added (no pass over them at start), and noted anew
+    when the default timezone rebuilds the triggers given by name."""
+    asked: list[list[str]] = []
+
+    class AskedStore(SQLiteJobStore):
+        def load_columns_now(self, fingerprints: list[str]) -> _sqliterows.SavedColumns:
+            asked.append(list(fingerprints))
+            return super().load_columns_now(fingerprints)
+
+    scheduler = _scheduler(AskedStore(tmp_path / "jobs.sqlite", warn=False), VirtualClock(RESTART))
+    _add(scheduler)
+    scheduler.configure_jobs(timezone="Europe/Berlin")
+    async with scheduler:
+        entries = scheduler.jobs._entries
+        assert asked == [list(dict.fromkeys(job.fingerprint for job in entries.values()))]
+        assert "Europe/Berlin" in entries["plain-0"].fingerprint
+
+
 async def test_no_saved_job_object_is_made_for_a_plain_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from operator import attrgetter
 from typing import Final
 
 import anyio
@@ -49,8 +48,6 @@ from ._table import JobTable
 from ._triggers import due_fire_times
 
 __all__ = ["JobScheduler"]
-
-_fingerprint = attrgetter("fingerprint")
 
 log = logger.bind(component="jobs")
 
@@ -161,8 +158,9 @@ class JobScheduler(JobTable, JobMethods):
         """Lock and load the store, and give each job added so far its place in its
         schedule (its saved one if it has one), all put on the timeline at once."""
         # The distinct fingerprints (usually few), so that the rows can name theirs by
-        # number (see read_columns).
-        fingerprints = list(dict.fromkeys(map(_fingerprint, self._entries.values())))
+        # number (see read_columns); noted as the jobs were added.
+        fingerprints = list(self._added_fingerprints or ())
+        self._added_fingerprints = None
         loaded = await self._sync.open(fingerprints)
         if self._store.location is not None:
             log.info("Job state file {}: {} saved job(s)", self._store.location, len(loaded))
