@@ -60,12 +60,16 @@ def resume_plain(
     them); ``now`` as a POSIX timestamp.
 
     Returns how many jobs were resumed and the ids of the rows left for the job-by-job
-    take-up. A resumed job's row is written nowhere: it is the row it would save (no
-    claim, the same definition, pausing as the code has it).
+    take-up; ``columns``' times are used up (emptied). A resumed job's row is written
+    nowhere: it is the row it would save (no claim, the same definition, pausing as the
+    code has it).
     """
     ids, fingerprints, outcomes = columns.ids, columns.fingerprints, columns.outcomes
     nexts = _parse_all(columns.next_fire_times)
     lasts = _parse_all(columns.last_fire_times)
+    # Their text is not needed again: freed now, its memory holds what comes next
+    # rather than the process asking the system for more (fewer page faults).
+    columns.next_fire_times = columns.last_fire_times = []
     left: list[object] = []
     if not _usable(nexts, lasts, outcomes):  # rare: those rows go the checked way
         usable = list(map(_row_usable, nexts, lasts, outcomes))
