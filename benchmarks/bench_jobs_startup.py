@@ -11,7 +11,10 @@ round, so drift on a shared machine hits them alike; a round's ratio is taken wi
     uv run python benchmarks/bench_jobs_startup.py --base /tmp/sq-base/src
     uv run python benchmarks/bench_jobs_startup.py --jobs 50000 --rounds 5 --base ...
 
-Without ``--base`` only this tree is measured.
+Without ``--base`` only this tree is measured. ``--changed``: the worst case, every
+job's definition changed since the file was written (hourly jobs saved, two-hourly
+ones added: every row read again, checked, and rewritten); each round starts from a
+copy of the file as first written.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,7 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent.parent / "src"
 
 
-def _child(path: str, jobs: int) -> dict[str, Any]:
+def _child(path: str, jobs: int, hours: int) -> dict[str, Any]:
     import anyio
 
     import eventsched
@@ -77,7 +81,7 @@ def _child(path: str, jobs: int) -> dict[str, Any]:
         scheduler.configure_jobs(state_file=path)
         add_cpu = time.process_time()
         for n in range(jobs):
-            scheduler.add_job(job, "interval", hours=1, id=f"job-{n}")
+            scheduler.add_job(job, "interval", hours=hours, id=f"job-{n}")
         add_cpu = time.process_time() - add_cpu
         cpu = time.process_time()
         wall = time.perf_counter()
@@ -115,10 +119,10 @@ def _spread(path: str) -> None:
     conn.close()
 
 
-def _run(tree: str, path: str, jobs: int) -> dict[str, Any]:
+def _run(tree: str, path: str, jobs: int, hours: int = 1) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": tree}
     out = subprocess.run(
-        [sys.executable, __file__, "--child", path, "--jobs", str(jobs)],
+        [sys.executable, __file__, "--child", path, "--jobs", str(jobs), "--hours", str(hours)],
         check=True,
         capture_output=True,
         text=True,
@@ -140,17 +144,24 @@ def main() -> None:
         action="store_true",
         help="give the saved jobs distinct fire times, a last fire time and outcome",
     )
+    parser.add_argument(
+        "--changed",
+        action="store_true",
+        help="every job's definition changed since the file was written (the worst case)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--hours", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child, args.jobs)))
+        print(json.dumps(_child(args.child, args.jobs, args.hours)))
         return
     trees = {"this": str(HERE)}
     if args.base:
         trees["base"] = str(Path(args.base).resolve())
     print(
         f"start-up with {args.jobs:,} saved hourly jobs"
-        f"{' (spread)' if args.spread else ''}, {time.strftime('%H:%M:%S')} UTC, "
+        f"{' (spread)' if args.spread else ''}{' (all changed)' if args.changed else ''}, "
+        f"{time.strftime('%H:%M:%S')} UTC, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory() as directory:
@@ -159,10 +170,16 @@ def main() -> None:
             _run(tree, files[name], args.jobs)  # writes the file (and migrates none)
             if args.spread:
                 _spread(files[name])
+            if args.changed:
+                shutil.copyfile(files[name], files[name] + ".first")
         ratios, add_ratios = [], []
         for round_ in range(1, args.rounds + 1):
             order = list(trees) if round_ % 2 else list(reversed(trees))
-            results = {name: _run(trees[name], files[name], args.jobs) for name in order}
+            results = {}
+            for name in order:
+                if args.changed:  # as first written: every row's definition differs again
+                    shutil.copyfile(files[name] + ".first", files[name])
+                results[name] = _run(trees[name], files[name], args.jobs, 2 if args.changed else 1)
             for name in order:
                 r = results[name]
                 print(

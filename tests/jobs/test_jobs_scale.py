@@ -75,6 +75,34 @@ def test_changed_paused_and_removed_jobs_leave_stale_items_that_are_skipped() ->
     assert [job.id for job in timeline.pop_due(EPOCH + timedelta(seconds=60))] == ["k", "m"]
 
 
+def test_jobs_queued_with_reserved_tickets_come_due_in_order_with_the_others() -> None:
+    """The start-up's way in (``reserve`` then ``push_ticketed``, see _resume): into an
+    empty timeline, and into one that holds jobs already; a ticket set aside and not
+    used is never handed out again, and a job pushed after is ordered with the rest."""
+    for before in ([], [("early", 0.5), ("middle", 2.5)]):
+        timeline = Timeline()
+        for name, seconds in before:
+            timeline.push(entry(name, seconds))
+        jobs = [entry(f"j{s}", s) for s in (3, 1, 2)]
+        ticket = reserved = timeline.reserve(5)  # two of them left unused
+        items, queued = [], {}
+        for job in jobs:
+            ticket += 1
+            job.ticket = ticket
+            queued[ticket] = job
+            items.append((job.fire_at.timestamp(), ticket))  # type: ignore[union-attr]
+        timeline.push_ticketed(items, queued)
+        late = entry("late", 4)
+        timeline.push(late)
+        assert late.ticket > reserved + 5  # past every reserved ticket
+        assert len({job.ticket for job in [*jobs, late]}) == 4
+        due = timeline.pop_due(EPOCH + timedelta(seconds=60))
+        expected = sorted(
+            [*before, ("j1", 1), ("j2", 2), ("j3", 3), ("late", 4)], key=lambda p: p[1]
+        )
+        assert [job.id for job in due] == [name for name, _ in expected]
+
+
 def test_stale_items_never_outnumber_the_jobs_for_long() -> None:
     """Re-pushing the same jobs over and over keeps the heap proportional to them."""
     timeline = Timeline()

@@ -116,6 +116,55 @@ async def test_the_plain_rows_are_resumed_as_saved_and_written_nowhere(tmp_path:
     assert sorted(store.read_again) == ["changed", "paused"]  # type: ignore[type-var]
 
 
+async def test_jobs_added_in_another_order_than_their_rows_resume_the_same(
+    tmp_path: Path,
+) -> None:
+    """The rows usually come in the order the jobs are added in, and are then matched
+    to them without a look-up by id (see _resume): in any other order, by id."""
+    path = tmp_path / "jobs.sqlite"
+    saved = await _saved_file(path)
+    calls: list[tuple[Any, Any]] = []
+
+    class Recorder:
+        def add_job(self, *args: Any, **kwargs: Any) -> None:
+            calls.append((args, kwargs))
+
+    _add(Recorder())  # type: ignore[arg-type]
+    store = RecordingStore(path)
+    restarted = _scheduler(store, VirtualClock(RESTART))
+    for args, kwargs in reversed(calls):
+        restarted.add_job(*args, **kwargs)
+    async with restarted:
+        await restarted.jobs.flush_state()
+        entries = restarted.jobs._entries
+        for job_id, state in saved.items():
+            assert entries[job_id].next_fire == state.next_fire_time, job_id
+            assert entries[job_id].last_fire == state.last_fire_time, job_id
+    assert store.written == set()
+    assert store.read_again == []
+
+
+async def test_the_store_is_asked_about_the_fingerprints_the_jobs_have_at_start(
+    tmp_path: Path,
+) -> None:
+    """They are noted as jobs are added (no pass over them at start), and noted anew
+    when the default timezone rebuilds the triggers given by name."""
+    asked: list[list[str]] = []
+
+    class AskedStore(SQLiteJobStore):
+        def load_columns_now(self, fingerprints: list[str]) -> _sqliterows.SavedColumns:
+            asked.append(list(fingerprints))
+            return super().load_columns_now(fingerprints)
+
+    scheduler = _scheduler(AskedStore(tmp_path / "jobs.sqlite", warn=False), VirtualClock(RESTART))
+    _add(scheduler)
+    scheduler.configure_jobs(timezone="Europe/Berlin")
+    async with scheduler:
+        entries = scheduler.jobs._entries
+        assert asked == [list(dict.fromkeys(job.fingerprint for job in entries.values()))]
+        assert "Europe/Berlin" in entries["plain-0"].fingerprint
+
+
 async def test_no_saved_job_object_is_made_for_a_plain_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

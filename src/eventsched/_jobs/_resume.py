@@ -4,26 +4,32 @@ A store that has ``load_columns`` (:class:`~eventsched.SQLiteJobStore`) hands ov
 plain rows (no claimed fire time, a next one, not paused) as parallel lists of raw
 values (:class:`~._sqliterows.SavedColumns`). :func:`resume_plain` gives each job added
 before the start whose row that is, unchanged in definition, its saved schedule in one
-pass: it parses the two times the job needs, checks what the store's checked read
-would refuse, and leaves everything else (another definition, a paused job, a value
-it cannot use) to the job-by-job take-up, which reads those rows again, checked.
-So a row is never used unchecked, and a malformed one is still reported by name.
+pass, and puts it on the timeline; it leaves everything else (another definition, a
+paused job, a value it cannot use) to the job-by-job take-up, which reads those rows
+again, checked. So a row is never used unchecked, and a malformed one is still
+reported by name.
 
-Measured at 50,000 saved jobs (``benchmarks/bench_jobs_startup.py``, see
-``docs/benchmarks.md``): a ``SavedJob`` per row and the job-by-job take-up were
-~0.2 s of a 0.36-0.41 s start; the lists and this loop take a fraction of that.
+The cost is per saved job, and at 50,000 of them a pass over the jobs is several
+milliseconds whatever it does (each job is its own object, somewhere in memory). So
+the values are checked column by column in C (``map``, ``set``: what the checked read
+would refuse), and the jobs are visited once: the loop that gives a job its schedule
+also gives it its ticket on the timeline (see :meth:`~._timeline.Timeline.push_ticketed`).
+Measured at 50,000 saved jobs: see ``docs/benchmarks.md`` (start-up).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Final
+from itertools import compress
+from operator import attrgetter
+from typing import Any, Final
 
 from loguru import logger
 
 from ._entry import Entry
 from ._sqliterows import OUTCOMES, SavedColumns
+from ._timeline import Timeline
 from ._triggers import set_start
 
 __all__ = ["resume_plain"]
@@ -33,55 +39,63 @@ log = logger.bind(component="jobs")
 #: What a plain row's ``last_outcome`` may be.
 _OUTCOMES: Final = OUTCOMES | {None}
 #: Years where a UTC offset may not move a time to UTC: the checked read decides.
-_EDGES: Final = (1, 9999)
+_EDGES: Final = frozenset({1, 9999})
+_PARSE: Final = datetime.fromisoformat
+_TIMESTAMP: Final = datetime.timestamp
+_TZINFO: Final = attrgetter("tzinfo")
+_YEAR: Final = attrgetter("year")
+#: What an unparsable time becomes: naive, so refused like a time without an offset.
+_UNUSABLE: Final = datetime.min
 
 
 def resume_plain(
-    entries: Mapping[str, Entry], columns: SavedColumns, known: list[str], now: float
-) -> tuple[list[float], list[Entry], list[object]]:
-    """Resume the jobs whose plain row ``columns`` holds; ``known``: the fingerprints
-    the store was asked about (a row's may be an index in them); ``now`` as a POSIX
-    timestamp.
+    entries: Mapping[str, Entry],
+    columns: SavedColumns,
+    known: list[str],
+    now: float,
+    timeline: Timeline,
+) -> tuple[int, list[object]]:
+    """Resume the jobs whose plain row ``columns`` holds and queue them on ``timeline``;
+    ``known``: the fingerprints the store was asked about (a row's may be an index in
+    them); ``now`` as a POSIX timestamp.
 
-    Returns the timeline keys of the resumed jobs' fire times (POSIX timestamps), those
-    jobs, and the ids of the rows left for the job-by-job take-up (two lists rather than
-    a pair per job: 50,000 pairs kept a while set off a full garbage collection).
-    A resumed job's row is written nowhere: it is the row it would save (no claim, the
-    same definition, pausing as the code has it).
+    Returns how many jobs were resumed and the ids of the rows left for the job-by-job
+    take-up; ``columns``' times are used up (emptied). A resumed job's row is written
+    nowhere: it is the row it would save (no claim, the same definition, pausing as the
+    code has it).
     """
-    ids = columns.ids
-    # Looked up and parsed by map() in C (a fifth of the loop's time); a value that
-    # does not parse becomes an unusable time that the loop's checks send on.
-    jobs = list(map(entries.get, ids))
-    try:
-        nexts = list(map(_PARSE, columns.next_fire_times))
-    except (TypeError, ValueError):
-        nexts = [_parsed(text) for text in columns.next_fire_times]
-    try:
-        lasts = [text if text is None else _PARSE(text) for text in columns.last_fire_times]
-    except (TypeError, ValueError):
-        lasts = [None if text is None else _parsed(text) for text in columns.last_fire_times]
-    outcomes = _OUTCOMES
-    edges = _EDGES
-    keys: list[float] = []
-    resumed: list[Entry] = []
+    ids, fingerprints, outcomes = columns.ids, columns.fingerprints, columns.outcomes
+    nexts = _parse_all(columns.next_fire_times)
+    lasts = _parse_all(columns.last_fire_times)
+    # Their text is not needed again: freed now, its memory holds what comes next
+    # rather than the process asking the system for more (fewer page faults).
+    columns.next_fire_times = columns.last_fire_times = []
     left: list[object] = []
-    for job, fingerprint, at, last_at, outcome, job_id in zip(
-        jobs, columns.fingerprints, nexts, lasts, columns.outcomes, ids, strict=True
+    if not _usable(nexts, lasts, outcomes):  # rare: those rows go the checked way
+        usable = list(map(_row_usable, nexts, lasts, outcomes))
+        left = [job_id for job_id, ok in zip(ids, usable, strict=True) if not ok]
+        ids, fingerprints, outcomes, nexts, lasts = (
+            list(compress(column, usable)) for column in (ids, fingerprints, outcomes, nexts, lasts)
+        )
+    keys = list(map(_TIMESTAMP, nexts))
+    try:  # indexes in ``known`` (usually all of them): their text, in C
+        fingerprints = list(map(known.__getitem__, fingerprints))
+    except TypeError:  # some came as text
+        fingerprints = [known[f] if f.__class__ is int else f for f in fingerprints]
+    # The rows come in the order they were first saved, which is usually the order the
+    # jobs were added in: then no id needs hashing and looking up (~3 ms against ~7).
+    jobs = list(entries.values()) if ids == list(entries) else list(map(entries.get, ids))
+    ticket = timeline.reserve(len(jobs))
+    items: list[tuple[float, int]] = []
+    queued: dict[int, Entry] = {}
+    for job, fingerprint, at, last_at, outcome, key, job_id in zip(
+        jobs, fingerprints, nexts, lasts, outcomes, keys, ids, strict=True
     ):
-        if fingerprint.__class__ is int:
-            fingerprint = known[fingerprint]
         if (
             job is None  # also an id that is not text
             or job.fingerprint != fingerprint
             or job.paused  # the row says not paused: it is written again
             or not job.persist
-            or outcome not in outcomes
-            # No offset (or unparsed), or a year where the offset may not move the
-            # time to UTC: the checked read decides.
-            or at.tzinfo is None
-            or at.year in edges
-            or (last_at is not None and (last_at.tzinfo is None or last_at.year in edges))
         ):
             left.append(job_id)
             continue
@@ -90,26 +104,33 @@ def resume_plain(
             job.deferred = None
         job.last_fire = last_at
         job.last_outcome = outcome
-        key = at.timestamp()
+        job.next_fire = job.fire_at = at  # set_next() without jitter
         if key < now:
             log.info(
                 "Job {} was due at {} while the scheduler was not running",
-                job.id,
+                job_id,
                 at.isoformat(),
             )
         if job.jitter:
             job.set_next(at)
-            key = job.fire_at.timestamp()
-        else:
-            job.next_fire = job.fire_at = at  # set_next() without jitter
-        keys.append(key)
-        resumed.append(job)
-    return keys, resumed, left
+            key = _TIMESTAMP(job.fire_at)
+        ticket += 1
+        job.ticket = ticket
+        queued[ticket] = job
+        items.append((key, ticket))
+    timeline.push_ticketed(items, queued)
+    return len(items), left
 
 
-_PARSE: Final = datetime.fromisoformat
-#: What an unparsable time becomes: naive, so refused like a time without an offset.
-_UNUSABLE: Final = datetime.min
+def _parse_all(texts: list[Any]) -> list[Any]:
+    """Each time parsed (None stays None), in C when none is None; one that does not
+    parse (or is not text) becomes :data:`_UNUSABLE`, which :func:`_usable` refuses."""
+    try:
+        if None not in texts:
+            return list(map(_PARSE, texts))
+        return [text if text is None else _PARSE(text) for text in texts]
+    except (TypeError, ValueError):
+        return [None if text is None else _parsed(text) for text in texts]
 
 
 def _parsed(text: object) -> datetime:
@@ -117,3 +138,20 @@ def _parsed(text: object) -> datetime:
         return _PARSE(text)  # type: ignore[arg-type]  # not text: TypeError
     except (TypeError, ValueError):
         return _UNUSABLE
+
+
+def _usable(nexts: list[datetime], lasts: list[datetime | None], outcomes: list[Any]) -> bool:
+    """Whether every row's values are as the checked read would take them, column by
+    column in C: an outcome it knows, each time with a UTC offset and in a year where
+    that offset can move it to UTC. (A plain row's next fire time is never None.)"""
+    times = (nexts, [at for at in lasts if at is not None] if None in lasts else lasts)
+    return (
+        set(outcomes) <= _OUTCOMES
+        and all(None not in set(map(_TZINFO, column)) for column in times)
+        and all(_EDGES.isdisjoint(map(_YEAR, column)) for column in times)
+    )
+
+
+def _row_usable(at: datetime, last_at: datetime | None, outcome: Any) -> bool:
+    """:func:`_usable` for one row."""
+    return _usable([at], [last_at], [outcome])

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from operator import attrgetter
 from typing import Final
 
 import anyio
@@ -49,8 +48,6 @@ from ._table import JobTable
 from ._triggers import due_fire_times
 
 __all__ = ["JobScheduler"]
-
-_fingerprint = attrgetter("fingerprint")
 
 log = logger.bind(component="jobs")
 
@@ -161,20 +158,25 @@ class JobScheduler(JobTable, JobMethods):
         """Lock and load the store, and give each job added so far its place in its
         schedule (its saved one if it has one), all put on the timeline at once."""
         # The distinct fingerprints (usually few), so that the rows can name theirs by
-        # number (see read_columns).
-        fingerprints = list(dict.fromkeys(map(_fingerprint, self._entries.values())))
+        # number (see read_columns); noted as the jobs were added.
+        fingerprints = list(self._added_fingerprints or ())
+        self._added_fingerprints = None
         loaded = await self._sync.open(fingerprints)
         if self._store.location is not None:
             log.info("Job state file {}: {} saved job(s)", self._store.location, len(loaded))
         now = self._clock.now()
+        resumed = 0
         if isinstance(loaded, SavedColumns):  # the SQLite store: see _resume
-            keys, resumed, left = resume_plain(self._entries, loaded, fingerprints, now.timestamp())
-            self._timeline.push_keyed(keys, resumed)
+            resumed, left = resume_plain(
+                self._entries, loaded, fingerprints, now.timestamp(), self._timeline
+            )
             if left:  # read again, checked, for the job-by-job take-up
                 loaded.others.update(await self._store.load_some(left))  # type: ignore[attr-defined]
             loaded = loaded.others
         self._stored = loaded
         self._saved.update(loaded)
+        if resumed == len(self._entries):
+            return  # every job (one row each): no pass over them for the rest
         # The jobs not resumed above (all of them with other stores), one by one.
         jobs = [job for job in self._entries.values() if job.next_fire is None]
         for job in jobs:

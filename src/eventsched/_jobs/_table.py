@@ -72,6 +72,11 @@ class JobTable(SharedStoreTable):
         #: ``TIMEZONE`` that contradicts the application's own).
         self.timezone_configured = False
         self._entries: dict[str, Entry] = {}
+        # The distinct fingerprints of the jobs added before start (None once started):
+        # what the start asks the store about (see read_columns), noted as jobs are
+        # added rather than found by a pass over all of them at start (~5 ms at 50,000).
+        # Those of jobs replaced or removed since stay: they only cost the query a test.
+        self._added_fingerprints: dict[str, None] | None = {}
         self._store: JobStore = MemoryJobStore()
         self.configure(clock=clock, state_file=state_file, timezone=timezone, store=store)
         self.timezone_configured = timezone is not UTC
@@ -124,6 +129,10 @@ class JobTable(SharedStoreTable):
             self.timezone_configured = True
             for job in self._entries.values():
                 job.use_default_timezone(self._timezone)
+            # Their fingerprints changed (not started yet: noted anew).
+            self._added_fingerprints = dict.fromkeys(
+                job.fingerprint for job in self._entries.values()
+            )
         self._bind_limits()
 
     # -- inspection --------------------------------------------------------------------
@@ -205,6 +214,8 @@ class JobTable(SharedStoreTable):
                     existing.fingerprint, existing.last_fire, existing.next_fire
                 )
         self._entries[id] = job
+        if self._added_fingerprints is not None:
+            self._added_fingerprints[job.fingerprint] = None
         if self._life.is_(State.RUNNING):
             self._schedule_new(job, self._clock.now())
             self._sync.save_soon()

@@ -84,8 +84,30 @@ class Timeline:
             job.ticket = ticket
             queued[ticket] = job
             heap.append((key, ticket))
-        self._ticket = ticket
-        heapq.heapify(heap)
+        if ticket != self._ticket:  # else nothing was added: the heap is in order
+            self._ticket = ticket
+            heapq.heapify(heap)
+
+    def reserve(self, count: int) -> int:
+        """Set aside ``count`` tickets for :meth:`push_ticketed`: the ones after the
+        number returned, up to it plus ``count`` (unused ones are never handed out)."""
+        ticket = self._ticket
+        self._ticket += count
+        return ticket
+
+    def push_ticketed(self, items: list[tuple[float, int]], queued: dict[int, Entry]) -> None:
+        """:meth:`push_keyed` for a caller that went over the jobs already: ``items``
+        the heap's ``(key, ticket)`` pairs, ``queued`` each ticket's job (whose ticket
+        it is), tickets from :meth:`reserve`. Both are taken over (not copied) when the
+        timeline is empty, as it is at a start."""
+        if not items:
+            return
+        if self._heap:
+            self._queued.update(queued)
+            self._heap.extend(items)
+        else:
+            self._queued, self._heap = queued, items
+        heapq.heapify(self._heap)
 
     def earliest(self) -> datetime | None:
         """The earliest fire time of a job that fires, dropping stale items on top."""
