@@ -164,8 +164,8 @@ best = best_of({"ceiling": ceiling, "one_key": pipeline(ONE), "ten_key": pipelin
 # Python objects by tracemalloc in a second scheduler of the same process.
 best["rss_bytes"] = anyio.run(memory, False, backend=backend)
 best["traced_bytes"] = anyio.run(memory, True, backend=backend)
-# The floor last, with a ceiling of its own: run before the memory rows, it moved the
-# resident growth by ~15 B an event (the heap it leaves behind), in both trees.
+# The floor last, with a ceiling of its own: the memory rows then run after the same
+# rows as in earlier passes, so their figures compare with those passes'.
 floor_run = best_of({"ceiling": ceiling, "floor": floor})
 best["floor_over_ceiling"] = floor_run["floor"] / floor_run["ceiling"]
 print(json.dumps(best))
