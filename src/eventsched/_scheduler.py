@@ -142,7 +142,6 @@ class EventScheduler(PipelineMethods, JobMethods):
             queue_size=queue_size, overflow=policy, block_timeout=block_timeout
         )
         self._life = Lifecycle("this EventScheduler")
-        self._emits = 0
         self._services: list[Service] = []
         self._tree: TaskTree | None = None  # built at start, from the settings then
         # stop() before start (a task that starts run() and one that stops it, racing):

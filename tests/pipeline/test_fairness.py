@@ -8,7 +8,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from eventsched import CHECKPOINT_EVERY, Event, EventScheduler
+from eventsched import CHECKPOINT_EVERY, Event, EventScheduler, InvalidEventError
 
 pytestmark = pytest.mark.anyio
 
@@ -73,3 +73,30 @@ async def test_an_emitting_loop_yields_every_checkpoint_every_emits() -> None:
     runs = [sum(1 for _ in group) for _, group in itertools.groupby(seen_by_emit)]
     assert max(runs) <= WORST_CASE_RUN
     assert len(runs) >= BATCHES * CHECKPOINT_EVERY // WORST_CASE_RUN
+
+
+async def test_a_loop_of_refused_emits_yields_every_checkpoint_every_emits() -> None:
+    """A producer that catches each refusal and goes on still yields once per
+    CHECKPOINT_EVERY emits: refused emits count toward the yield as accepted ones do."""
+    scheduler = EventScheduler()
+    turns = 0
+    seen_by_emit: list[int] = []
+
+    async def probe() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10):
+        async with scheduler, anyio.create_task_group() as tg:
+            tg.start_soon(probe)
+            for _ in range(BATCHES * CHECKPOINT_EVERY):
+                seen_by_emit.append(turns)
+                with pytest.raises(InvalidEventError):
+                    await scheduler.emit("n", {"not json": object()})
+            tg.cancel_scope.cancel()
+    runs = [sum(1 for _ in group) for _, group in itertools.groupby(seen_by_emit)]
+    assert max(runs) <= WORST_CASE_RUN
+    assert len(runs) >= BATCHES * CHECKPOINT_EVERY // WORST_CASE_RUN
+    assert scheduler.statistics().rejected == {"invalid": BATCHES * CHECKPOINT_EVERY}

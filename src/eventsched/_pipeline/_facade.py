@@ -31,8 +31,8 @@ __all__ = ["PipelineMethods"]
 
 F = TypeVar("F", bound=HandlerFunc)
 
-# Producers yield every CHECKPOINT_EVERY accepted emits (a power of two, so a mask).
-_EMIT_BATCH_MASK: Final = CHECKPOINT_EVERY - 1
+# Producers yield every CHECKPOINT_EVERY emits.
+_EMIT_BATCH: Final = CHECKPOINT_EVERY
 
 
 class PipelineMethods:
@@ -44,7 +44,6 @@ class PipelineMethods:
     _registry: HandlerRegistry
     _handler_timeout: float | None
     _life: Lifecycle
-    _emits: int
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -137,17 +136,25 @@ class PipelineMethods:
                 queue.count_invalid(error)
             # A refused emit counts toward the batch as well: a producer that catches
             # the error and goes on would otherwise never yield to the handlers.
-            emits = self._emits = self._emits + 1
-            if not emits & _EMIT_BATCH_MASK:
+            emits = queue.unyielded_emits + 1
+            if emits == _EMIT_BATCH:
+                queue.unyielded_emits = 0
                 await anyio.lowlevel.checkpoint()
+            else:
+                queue.unyielded_emits = emits
             raise
         if accepted is None:
             return await queue.wait_for_room(event)
         # Accepted emits never yield (that is the speed of send_nowait), so a producer
-        # loop would starve every other task: yield every CHECKPOINT_EVERY emits.
-        emits = self._emits = self._emits + 1
-        if not emits & _EMIT_BATCH_MASK:
+        # loop would starve every other task: yield every CHECKPOINT_EVERY emits. The
+        # count restarts at each yield rather than growing: ints up to 256 are cached, so
+        # counting allocates nothing (a growing count allocated an int per emit).
+        emits = queue.unyielded_emits + 1
+        if emits == _EMIT_BATCH:
+            queue.unyielded_emits = 0
             await anyio.lowlevel.checkpoint()
+        else:
+            queue.unyielded_emits = emits
         return accepted
 
     def emit_nowait(

@@ -82,6 +82,7 @@ class EventQueue(Ledger):
         "closed_refusals",
         "loop_thread",
         "receive_nowait",
+        "unyielded_emits",
         "waiters",
     )
 
@@ -101,6 +102,8 @@ class EventQueue(Ledger):
         self._new_wake: Callable[[], anyio.Event] = anyio.Event
         self.waiters: deque[Waiter] = deque()
         self.closed_refusals = 0
+        # Emits since the last one that yielded (EventScheduler.emit; below CHECKPOINT_EVERY).
+        self.unyielded_emits = 0
         self.loop_thread: int | None = None
 
     # -- lifecycle (called by EventScheduler) ------------------------------------------
