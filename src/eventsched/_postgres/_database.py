@@ -149,7 +149,7 @@ class Database:
                 row = connection.execute("SELECT txid_status(%s)", [unknown.xid]).fetchone()
             status = None if row is None else row[0]
             if status == "in progress":  # its server process has not ended it yet
-                raise _Pending
+                raise _Pending("the transaction is still in progress on the server")
             if status != "committed":
                 # "aborted", or None: older than the server keeps (not after seconds).
                 return None
