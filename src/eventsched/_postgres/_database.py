@@ -84,6 +84,9 @@ class Database:
         self._connect_timeout = connect_timeout
         self._application_name = application_name
         self._limiter = anyio.CapacityLimiter(connections)
+        # When the current outage began (None: none): shared by every call, so that an
+        # outage is one warning and one "reachable again", however many calls wait.
+        self._lost_at: float | None = None
         # At most `connections` at once: one per thread of the limiter.
         self._connections = Connections(
             target.conninfo,
@@ -159,8 +162,6 @@ class Database:
 
         deadline = anyio.current_time() + self.retry_for
         backoff = _FIRST_BACKOFF
-        lost_at: float | None = None  # when this call first lost the server
-        warned = False
         unknown: _CommitUnknown[T] | None = None
         while True:
             try:
@@ -175,7 +176,6 @@ class Database:
             except _CommitUnknown as exc:
                 unknown = exc
                 log.debug("Lost the connection during COMMIT of {}: asking the server", exc.xid)
-                lost_at = lost_at or time.monotonic()
                 continue
             except (psycopg.OperationalError, _Pending) as exc:
                 if anyio.current_time() + backoff > deadline:
@@ -183,9 +183,8 @@ class Database:
                         f"STATE_URL={self.target}: lost the database for over "
                         f"{self.retry_for:g}s: {_one_line(exc, self.target)}"
                     ) from None
-                lost_at = lost_at or time.monotonic()
-                if not warned:
-                    warned = True
+                if self._lost_at is None:
+                    self._lost_at = time.monotonic()
                     log.warning(
                         "PostgreSQL at {} unreachable ({}); retrying for up to {:g}s",
                         self.target,
@@ -195,12 +194,13 @@ class Database:
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
                 continue
-            if lost_at is not None:
+            if self._lost_at is not None:
                 log.info(
                     "PostgreSQL at {} reachable again after {:.1f}s",
                     self.target,
-                    time.monotonic() - lost_at,
+                    time.monotonic() - self._lost_at,
                 )
+                self._lost_at = None
             return result
 
     async def connect_dedicated(self) -> psycopg.Connection[tuple[object, ...]]:
