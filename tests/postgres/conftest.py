@@ -3,6 +3,8 @@
 The server is ``EVENTSCHED_TEST_POSTGRES_URL`` or the local one on 127.0.0.1:5432.
 Where none answers, the tests skip with one line saying how to get one, except in CI
 (``CI=true``), where a missing server fails the run: there the tests must run.
+A test that stops or restarts its server has a private one (``cluster``, see
+:mod:`postgres._cluster`), under the same rule.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from loguru import logger
+
+from postgres._cluster import Cluster, ClusterUnavailable, find_bindir
 
 psycopg = pytest.importorskip("psycopg", reason="needs psycopg: uv sync (the dev group has it)")
 
@@ -25,10 +30,33 @@ def postgres_url() -> str:
         psycopg.connect(url, connect_timeout=3).close()
     except psycopg.Error as exc:
         reason = f"no PostgreSQL at {url.split('@')[-1]} ({' '.join(str(exc).split())[:120]})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must run the PostgreSQL tests")
-        pytest.skip(f"{reason}: set EVENTSCHED_TEST_POSTGRES_URL or start a local PostgreSQL")
+        _unavailable(f"{reason}: set EVENTSCHED_TEST_POSTGRES_URL or start a local PostgreSQL")
     return url
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}: CI must run the PostgreSQL tests")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A private PostgreSQL server, started, for a test that stops or restarts it;
+    stopped and removed at teardown whatever happened."""
+    bindir = find_bindir()
+    if bindir is None:
+        _unavailable("no PostgreSQL server programs (initdb, pg_ctl) for a private server")
+    assert bindir is not None
+    server = Cluster(bindir)
+    try:
+        try:
+            server.create()
+        except ClusterUnavailable as exc:
+            _unavailable(f"cannot start a private PostgreSQL server: {exc}")
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture
@@ -44,3 +72,18 @@ def schema(postgres_url: str) -> Iterator[str]:
 def state_url(postgres_url: str, schema: str) -> str:
     separator = "&" if "?" in postgres_url else "?"
     return f"{postgres_url}{separator}schema={schema}"
+
+
+@pytest.fixture
+def messages() -> Iterator[list[tuple[str, str]]]:
+    """(level, message) of what eventsched logs during the test."""
+    found: list[tuple[str, str]] = []
+    sink = logger.add(
+        lambda m: found.append((m.record["level"].name, m.record["message"])), level="DEBUG"
+    )
+    logger.enable("eventsched")
+    try:
+        yield found
+    finally:
+        logger.disable("eventsched")
+        logger.remove(sink)

@@ -8,7 +8,7 @@ through NOTIFY.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +16,6 @@ from typing import Any
 import anyio
 import psycopg
 import pytest
-from loguru import logger
 
 from eventsched import EventScheduler, EventType, PostgresJobStore, SavedJob
 from eventsched._postgres._store import Polled
@@ -37,21 +36,6 @@ def shared(url: str, **options: Any) -> EventScheduler:
 
 async def noop() -> None:
     await anyio.lowlevel.checkpoint()
-
-
-@pytest.fixture
-def messages() -> Iterator[list[tuple[str, str]]]:
-    """(level, message) of what eventsched logs during the test."""
-    found: list[tuple[str, str]] = []
-    sink = logger.add(
-        lambda m: found.append((m.record["level"].name, m.record["message"])), level="DEBUG"
-    )
-    logger.enable("eventsched")
-    try:
-        yield found
-    finally:
-        logger.disable("eventsched")
-        logger.remove(sink)
 
 
 async def until(condition: Any, limit: float = 10.0) -> None:

@@ -6,7 +6,10 @@ connection of its own (the server drops the lock when that connection ends, even
 poll, at most a second apart) is younger than the lease. Both must fail for it to be
 presumed dead: a kill is found within the lease, and a live process whose connections
 were cut (a restarted server) has the lease to reconnect and beat again before anyone
-reports its runs.
+reports its runs. The lease counts from the server's start when that is later than the
+last beat: a server down for longer than the lease would otherwise let the first
+process back presume every other one dead (seen with a real restart:
+tests/postgres/test_restart.py), although they reconnect within a backoff step.
 
 A dead process's fires whose outcome is not recorded are marked ``interrupted`` by the
 transaction that finds them: the row locks of that UPDATE let only one process mark
@@ -59,7 +62,10 @@ def takeover(
     restrict = sql.SQL("") if jobs is None else sql.SQL(" AND f.job_id = ANY(%(jobs)s)")
     query = sql.SQL(
         "WITH dead AS (DELETE FROM {processes} p WHERE p.id <> %(me)s"
-        " AND p.heartbeat_at < now() - make_interval(secs => %(lease)s)"
+        # The server's own downtime is not the process's silence: the lease counts
+        # from the later of its last beat and the server's start.
+        " AND greatest(p.heartbeat_at, pg_postmaster_start_time())"
+        " < now() - make_interval(secs => %(lease)s)"
         " AND pg_try_advisory_xact_lock(hashtextextended('eventsched process ' || p.id, 0))"
         " RETURNING p.id)"
         " UPDATE {fires} f SET outcome = 'interrupted', finished_at = now()"

@@ -32,6 +32,10 @@ __all__ = ["watch"]
 log = logger.bind(component="postgres")
 
 _FIRST_BACKOFF: Final = 0.1
+#: The longest pause between two attempts: with a long ``poll_interval`` (a minute)
+#: the listener stayed away for as long after the server came back, and with it
+#: every wake-up from the other processes (tests/postgres/test_restart.py).
+_MAX_BACKOFF: Final = 2.0
 
 
 async def watch(
@@ -68,7 +72,7 @@ async def watch(
                     await _close_quietly(listener)
                     listener = None
                 await anyio.sleep(backoff)
-                backoff = min(backoff * 2, store.poll_interval)
+                backoff = min(backoff * 2, store.poll_interval, _MAX_BACKOFF)
                 continue
             if failing:
                 log.info("Watching {} again", store.location)
