@@ -108,6 +108,40 @@ def test_a_row_gone_behind_the_stores_back_is_written_whole(tmp_path: Path) -> N
         store.close_now()
 
 
+def test_rows_moved_to_other_rowids_are_not_written_over(tmp_path: Path) -> None:
+    """Updates find a row by the rowid it had when written, and check its id: two rows
+    that swapped rowids (as a VACUUM may renumber them) are each written whole, neither
+    over the other."""
+    path = tmp_path / "jobs.sqlite"
+    store = SQLiteJobStore(path, warn=False)
+    store.lock_now()
+    store.load_now()
+    try:
+        fp = "interval[0:00:01]"
+        store.save_now({"a": SavedJob(fp, None, T0), "b": SavedJob("other", None, T0)})
+        conn = store._conn
+        assert conn is not None
+        with conn:
+            rowids = dict(conn.execute("SELECT job_id, rowid FROM jobs"))
+            rows = {r[0]: r for r in conn.execute("SELECT * FROM jobs")}
+            conn.execute("DELETE FROM jobs")
+            for job_id, other in (("a", "b"), ("b", "a")):
+                conn.execute(
+                    "INSERT INTO jobs (rowid, job_id, fingerprint, updated_at) VALUES (?, ?, ?, ?)",
+                    (rowids[other], job_id, rows[job_id][1], "x"),
+                )
+        a = SavedJob(fp, T0, T0 + timedelta(seconds=1), (T0,))
+        b = SavedJob("other", T0, T0 + timedelta(seconds=2), (T0,))
+        store.save_now({"a": a, "b": b})
+        assert _rows(path) == {"a": _full("a", a), "b": _full("b", b)}
+        # And the rowids looked up again: the next claims are updates of the right rows.
+        a2 = SavedJob(fp, a.next_fire_time, T0 + timedelta(seconds=3), (a.next_fire_time,))
+        store.save_now({"a": a2})
+        assert _rows(path) == {"a": _full("a", a2), "b": _full("b", b)}
+    finally:
+        store.close_now()
+
+
 def test_a_failed_save_leaves_nothing_remembered(tmp_path: Path) -> None:
     """A transaction that fails is not what the file holds: a fingerprint it would have
     written is still to be written by the next save (an update of the claim's columns

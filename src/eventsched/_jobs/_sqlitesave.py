@@ -7,25 +7,29 @@ claimed fire time as the last fire time and in ``running``, and the next fire ti
 the upsert of all eight columns the other half.
 
 So the store remembers, per job, what it last wrote: the fingerprint and pausing (a
-claim does not change them) and the next fire time with its text. A job's claim takes
-up as its last fire time the fire time that was its next one in the row written
-before, and a run's end leaves the next fire time as the claim wrote it: their texts
-are reused, and a row then costs about one ``isoformat`` instead of three. A row whose
-fingerprint and pausing are as last written is an ``UPDATE`` of the four columns a
-claim or an end changes (plus ``updated_at``), not an upsert of all of them.
+claim does not change them), the next fire time with its text, and the row's rowid. A
+job's claim takes up as its last fire time the fire time that was its next one in the
+row written before, and a run's end leaves the next fire time as the claim wrote it:
+their texts are reused, and a row then costs about one ``isoformat`` instead of three.
+A row whose fingerprint and pausing are as last written is an ``UPDATE`` of the four
+columns a claim or an end changes (plus ``updated_at``) found by its rowid, not an
+upsert of all of them found through the ``job_id`` index (~2.3 against ~4.9 us of
+SQLite per row, measured alone).
 
 What is remembered is what was committed: a transaction that fails leaves it as it
 was. The file is locked by this process, so nothing else changes a row meanwhile; if
-an ``UPDATE`` still finds fewer rows than it names, the same rows are written again in
-full (upsert) in the same transaction.
+an ``UPDATE`` still finds fewer rows than it names (a row gone, or another rowid: the
+``job_id`` is checked too), the same rows are written again in full (upsert) in the
+same transaction.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Final, NamedTuple
+from typing import Final
 
 from ._sqliterows import row_of
 from ._store import SavedJob
@@ -40,20 +44,17 @@ UPSERT: Final = (
     " paused = excluded.paused, last_outcome = excluded.last_outcome,"
     " updated_at = excluded.updated_at"
 )
-#: What a claim or a run's end changes in a row this store wrote before.
+#: What a claim or a run's end changes in a row this store wrote before: found by its
+#: rowid (the ``job_id`` index is not searched), the id checked all the same.
 _UPDATE: Final = (
     "UPDATE jobs SET last_fire_time = ?, next_fire_time = ?, running = ?,"
-    " last_outcome = ?, updated_at = ? WHERE job_id = ?"
+    " last_outcome = ?, updated_at = ? WHERE rowid = ? AND job_id = ?"
 )
+_ROWIDS: Final = "SELECT job_id, rowid FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))"
 
-
-class _Written(NamedTuple):
-    """What the store last committed for a job (see the module documentation)."""
-
-    fingerprint: str
-    paused: bool | None
-    next_fire_time: datetime | None
-    next_text: str | None
+#: What the store last committed for a job: fingerprint, paused, next fire time, its
+#: text, and the row's rowid (None: not known yet). A plain tuple: built per row.
+_Written = tuple[str, bool | None, datetime | None, str | None, int | None]
 
 
 class RowWriter:
@@ -82,52 +83,56 @@ class RowWriter:
                 deleted.append((job_id,))
                 written[job_id] = None
                 continue
+            fingerprint, paused = saved.fingerprint, saved.paused
+            last, following = saved.last_fire_time, saved.next_fire_time
             before = known.get(job_id)
             if before is None:
-                upserts.append(row_of(job_id, saved, now))
-                following = saved.next_fire_time
-                written[job_id] = _Written(
-                    saved.fingerprint,
-                    saved.paused,
-                    following,
-                    None if following is None else following.isoformat(),
-                )
+                row = row_of(job_id, saved, now)
+                upserts.append(row)
+                written[job_id] = (fingerprint, paused, following, row[3], None)
                 continue
-            last, following = saved.last_fire_time, saved.next_fire_time
-            # The texts of the times the row written before already had.
-            last_text = _text(last, before.next_fire_time, before.next_text)
-            next_text = _text(following, before.next_fire_time, before.next_text)
-            running = (
-                "[" + ",".join(f'"{_text(at, last, last_text)}"' for at in saved.running) + "]"
-                if saved.running
-                else None
-            )
-            written[job_id] = _Written(saved.fingerprint, saved.paused, following, next_text)
-            if saved.fingerprint == before.fingerprint and saved.paused == before.paused:
-                updates.append((last_text, next_text, running, saved.last_outcome, now, job_id))
+            known_fingerprint, known_paused, known_next, known_text, rowid = before
+            # The texts of the times the row written before already had: a claim's last
+            # fire time was the next one then, a run's end leaves the next one as it was.
+            last_text = known_text if last is known_next else _text(last, known_next, known_text)
+            if following is known_next:
+                next_text = known_text
             else:
-                paused = None if saved.paused is None else int(saved.paused)
-                upserts.append(
-                    (
-                        job_id,
-                        saved.fingerprint,
-                        last_text,
-                        next_text,
-                        running,
-                        paused,
-                        saved.last_outcome,
-                        now,
-                    )
+                next_text = _text(following, known_next, known_text)
+            claimed = saved.running
+            if not claimed:
+                running = None
+            elif len(claimed) == 1 and claimed[0] is last:
+                running = f'["{last_text}"]'
+            else:
+                running = "[" + ",".join(f'"{_text(at, last, last_text)}"' for at in claimed) + "]"
+            written[job_id] = (fingerprint, paused, following, next_text, rowid)
+            if rowid is not None and fingerprint == known_fingerprint and paused == known_paused:
+                updates.append(
+                    (last_text, next_text, running, saved.last_outcome, now, rowid, job_id)
                 )
+            else:
+                paused_value = None if paused is None else int(paused)
+                row = (job_id, fingerprint, last_text, next_text, running, paused_value)
+                upserts.append((*row, saved.last_outcome, now))
         with conn:
             if deleted:
                 conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
+            looked_up: list[object] = []
             if updates and conn.executemany(_UPDATE, updates).rowcount != len(updates):
-                # A row gone that this store wrote (not expected: the file is locked):
-                # write them whole.
-                conn.executemany(UPSERT, [_full(changes, row[-1], now) for row in updates])
+                # A row gone or moved that this store wrote (not expected: the file is
+                # locked): write them whole, and look their rowids up again.
+                looked_up = [row[-1] for row in updates]
+                conn.executemany(UPSERT, [_full(changes, job_id, now) for job_id in looked_up])
             if upserts:
                 conn.executemany(UPSERT, upserts)
+                looked_up += [row[0] for row in upserts]
+            if looked_up:
+                # Their rowids, for the updates that follow (once per job and file).
+                for job_id, rowid in conn.execute(_ROWIDS, (json.dumps(looked_up),)):
+                    state = written.get(job_id)
+                    if state is not None:
+                        written[job_id] = (*state[:4], rowid)
         for job_id, state in written.items():
             if state is None:
                 known.pop(job_id, None)
