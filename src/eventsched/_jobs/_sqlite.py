@@ -34,7 +34,7 @@ import stat
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -50,8 +50,8 @@ from ._sqliterows import (
     read_columns,
     read_rows,
     read_some,
-    row_of,
 )
+from ._sqlitesave import RowWriter
 from ._store import SavedJob
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SQLiteJobStore", "check_state_file"]
@@ -78,13 +78,14 @@ class SQLiteJobStore:
     :param warn: warn when the file is accessible to others
     """
 
-    __slots__ = ("_conn", "_lock_fd", "_warn", "path")
+    __slots__ = ("_conn", "_lock_fd", "_rows", "_warn", "path")
 
     def __init__(self, path: str | os.PathLike[str], *, warn: bool = True) -> None:
         self.path = Path(path)
         self._warn = warn
         self._conn: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
+        self._rows = RowWriter()
 
     @property
     def location(self) -> str | None:
@@ -190,6 +191,7 @@ class SQLiteJobStore:
             conn.close()
             raise
         self._conn = conn
+        self._rows.forget()  # rows this store wrote before may have changed since
         return saved
 
     def _load(
@@ -257,16 +259,7 @@ class SQLiteJobStore:
         conn = self._conn
         if conn is None:
             raise JobStateError(f"the job state file {_show(self.path)} is not open")
-        now = datetime.now(UTC).isoformat()
-        deleted = [(job_id,) for job_id, saved in changes.items() if saved is None]
-        written = [
-            row_of(job_id, saved, now) for job_id, saved in changes.items() if saved is not None
-        ]
-        with conn:
-            if deleted:
-                conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
-            if written:
-                conn.executemany(_UPSERT, written)
+        self._rows.save(conn, changes, datetime.now(UTC).isoformat())
 
     def close_now(self) -> None:
         if self._conn is not None:
@@ -277,19 +270,10 @@ class SQLiteJobStore:
                 self._conn.execute("PRAGMA journal_mode=DELETE")
             self._conn.close()
             self._conn = None
+            self._rows.forget()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
-
-
-#: A version 2 row written over (or as) the job's row.
-_UPSERT: Final = (
-    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET"
-    " fingerprint = excluded.fingerprint, last_fire_time = excluded.last_fire_time,"
-    " next_fire_time = excluded.next_fire_time, running = excluded.running,"
-    " paused = excluded.paused, last_outcome = excluded.last_outcome,"
-    " updated_at = excluded.updated_at"
-)
 
 
 def _version_refused(path: str, version: str | None) -> str:

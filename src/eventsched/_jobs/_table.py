@@ -325,7 +325,8 @@ class JobTable(SharedStoreTable):
             self._sync.mark(target.id, target.saved(), ended=True)
             self._sync.save_soon()
         else:
-            self._sync.mark(target.id, target.saved(), urgent=False)
+            # Its state when saved: usually with the job's next claim, which marks it anew.
+            self._sync.mark(target.id, target.saved, urgent=False)
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)
@@ -361,12 +362,16 @@ class JobTable(SharedStoreTable):
         if job.persist and not job.removed and (self._sync.durable or job.next_fire is None):
             # (The default in-memory store gets the states of the jobs still scheduled
             # at close; an exhausted job leaves the table now, so its state goes now.)
-            state = job.saved()
-            if stored is not None and stored.paused is None:
-                # A store (or a row) that does not record pausing: not a change.
-                state = job.saved(paused=None)
-            if state != stored:
-                self._sync.mark(job.id, state)
+            if stored is None:
+                # A pass's claims and the like: the state is built when saved (StoreSync.mark).
+                self._sync.mark(job.id, job.saved)
+            else:
+                state = job.saved()
+                if stored.paused is None:
+                    # A store (or a row) that does not record pausing: not a change.
+                    state = job.saved(paused=None)
+                if state != stored:
+                    self._sync.mark(job.id, state)
         if job.next_fire is None and not job.removed:
             job.removed = True
             if self._entries.get(job.id) is job:
