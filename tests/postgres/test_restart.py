@@ -28,6 +28,8 @@ import pytest
 from loguru import logger
 
 from eventsched import Event, EventScheduler, EventType, PostgresJobStore, SavedJob
+from eventsched._postgres._database import Database
+from eventsched._postgres._url import parse_state_url
 from jobs.jobtools import Recorder
 from postgres._cluster import Cluster
 from postgres.test_processes import STEP, gaps
@@ -379,3 +381,43 @@ def _commits_wait(cluster: Cluster) -> bool:
         return True
     finally:
         probe.close()
+
+
+async def test_a_work_returning_none_whose_commit_answer_is_lost_is_not_done_again(
+    cluster: Cluster,
+) -> None:
+    """The server committed, the answer was lost, and the work's own result is None:
+    that is "committed" too, not "aborted, do it again" (an INSERT done twice would show)."""
+    admin(cluster, "CREATE TABLE once (n int)")
+    database = Database(parse_state_url(cluster.url), application_name="once", retry_for=30)
+
+    def insert(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+        connection.execute("INSERT INTO once VALUES (1)")
+
+    await database.open()
+    try:
+        admin(
+            cluster,
+            "ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
+            "SELECT pg_reload_conf()",
+        )
+        try:
+            await until(lambda: _commits_wait(cluster), limit=10)
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(database.run, insert)
+                    await until(lambda: _waiting(cluster, "once") is not None, limit=10)
+                    pid = _waiting(cluster, "once")
+                    admin(
+                        cluster,
+                        f"SELECT pg_terminate_backend({pid})",
+                        "ALTER SYSTEM RESET synchronous_standby_names",
+                        "SELECT pg_reload_conf()",
+                    )
+        finally:
+            admin(
+                cluster, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()"
+            )
+    finally:
+        await database.close()
+    assert admin(cluster, "SELECT count(*) FROM once") == [1]

@@ -66,6 +66,10 @@ class _Pending(Exception):
     """The server still shows the transaction in progress: ask again."""
 
 
+class _Aborted(Exception):
+    """The server says the transaction did not commit: the work is to be done again."""
+
+
 class Database:
     """A small pool of connections to one PostgreSQL database, used from any backend."""
 
@@ -146,8 +150,9 @@ class Database:
                 committed(result)
             return result
 
-        def resolve(unknown: _CommitUnknown[T]) -> T | None:
-            """The result if that transaction committed, None if it aborted."""
+        def resolve(unknown: _CommitUnknown[T]) -> T:
+            """The result if that transaction committed; :class:`_Aborted` if not (an
+            exception, not None: a work's result may itself be None)."""
             with self._connections.connection() as connection, connection.transaction():
                 row = connection.execute("SELECT txid_status(%s)", [unknown.xid]).fetchone()
             status = None if row is None else row[0]
@@ -155,7 +160,7 @@ class Database:
                 raise _Pending("the transaction is still in progress on the server")
             if status != "committed":
                 # "aborted", or None: older than the server keeps (not after seconds).
-                return None
+                raise _Aborted
             if committed is not None:
                 committed(unknown.result)
             return unknown.result
@@ -168,11 +173,10 @@ class Database:
                 if unknown is None:
                     result = await self._thread(once)
                 else:
-                    outcome = await self._thread(functools.partial(resolve, unknown))
-                    if outcome is None:  # aborted: the work is to be done again
-                        unknown = None
-                        continue
-                    result = outcome
+                    result = await self._thread(functools.partial(resolve, unknown))
+            except _Aborted:
+                unknown = None
+                continue
             except _CommitUnknown as exc:
                 unknown = exc
                 log.debug("Lost the connection during COMMIT of {}: asking the server", exc.xid)
