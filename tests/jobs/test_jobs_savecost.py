@@ -9,7 +9,8 @@ the SQLite tests open real files.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import anyio
 import pytest
 from jobtools import EPOCH, new_scheduler, virtual_time
 
-from eventsched import MemoryJobStore, SavedJob, SQLiteJobStore
+from eventsched import EventScheduler, MemoryJobStore, SavedJob, SQLiteJobStore
 from eventsched._jobs import _sync
 from eventsched._jobs._entry import Entry
 from eventsched._jobs._sync import WRITER_CHUNK, StoreSync
@@ -48,32 +49,42 @@ class RowsStore(MemoryJobStore):
             await self.holds[1].wait()
 
 
-@virtual_time
-async def test_a_runs_end_rides_with_the_next_claim(unit: float) -> None:
-    """A job every unit (well within SAVE_DELAY): one row write per run, not two (its
-    claim, then its end); the final state still has no claim left."""
-    store = RowsStore()
+@asynccontextmanager
+async def eight_runs(
+    unit: float, store: RowsStore
+) -> AsyncIterator[tuple[EventScheduler, list[int]]]:
+    """A scheduler on ``store`` with a job every unit (well within SAVE_DELAY), entered
+    once the job has run 8 times: the scheduler, and its runs so far (one item, which
+    goes on counting until the scheduler stops)."""
     scheduler = new_scheduler()
     scheduler.configure_jobs(store=store)
-    runs = 0
+    runs = [0]
     done = anyio.Event()
 
     async def job() -> None:
-        nonlocal runs
-        runs += 1
-        if runs == 8:
+        runs[0] += 1
+        if runs[0] == 8:
             done.set()
 
     scheduler.add_job(job, "interval", seconds=unit, id="tick")
     async with scheduler:
         with anyio.fail_after(60 * unit):
             await done.wait()
+        yield scheduler, runs
+
+
+@virtual_time
+async def test_a_runs_end_rides_with_the_next_claim(unit: float) -> None:
+    """A job every unit (well within SAVE_DELAY): one row write per run, not two (its
+    claim, then its end); the final state still has no claim left."""
+    store = RowsStore()
+    async with eight_runs(unit, store) as (scheduler, runs):
         scheduler.pause_job("tick")
         await scheduler.jobs.wait_idle()
         written = sum("tick" in save for save in store.saves)
-    assert runs >= 8
+    assert runs[0] >= 8
     # The first schedule, one claim per run, and at most one end not yet carried.
-    assert written <= runs + 2
+    assert written <= runs[0] + 2
     assert (await store.load())["tick"].running == ()
 
 
@@ -92,24 +103,10 @@ async def test_a_run_builds_one_saved_state(unit: float, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(Entry, "saved", counted)
     store = RowsStore()
-    scheduler = new_scheduler()
-    scheduler.configure_jobs(store=store)
-    runs = 0
-    done = anyio.Event()
-
-    async def job() -> None:
-        nonlocal runs
-        runs += 1
-        if runs == 8:
-            done.set()
-
-    scheduler.add_job(job, "interval", seconds=unit, id="tick")
-    async with scheduler:
-        with anyio.fail_after(60 * unit):
-            await done.wait()
+    async with eight_runs(unit, store) as (_, runs):
         during = built
     # The first schedule, then one state per claim (the ends ride with them).
-    assert during <= runs + 2
+    assert during <= runs[0] + 2
     assert (await store.load())["tick"].running == ()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.lowlevel
@@ -51,9 +52,9 @@ async def test_a_worker_yields_at_least_every_checkpoint_every_events() -> None:
     assert longest_run <= WORST_CASE_RUN
 
 
-async def test_an_emitting_loop_yields_every_checkpoint_every_emits() -> None:
-    """A producer awaiting emit() in a tight loop yields once per CHECKPOINT_EVERY emits."""
-    scheduler = EventScheduler(queue_size=BATCHES * CHECKPOINT_EVERY + 1)
+async def emitting_loop(scheduler: EventScheduler, emit: Callable[[], Awaitable[None]]) -> None:
+    """Await ``emit()`` in a tight loop beside a probe task that counts its turns: the
+    loop lets the probe run at least once per WORST_CASE_RUN emits."""
     turns = 0
     seen_by_emit: list[int] = []
 
@@ -68,35 +69,31 @@ async def test_an_emitting_loop_yields_every_checkpoint_every_emits() -> None:
             tg.start_soon(probe)
             for _ in range(BATCHES * CHECKPOINT_EVERY):
                 seen_by_emit.append(turns)
-                await scheduler.emit("n")
+                await emit()
             tg.cancel_scope.cancel()
     runs = [sum(1 for _ in group) for _, group in itertools.groupby(seen_by_emit)]
     assert max(runs) <= WORST_CASE_RUN
     assert len(runs) >= BATCHES * CHECKPOINT_EVERY // WORST_CASE_RUN
+
+
+async def test_an_emitting_loop_yields_every_checkpoint_every_emits() -> None:
+    """A producer awaiting emit() in a tight loop yields once per CHECKPOINT_EVERY emits."""
+    scheduler = EventScheduler(queue_size=BATCHES * CHECKPOINT_EVERY + 1)
+
+    async def emit() -> None:
+        await scheduler.emit("n")
+
+    await emitting_loop(scheduler, emit)
 
 
 async def test_a_loop_of_refused_emits_yields_every_checkpoint_every_emits() -> None:
     """A producer that catches each refusal and goes on still yields once per
     CHECKPOINT_EVERY emits: refused emits count toward the yield as accepted ones do."""
     scheduler = EventScheduler()
-    turns = 0
-    seen_by_emit: list[int] = []
 
-    async def probe() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await anyio.lowlevel.checkpoint()
+    async def emit() -> None:
+        with pytest.raises(InvalidEventError):
+            await scheduler.emit("n", {"not json": object()})
 
-    with anyio.fail_after(10):
-        async with scheduler, anyio.create_task_group() as tg:
-            tg.start_soon(probe)
-            for _ in range(BATCHES * CHECKPOINT_EVERY):
-                seen_by_emit.append(turns)
-                with pytest.raises(InvalidEventError):
-                    await scheduler.emit("n", {"not json": object()})
-            tg.cancel_scope.cancel()
-    runs = [sum(1 for _ in group) for _, group in itertools.groupby(seen_by_emit)]
-    assert max(runs) <= WORST_CASE_RUN
-    assert len(runs) >= BATCHES * CHECKPOINT_EVERY // WORST_CASE_RUN
+    await emitting_loop(scheduler, emit)
     assert scheduler.statistics().rejected == {"invalid": BATCHES * CHECKPOINT_EVERY}
