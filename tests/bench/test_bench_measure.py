@@ -3,6 +3,7 @@ progress lines. Pure functions, no subprocess."""
 
 from __future__ import annotations
 
+import gc
 import io
 from collections.abc import Callable
 
@@ -109,3 +110,22 @@ async def test_jobs_window_counts_each_fire_time_once(
     now[0] = late.starts[1] + 0.001  # before the start: not the window's
     await late.job(1)
     assert len(late.lateness) == 1
+
+
+def test_jobs_gc_freeze_freezes_for_the_row_only() -> None:
+    """--job-gc-freeze: the objects alive when a row starts are frozen for that row
+    (whatever ends it) and unfrozen after, so that the next row starts as it would have."""
+    before = gc.get_freeze_count()
+    inside: list[int] = []
+
+    def row() -> None:
+        with _manyjobs._frozen(True):
+            inside.append(gc.get_freeze_count())
+            raise RuntimeError("the row failed")
+
+    with pytest.raises(RuntimeError, match="the row failed"):
+        row()
+    assert inside[0] > before
+    assert gc.get_freeze_count() == before
+    with _manyjobs._frozen(False):
+        assert gc.get_freeze_count() == before

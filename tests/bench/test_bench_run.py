@@ -99,7 +99,8 @@ def test_progress_is_one_line_per_step_off_a_terminal(quick: Quick) -> None:
 
 def test_the_jobs_workload_runs_alone_with_its_size(bench_cli: Any, tmp_path: Path) -> None:
     """--workloads jobs --jobs 50: a run of that workload only, with rows of 5 and 50
-    jobs, APScheduler 3 beside eventsched on asyncio and not on trio."""
+    jobs, APScheduler 3 beside eventsched on asyncio and not on trio; --job-gc-freeze is
+    kept in the run's configuration and said in its summary."""
     result = bench_cli(
         [
             "--workloads",
@@ -114,6 +115,7 @@ def test_the_jobs_workload_runs_alone_with_its_size(bench_cli: Any, tmp_path: Pa
             "0.2",
             "--job-seconds",
             "0.5",
+            "--job-gc-freeze",
             "--json",
             "jobs.json",
         ],
@@ -138,6 +140,8 @@ def test_the_jobs_workload_runs_alone_with_its_size(bench_cli: Any, tmp_path: Pa
     assert "jobs.many_coalesced" in metrics
     assert "jobs.aps_many_coalesced" not in metrics
     assert "jobs against APScheduler 3" in result.stdout
+    assert document["config"]["job_gc_freeze"] is True
+    assert "(--job-gc-freeze: gc.freeze() in every row)" in result.stdout
 
 
 def test_latency_and_timers_run_in_several_processes_per_repetition(

@@ -158,6 +158,11 @@ class Bench(BaseModel):
     job_seconds: float | None = Field(
         None, gt=0, description="jobs: seconds measured per row [4; quick: 1]"
     )
+    job_gc_freeze: CliImplicitFlag[bool] = Field(
+        False,
+        description="jobs: gc.freeze() once the jobs are added, in every row alike: "
+        "lateness without the collector's full-collection pauses [off]",
+    )
     json_file: Path | None = Field(
         None, alias="json", description="write every sample and the machine description here"
     )

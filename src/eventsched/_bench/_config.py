@@ -113,6 +113,11 @@ class BenchConfig:
     """jobs: seconds between a job's fire times."""
     job_seconds: float = 4.0
     """jobs: seconds measured per row (after the first fire time)."""
+    job_gc_freeze: bool = False
+    """jobs: in every row (eventsched and APScheduler alike), once the jobs are added,
+    a full collection and ``gc.freeze()``, undone after the row: the objects alive then
+    are no longer traversed by the collector's full collections, whose pause (~50 ms
+    at 10,000 jobs) otherwise sets the p99 of any window it lands in (docs/jobs.md)."""
     workloads: tuple[str, ...] = WORKLOADS
     """The workloads to run, a subset of :data:`WORKLOADS`."""
 

@@ -103,10 +103,12 @@ def jobs_lines(document: dict[str, Any]) -> list[str]:
     ]
     jobs = int(document["config"]["jobs"])
     bound = KEPT_UP * float(document["config"]["job_interval"]) * 1e3
+    frozen = " (--job-gc-freeze: gc.freeze() in every row)"
     lines = [
         "",
         "jobs against APScheduler 3 (its asyncio process of the same repetition): "
-        "eventsched / APScheduler, median (min-max) of the repetitions' own ratios",
+        "eventsched / APScheduler, median (min-max) of the repetitions' own ratios"
+        + (frozen if document["config"].get("job_gc_freeze") else ""),
     ]
     for size, count in zip(_SIZES, (max(1, jobs // 10), jobs), strict=True):
         keep = kept_up(document, size)

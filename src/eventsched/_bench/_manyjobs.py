@@ -14,9 +14,11 @@ Usable alone: ``eventsched bench --workloads jobs --jobs 20000``.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -209,6 +211,22 @@ def _add_jobs(add_job: Any, window: _Window, count: int, interval: float, job: A
         )
 
 
+@contextlib.contextmanager
+def _frozen(freeze: bool) -> Iterator[None]:
+    """With ``freeze``: the objects alive now (the jobs) left out of the collector's
+    full collections for the row, as an application tuned for latency would
+    (docs/jobs.md); the row's own garbage is collected as usual."""
+    if not freeze:
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _count_misses(scheduler: EventScheduler, window: _Window, missed: dict[str, int]) -> None:
     """Count, by reason, the fire times in the window that ``scheduler`` reports missed.
 
@@ -242,7 +260,12 @@ def _count_misses(scheduler: EventScheduler, window: _Window, missed: dict[str, 
 
 
 def eventsched_row(
-    count: int, interval: float, seconds: float, *, state_file: str | None = None
+    count: int,
+    interval: float,
+    seconds: float,
+    *,
+    state_file: str | None = None,
+    freeze: bool = False,
 ) -> Callable[[], Coroutine[Any, Any, JobsRow]]:
     """The row of eventsched (with an SQLite ``state_file``, if given)."""
 
@@ -255,16 +278,17 @@ def eventsched_row(
 
         missed: dict[str, int] = {}
         _count_misses(scheduler, window, missed)
-        async with scheduler:
-            window.scheduler_started()
-            share = await window.measure()
+        with _frozen(freeze):
+            async with scheduler:
+                window.scheduler_started()
+                share = await window.measure()
         return window.row(share, missed)
 
     return main
 
 
 def apscheduler_row(
-    count: int, interval: float, seconds: float
+    count: int, interval: float, seconds: float, *, freeze: bool = False
 ) -> Callable[[], Coroutine[Any, Any, JobsRow]]:
     """The row of APScheduler 3's ``AsyncIOScheduler`` (asyncio only)."""
 
@@ -296,12 +320,13 @@ def apscheduler_row(
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
         scheduler.add_listener(listen, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         _add_jobs(scheduler.add_job, window, count, interval)
-        scheduler.start()
-        window.scheduler_started()
-        try:
-            share = await window.measure()
-        finally:
-            scheduler.shutdown(wait=False)
+        with _frozen(freeze):
+            scheduler.start()
+            window.scheduler_started()
+            try:
+                share = await window.measure()
+            finally:
+                scheduler.shutdown(wait=False)
         return window.row(share, {reason: n for reason, n in missed.items() if n})
 
     return main
@@ -318,7 +343,9 @@ def jobs(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, float]
     results: dict[str, float] = {}
     for size, count in (("tenth", max(1, config.jobs // 10)), ("many", config.jobs)):
         for prefix, build in rows.items():
-            row: JobsRow = run(build(count, config.job_interval, config.job_seconds))
+            row: JobsRow = run(
+                build(count, config.job_interval, config.job_seconds, freeze=config.job_gc_freeze)
+            )
             key = f"jobs.{prefix}{size}"
             if not row.lateness:
                 raise RuntimeError(f"{key}: no run started in the window")
