@@ -18,7 +18,8 @@ ahead (:func:`claim_lead`): it wakes that long before the earliest fire time and
 every fire time up to twice the lead beyond it, so that the commit (a worker thread's
 round trip, tens of milliseconds on PostgreSQL) is done before the fire times rather
 than on their path, and there is one transaction per lead rather than one per few
-milliseconds. Each claimed run waits on the shared timers for its fire time and then
+milliseconds. Each claimed run is held (:mod:`._held`) until its fire time is as near
+as a pass without a lead would start it, then waits on the shared timers in its lane and
 decides whether it may still start (:func:`~._giveback.at_fire_time`: a job paused,
 removed or replaced meanwhile, or ``max_instances`` runs going).
 """
