@@ -107,7 +107,7 @@ class Entry:
 
     @property
     def waiting(self) -> int:
-        """Runs claimed and handed to a lane, waiting for their fire time (not started)."""
+        """Runs claimed, held or handed to a lane, waiting for their fire time (not started)."""
         return self.runs_in_progress[1]
 
     @waiting.setter

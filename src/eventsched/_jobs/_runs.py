@@ -35,6 +35,7 @@ from ._alarms import Alarms
 from ._entry import Entry
 from ._failures import count_failed, count_timed_out
 from ._giveback import GIVEN_BACK, at_fire_time, give_back
+from ._held import Held
 from ._lanes import Lanes
 from ._missed import count_misses
 from ._planning import Miss
@@ -87,6 +88,7 @@ class Runs:
         self._offer: Callable[[Event], bool] | None = getattr(emitter, "_offer_job_event", None)
         self._lanes: Lanes | None = None
         self._alarms = Alarms(clock)
+        self._held = Held()
         #: Told of every run attempt's start and end (eventsched.tracing); None: nobody.
         self.observer: RunObserver | None = None
         self.idle = anyio.Event()
@@ -155,13 +157,21 @@ class Runs:
     # -- runs ------------------------------------------------------------------------
 
     def start(
-        self, runs: TaskGroup, job: Entry, fire_time: datetime, *, manual: bool = False
+        self,
+        runs: TaskGroup,
+        job: Entry,
+        fire_time: datetime,
+        *,
+        manual: bool = False,
+        hold: bool = False,
     ) -> None:
         """Start a run that waits for ``fire_time`` (up to a moment away), then calls.
 
         The run goes to a lane (:mod:`._lanes`) in ``runs``. ``manual``: a run now,
         outside the schedule (``run_job``): no wait, no claim, a task of its own (rare:
-        not worth a lane).
+        not worth a lane). ``hold``: claimed ahead; it goes to a lane once
+        :meth:`release` reaches its fire time (:mod:`._held`), counted as waiting
+        meanwhile.
         """
         if self.running == 0:
             self.idle = anyio.Event()
@@ -174,13 +184,31 @@ class Runs:
         # Counted as started only once its fire time has come and at_fire_time let it.
         job.waiting += 1
         self.waiting += 1
+        if hold:
+            self._held.push(job, fire_time)
+            return
+        self._submit(runs, job, fire_time)
+
+    def held_until(self) -> datetime | None:
+        """The earliest fire time of a run held (see :meth:`release`)."""
+        return self._held.earliest()
+
+    def release(self, runs: TaskGroup, until: datetime) -> None:
+        """Hand the held runs whose fire times are up to ``until`` to their lanes."""
+        for job, fire_time in self._held.due(until):
+            self._submit(runs, job, fire_time)
+
+    def _submit(self, runs: TaskGroup, job: Entry, fire_time: datetime) -> None:
         lanes = self._lanes
         if lanes is None or lanes.group is not runs:
             lanes = self._lanes = Lanes(runs, self._run, self._lost)
         lanes.submit(job, fire_time)
 
     def close(self) -> None:
-        """The task group of the lanes is closing: idle lanes end."""
+        """The task group of the lanes is closing: idle lanes end; runs still held
+        never start (handed back, as a run cancelled before its fire time)."""
+        for job, fire_time in self._held.drain():
+            self._never_started(job, fire_time)
         if self._lanes is not None:
             self._lanes.close()
             self._lanes = None

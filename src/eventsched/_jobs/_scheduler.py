@@ -18,7 +18,8 @@ ahead (:func:`claim_lead`): it wakes that long before the earliest fire time and
 every fire time up to twice the lead beyond it, so that the commit (a worker thread's
 round trip, tens of milliseconds on PostgreSQL) is done before the fire times rather
 than on their path, and there is one transaction per lead rather than one per few
-milliseconds. Each claimed run waits on the shared timers for its fire time and then
+milliseconds. Each claimed run is held (:mod:`._held`) until its fire time is as near
+as a pass without a lead would start it, then waits on the shared timers in its lane and
 decides whether it may still start (:func:`~._giveback.at_fire_time`: a job paused,
 removed or replaced meanwhile, or ``max_instances`` runs going).
 """
@@ -214,6 +215,10 @@ class JobScheduler(JobTable, JobMethods):
         # the lead's time before the first of its runs, and passes come once per lead.
         wake = RUN_LEAD + self._lead
         lead = timedelta(seconds=2 * self._lead)
+        # Claimed only once the earliest is within the claim lead: a pass that only
+        # hands held runs to their lanes (every couple of milliseconds) claims nothing,
+        # so there is still one transaction per lead.
+        claim_from = _NEAR + timedelta(seconds=self._lead)
         while self._life.is_(State.RUNNING):
             self._wakeup = anyio.Event()
             self.passes += 1
@@ -221,24 +226,30 @@ class JobScheduler(JobTable, JobMethods):
             near = now + _NEAR
             horizon = near + lead
             reports, self._reports = self._reports, []
+            if self._lead:  # claimed runs held until as near as a pass would start them
+                assert self._group is not None
+                self._runs.release(self._group, near)
             starts: list[tuple[Entry, datetime]] = []
-            due = timeline.pop_due(horizon)
+            first = timeline.earliest()
+            due = (
+                timeline.pop_due(horizon) if first is not None and first - now <= claim_from else []
+            )
             for job in due:
                 self._fire(job, now, near, horizon, reports, starts)
             # Back in the timeline only now, so that no job fires twice in one pass.
             for job in due:
                 timeline.push(job)
             if starts or (reports and self._shared):  # shared: claim misses first too
-                await self._claim_and_start(starts, now, reports)
+                await self._claim_and_start(starts, now, reports, near)
             for report in reports:
                 await self._runs.emit(report)
             if not self._life.is_(State.RUNNING):
                 break
             earliest = timeline.earliest()
-            if earliest is None:
-                delay = math.inf
-            else:
-                delay = (earliest - self._clock.now()).total_seconds() - wake
+            now = self._clock.now()
+            delay = math.inf if earliest is None else (earliest - now).total_seconds() - wake
+            if (held := self._runs.held_until()) is not None:
+                delay = min(delay, (held - now).total_seconds() - RUN_LEAD)
             if delay > 0:
                 # Deadline on the loop's clock, recomputed from the wall clock each time.
                 self._asleep, self._asleep_until = True, earliest
@@ -345,9 +356,14 @@ class JobScheduler(JobTable, JobMethods):
                 starts.append((job, at))
 
     async def _claim_and_start(
-        self, starts: list[tuple[Entry, datetime]], now: datetime, reports: list[Event]
+        self,
+        starts: list[tuple[Entry, datetime]],
+        now: datetime,
+        reports: list[Event],
+        near: datetime,
     ) -> None:
-        """Save the claims of this pass in one transaction, then start those runs."""
+        """Save the claims of this pass in one transaction, then start those runs (the
+        ones beyond ``near`` held until a later pass, see :mod:`._held`)."""
         try:
             # The default in-memory store is saved at close only (see StoreSync).
             sync = self._sync
@@ -378,4 +394,4 @@ class JobScheduler(JobTable, JobMethods):
                 settle(job, at)  # handled there: never handed back from here
                 self._run_ended(job, at)
             else:
-                self._runs.start(self._group, job, at)
+                self._runs.start(self._group, job, at, hold=at > near)

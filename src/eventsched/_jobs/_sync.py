@@ -6,7 +6,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
 import anyio
 from loguru import logger
@@ -27,9 +27,24 @@ SAVE_DELAY: Final = 5.0
 #: Changes the writer saves per transaction.
 WRITER_CHUNK: Final = 256
 
-#: A job's change as marked: its state, None (deleted), or how to get its state when
+
+class Stateful(Protocol):
+    """What gives its state when the change is saved (a job's entry)."""
+
+    def saved(self) -> SavedJob: ...
+
+
+#: A job's change as marked: its state, None (deleted), or what gives its state when
 #: the change is saved (see :meth:`StoreSync.mark`).
-Change = SavedJob | Callable[[], SavedJob] | None
+Change = SavedJob | Stateful | Callable[[], SavedJob] | None
+
+
+def _state(change: Change) -> SavedJob | None:
+    if change is None or isinstance(change, SavedJob):
+        return change
+    if callable(change):
+        return change()
+    return change.saved()
 
 
 class StoreSync:
@@ -115,10 +130,14 @@ class StoreSync:
     def mark(self, job_id: str, saved: Change, *, urgent: bool = True, ended: bool = False) -> None:
         """Note a job's new state (None: deleted), for the next save.
 
-        ``saved`` may be a function giving the state (``entry.saved``): it is called
-        when the change is saved, so a claim and a run's end that the next claim
+        ``saved`` may be what gives the state (the job's entry, or a function): it is
+        asked when the change is saved, so a claim and a run's end that the next claim
         supersedes build no :class:`SavedJob` each (two per run were ~7 us of the
-        ~10 us a run cost with a durable store that saved nothing). The state saved is
+        ~10 us a run cost with a durable store that saved nothing). The entry itself
+        rather than its bound ``entry.saved``: a bound method is an object the garbage
+        collector tracks, one per claim alive until the pass's save, and a pass claims
+        its lead's worth of runs (400 at 10,000 a second): each pass then set off a
+        collection (7 us a run, see docs/benchmarks.md). The state saved is
         then the job's at the save: never older than at the mark, and a claim of a
         pass is in it once marked (a job with unsaved claims is in ``_dirty``, which
         every save takes whole).
@@ -170,9 +189,7 @@ class StoreSync:
             if not self._dirty:
                 return dropped
             marked, self._dirty = self._dirty, {}
-            states = {
-                job_id: saved() if callable(saved) else saved for job_id, saved in marked.items()
-            }
+            states = {job_id: _state(saved) for job_id, saved in marked.items()}
             try:
                 refused = await self.store.save(states)
             except BaseException:

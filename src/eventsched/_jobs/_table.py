@@ -326,7 +326,7 @@ class JobTable(SharedStoreTable):
             self._sync.save_soon()
         else:
             # Its state when saved: usually with the job's next claim, which marks it anew.
-            self._sync.mark(target.id, target.saved, urgent=False)
+            self._sync.mark(target.id, target, urgent=False)
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)
@@ -364,7 +364,7 @@ class JobTable(SharedStoreTable):
             # at close; an exhausted job leaves the table now, so its state goes now.)
             if stored is None:
                 # A pass's claims and the like: the state is built when saved (StoreSync.mark).
-                self._sync.mark(job.id, job.saved)
+                self._sync.mark(job.id, job)
             else:
                 state = job.saved()
                 if stored.paused is None:
