@@ -22,10 +22,10 @@ from jobtools import (
     _async_noop,
     close_to,
     fire_times,
-    is_virtual,
     new_scheduler,
     virtual_time,
 )
+from virtualloop import BOTH_VIRTUAL
 
 import eventsched
 import eventsched.testing
@@ -39,11 +39,12 @@ from eventsched.testing import VirtualClock
 pytestmark = pytest.mark.anyio
 
 
-@virtual_time
-async def test_interval_job_fires_once_per_interval(
-    anyio_backend: tuple[str, dict[str, Any]], unit: float
-) -> None:
-    """An interval job fires one interval after start, then every interval, in order."""
+@pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
+async def test_interval_job_fires_once_per_interval() -> None:
+    """An interval job fires one interval after start, then every interval, in order,
+    each exactly on time (virtual time on both backends: in real time, a loaded machine
+    stalling the loop past two fire times coalesces them, rightly, and fails the test)."""
+    unit = 1.0
     clock = VirtualClock()
     scheduler = new_scheduler(clock)
     ran_at: list[datetime] = []
@@ -60,10 +61,7 @@ async def test_interval_job_fires_once_per_interval(
     assert all(map(close_to, fire_times(done[:5]), expected))
     assert [e.data["result"] for e in done[:5]] == ["1", "2", "3", "4", "5"]
     for at, due in zip(ran_at, expected, strict=False):
-        lateness = (at - due).total_seconds()
-        assert lateness >= -1e-3
-        if is_virtual(anyio_backend):
-            assert lateness < 1e-5
+        assert 0 <= (at - due).total_seconds() < 1e-5
     for started, completed in zip(recorder.of(EventType.JOB_STARTED), done, strict=False):
         assert started.correlation_id == completed.correlation_id
         assert recorder.events.index(started) < recorder.events.index(completed)
