@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from loguru import logger
@@ -43,18 +45,26 @@ def unit(anyio_backend: tuple[str, dict[str, object]]) -> float:
     return 1.0 if "clock" in anyio_backend[1] else 0.05
 
 
+@contextlib.contextmanager
+def logging_to(sink: Callable[[Any], None], **options: Any) -> Iterator[None]:
+    """eventsched's logging on (as an application has it), into ``sink`` (loguru's
+    ``logger.add`` options: level, filter, format), and off again after."""
+    handle = logger.add(sink, **options)
+    logger.enable("eventsched")
+    try:
+        yield
+    finally:
+        logger.disable("eventsched")
+        logger.remove(handle)
+
+
 @pytest.fixture
 def job_log() -> Iterator[list[str]]:
     """The messages the job scheduler logs during the test."""
     messages: list[str] = []
-    sink = logger.add(
+    with logging_to(
         lambda message: messages.append(message.record["message"]),
         filter=lambda record: record["extra"].get("component") == "jobs",
         level="DEBUG",
-    )
-    logger.enable("eventsched")
-    try:
+    ):
         yield messages
-    finally:
-        logger.disable("eventsched")
-        logger.remove(sink)

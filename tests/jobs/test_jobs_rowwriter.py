@@ -3,7 +3,9 @@ times it wrote before: the rows must read back exactly as full rows would."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,13 +29,22 @@ def _full(job_id: str, saved: SavedJob) -> tuple[object, ...]:
     return row_of(job_id, saved, "now")[:-1]
 
 
-def _write(path: Path, sequence: list[dict[str, SavedJob | None]]) -> None:
-    """Save each change in turn, checking every row against a full write after each."""
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[SQLiteJobStore]:
+    """The state file at ``path``, locked and loaded, closed after."""
     store = SQLiteJobStore(path, warn=False)
     store.lock_now()
     store.load_now()
-    expected: dict[str, tuple[object, ...]] = {}
     try:
+        yield store
+    finally:
+        store.close_now()
+
+
+def _write(path: Path, sequence: list[dict[str, SavedJob | None]]) -> None:
+    """Save each change in turn, checking every row against a full write after each."""
+    with opened(path) as store:
+        expected: dict[str, tuple[object, ...]] = {}
         for changes in sequence:
             store.save_now(changes)
             for job_id, saved in changes.items():
@@ -42,8 +53,6 @@ def _write(path: Path, sequence: list[dict[str, SavedJob | None]]) -> None:
                 else:
                     expected[job_id] = _full(job_id, saved)
             assert _rows(path) == expected
-    finally:
-        store.close_now()
 
 
 def test_claims_and_ends_read_back_as_full_rows(tmp_path: Path) -> None:
@@ -92,10 +101,7 @@ def test_equal_times_written_with_another_offset_are_not_reused(tmp_path: Path) 
 
 def test_a_row_gone_behind_the_stores_back_is_written_whole(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite"
-    store = SQLiteJobStore(path, warn=False)
-    store.lock_now()
-    store.load_now()
-    try:
+    with opened(path) as store:
         fp = "interval[0:00:01]"
         store.save_now({"a": SavedJob(fp, None, T0), "b": SavedJob(fp, None, T0)})
         assert store._conn is not None
@@ -104,8 +110,6 @@ def test_a_row_gone_behind_the_stores_back_is_written_whole(tmp_path: Path) -> N
         claim = SavedJob(fp, T0, T0 + timedelta(seconds=1), (T0,))
         store.save_now({"a": claim, "b": claim})
         assert _rows(path) == {"a": _full("a", claim), "b": _full("b", claim)}
-    finally:
-        store.close_now()
 
 
 def test_rows_moved_to_other_rowids_are_not_written_over(tmp_path: Path) -> None:
@@ -113,10 +117,7 @@ def test_rows_moved_to_other_rowids_are_not_written_over(tmp_path: Path) -> None
     that swapped rowids (as a VACUUM may renumber them) are each written whole, neither
     over the other."""
     path = tmp_path / "jobs.sqlite"
-    store = SQLiteJobStore(path, warn=False)
-    store.lock_now()
-    store.load_now()
-    try:
+    with opened(path) as store:
         fp = "interval[0:00:01]"
         store.save_now({"a": SavedJob(fp, None, T0), "b": SavedJob("other", None, T0)})
         conn = store._conn
@@ -138,8 +139,6 @@ def test_rows_moved_to_other_rowids_are_not_written_over(tmp_path: Path) -> None
         a2 = SavedJob(fp, a.next_fire_time, T0 + timedelta(seconds=3), (a.next_fire_time,))
         store.save_now({"a": a2})
         assert _rows(path) == {"a": _full("a", a2), "b": _full("b", b)}
-    finally:
-        store.close_now()
 
 
 def test_a_failed_save_leaves_nothing_remembered(tmp_path: Path) -> None:
@@ -147,10 +146,7 @@ def test_a_failed_save_leaves_nothing_remembered(tmp_path: Path) -> None:
     written is still to be written by the next save (an update of the claim's columns
     only would leave the old one)."""
     path = tmp_path / "jobs.sqlite"
-    store = SQLiteJobStore(path, warn=False)
-    store.lock_now()
-    store.load_now()
-    try:
+    with opened(path) as store:
         fp = "interval[0:00:01]"
         store.save_now({"a": SavedJob(fp, None, T0)})
         assert store._conn is not None
@@ -169,5 +165,3 @@ def test_a_failed_save_leaves_nothing_remembered(tmp_path: Path) -> None:
         claim = SavedJob("other", T0, T0 + timedelta(seconds=1), (T0,), True)
         store.save_now({"a": claim})
         assert _rows(path) == {"a": _full("a", claim)}
-    finally:
-        store.close_now()

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import anyio
 import anyio.lowlevel
 import pytest
-from loguru import logger
 
+from conftest import logging_to
 from eventsched import Event, EventScheduler, EventType, OverflowPolicy
 from eventsched.testing import assert_accounted
 
@@ -28,13 +28,8 @@ class _Unprintable(Exception):
 def records() -> Iterator[list[str]]:
     """Logging on, as an application has it: the library enabled, a sink attached."""
     lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message)), format="{message}")
-    logger.enable("eventsched")
-    try:
+    with logging_to(lambda message: lines.append(str(message)), format="{message}"):
         yield lines
-    finally:
-        logger.disable("eventsched")
-        logger.remove(sink)
 
 
 @pytest.mark.parametrize("kind", ["async", "sync", "async with timeout"])

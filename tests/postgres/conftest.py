@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from loguru import logger
 
+from conftest import logging_to
 from postgres._cluster import Cluster, ClusterUnavailable, find_bindir
 
 psycopg = pytest.importorskip("psycopg", reason="needs psycopg: uv sync (the dev group has it)")
@@ -78,12 +78,7 @@ def state_url(postgres_url: str, schema: str) -> str:
 def messages() -> Iterator[list[tuple[str, str]]]:
     """(level, message) of what eventsched logs during the test."""
     found: list[tuple[str, str]] = []
-    sink = logger.add(
+    with logging_to(
         lambda m: found.append((m.record["level"].name, m.record["message"])), level="DEBUG"
-    )
-    logger.enable("eventsched")
-    try:
+    ):
         yield found
-    finally:
-        logger.disable("eventsched")
-        logger.remove(sink)

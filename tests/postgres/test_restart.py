@@ -25,8 +25,8 @@ from typing import Any
 import anyio
 import psycopg
 import pytest
-from loguru import logger
 
+from conftest import logging_to
 from eventsched import Event, EventScheduler, EventType, PostgresJobStore, SavedJob
 from eventsched._postgres._database import Database
 from eventsched._postgres._url import parse_state_url
@@ -70,13 +70,8 @@ def records() -> Iterator[list[dict[str, Any]]]:
             }
         )
 
-    sink = logger.add(keep, level="DEBUG")
-    logger.enable("eventsched")
-    try:
+    with logging_to(keep, level="DEBUG"):
         yield found
-    finally:
-        logger.disable("eventsched")
-        logger.remove(sink)
 
 
 def reported(events: list[Event]) -> set[tuple[str, datetime]]:
