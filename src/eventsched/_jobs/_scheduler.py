@@ -105,6 +105,8 @@ class JobScheduler(JobTable, JobMethods):
     _lead = 0.0
     #: Set once the scheduler task's passes are over (see :meth:`wait_idle`).
     _passes_over: anyio.Event | None = None
+    #: Set when runs are held (see _release_held), replaced by the releaser as it looks.
+    _held_changed: anyio.Event | None = None
 
     # -- the Service protocol ----------------------------------------------------------
 
@@ -131,6 +133,10 @@ class JobScheduler(JobTable, JobMethods):
                 group.start_soon(sync.writer, writer, name="eventsched job state")
                 watcher = anyio.CancelScope()  # shared stores only (PostgresJobStore)
                 group.start_soon(self._watch_store, watcher, name="eventsched job store watch")
+                releaser = anyio.CancelScope()
+                self._held_changed = anyio.Event()
+                if self._lead:
+                    group.start_soon(self._release_held, releaser, name="eventsched held runs")
                 self._life.advance(State.RUNNING)
                 task_status.started()
                 self._passes_over = anyio.Event()
@@ -142,6 +148,7 @@ class JobScheduler(JobTable, JobMethods):
                     self._runs.close()  # idle run lanes end, busy ones after their run
                     writer.cancel()
                     watcher.cancel()
+                    releaser.cancel()
         finally:
             self._group = None
             self._life.advance(State.STOPPED)
@@ -226,9 +233,6 @@ class JobScheduler(JobTable, JobMethods):
             near = now + _NEAR
             horizon = near + lead
             reports, self._reports = self._reports, []
-            if self._lead:  # claimed runs held until as near as a pass would start them
-                assert self._group is not None
-                self._runs.release(self._group, near)
             starts: list[tuple[Entry, datetime]] = []
             first = timeline.earliest()
             due = (
@@ -248,8 +252,6 @@ class JobScheduler(JobTable, JobMethods):
             earliest = timeline.earliest()
             now = self._clock.now()
             delay = math.inf if earliest is None else (earliest - now).total_seconds() - wake
-            if (held := self._runs.held_until()) is not None:
-                delay = min(delay, (held - now).total_seconds() - RUN_LEAD)
             if delay > 0:
                 # Deadline on the loop's clock, recomputed from the wall clock each time.
                 self._asleep, self._asleep_until = True, earliest
@@ -260,6 +262,27 @@ class JobScheduler(JobTable, JobMethods):
                     self._asleep = False
             else:
                 await anyio.lowlevel.checkpoint()
+
+    async def _release_held(self, scope: anyio.CancelScope) -> None:
+        """Hand the claimed runs held back (:mod:`._held`) to their lanes as their fire
+        times come as near as a pass would start them: a task of its own, since the
+        scheduler task may then be waiting for the next claim's commit (tens of
+        milliseconds on PostgreSQL), which the held runs must not wait for."""
+        with scope:
+            while self._life.is_(State.RUNNING):
+                changed = self._held_changed = anyio.Event()
+                held = self._runs.held_until()
+                delay = math.inf if held is None else self._seconds_until(held) - RUN_LEAD
+                if delay > 0:
+                    with anyio.move_on_after(delay):
+                        await changed.wait()
+                    continue
+                assert self._group is not None
+                self._runs.release(self._group, self._clock.now() + _NEAR)
+                await anyio.lowlevel.checkpoint()
+
+    def _seconds_until(self, moment: datetime) -> float:
+        return (moment - self._clock.now()).total_seconds()
 
     def _fire(
         self,
@@ -363,7 +386,8 @@ class JobScheduler(JobTable, JobMethods):
         near: datetime,
     ) -> None:
         """Save the claims of this pass in one transaction, then start those runs (the
-        ones beyond ``near`` held until a later pass, see :mod:`._held`)."""
+        ones beyond ``near`` held until shortly before their fire times, see
+        :meth:`_release_held`)."""
         try:
             # The default in-memory store is saved at close only (see StoreSync).
             sync = self._sync
@@ -388,6 +412,7 @@ class JobScheduler(JobTable, JobMethods):
             raise
         drop_lost_misses(reports, refused, self._runs.missed)
         assert self._group is not None
+        held = False
         for job, at in starts:
             if job.id in refused or not self._sync.claimed(job.id, at):  # shared stores
                 log.debug("Job {}: fire time {} was claimed elsewhere", job.id, at)
@@ -395,3 +420,6 @@ class JobScheduler(JobTable, JobMethods):
                 self._run_ended(job, at)
             else:
                 self._runs.start(self._group, job, at, hold=at > near)
+                held = held or at > near
+        if held and self._held_changed is not None:
+            self._held_changed.set()  # the releaser may sleep for a later one, or none
