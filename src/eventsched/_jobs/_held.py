@@ -6,9 +6,11 @@ waited there as a chain of coroutines, futures and parkings, some ten objects th
 garbage collector tracks, alive until its fire time: every pass then set off a
 collection of the young generation (~1 ms each, a third of the main thread's extra
 cost with a state file). Held here instead, a claimed run is one tuple in a heap, and
-the scheduler task hands it to a lane when its fire time is as near as a pass of the
-default store would start it (``RUN_LEAD``), so a run waits in its lane no longer
-than without a state file.
+a task of its own (the job scheduler's ``_release_held``) hands it to a lane when its
+fire time is as near as a pass of the default store would start it (``RUN_LEAD``), so a
+run waits in its lane no longer than without a state file. Not the scheduler task: it
+may be waiting for the next claim's commit then (found with PostgreSQL: p99 28 ms
+against 18 before runs were held; 12 once released by their own task).
 """
 
 from __future__ import annotations
