@@ -88,7 +88,8 @@ class Runs:
         self._offer: Callable[[Event], bool] | None = getattr(emitter, "_offer_job_event", None)
         self._lanes: Lanes | None = None
         self._alarms = Alarms(clock)
-        self._held = Held()
+        #: Claimed runs not handed to a lane yet (released by the job scheduler).
+        self.held = Held()
         #: Told of every run attempt's start and end (eventsched.tracing); None: nobody.
         self.observer: RunObserver | None = None
         self.idle = anyio.Event()
@@ -185,36 +186,29 @@ class Runs:
         job.waiting += 1
         self.waiting += 1
         if hold:
-            self._held.push(job, fire_time)
+            self.held.push(job, fire_time)
             return
         self._submit(runs, job, fire_time)
 
-    def held_until(self) -> datetime | None:
-        """The earliest fire time of a run held (see :meth:`release`)."""
-        return self._held.earliest()
-
     def release(self, runs: TaskGroup, until: datetime) -> None:
         """Hand the held runs whose fire times are up to ``until`` to their lanes."""
-        for job, fire_time in self._held.due(until):
+        for job, fire_time in self.held.due(until):
             self._submit(runs, job, fire_time)
 
     def _submit(self, runs: TaskGroup, job: Entry, fire_time: datetime) -> None:
         lanes = self._lanes
         if lanes is None or lanes.group is not runs:
-            lanes = self._lanes = Lanes(runs, self._run, self._lost)
+            lanes = self._lanes = Lanes(runs, self._run, self._never_started)
         lanes.submit(job, fire_time)
 
     def close(self) -> None:
         """The task group of the lanes is closing: idle lanes end; runs still held
         never start (handed back, as a run cancelled before its fire time)."""
-        for job, fire_time in self._held.drain():
+        for job, fire_time in self.held.drain():
             self._never_started(job, fire_time)
         if self._lanes is not None:
             self._lanes.close()
             self._lanes = None
-
-    def _lost(self, job: Entry, fire_time: datetime) -> None:
-        self._never_started(job, fire_time)
 
     def hand_back(self, job: Entry, fire_time: datetime) -> None:
         """A claimed fire time's run never started: back to the schedule, or, when it

@@ -271,7 +271,7 @@ class JobScheduler(JobTable, JobMethods):
         with scope:
             while self._life.is_(State.RUNNING):
                 changed = self._held_changed = anyio.Event()
-                held = self._runs.held_until()
+                held = self._runs.held.earliest()
                 delay = math.inf if held is None else self._seconds_until(held) - RUN_LEAD
                 if delay > 0:
                     with anyio.move_on_after(delay):
