@@ -111,18 +111,22 @@ async def test_a_run_builds_one_saved_state(unit: float, monkeypatch: pytest.Mon
 
 
 async def test_a_state_marked_lazily_is_the_jobs_when_saved() -> None:
-    """A change marked as a function is called at the save, once, and what it gives then
-    is saved (a claim marked, then the run's end before the save: the end is saved)."""
+    """A change marked as what gives the state (a job's entry) is asked at the save, once,
+    and what it gives then is saved (a claim marked, then the run's end before the
+    save: the end is saved)."""
     store = RowsStore()
     sync = StoreSync(store)
     await sync.open()
     now = {"state": SavedJob("f", EPOCH, EPOCH + timedelta(seconds=1), (EPOCH,))}
     calls = 0
 
-    def state() -> SavedJob:
-        nonlocal calls
-        calls += 1
-        return now["state"]
+    class Job:
+        def saved(self) -> SavedJob:
+            nonlocal calls
+            calls += 1
+            return now["state"]
+
+    state = Job()
 
     sync.mark("j", state)
     sync.mark("j", state, urgent=False)  # its end: still in the pending urgent change

@@ -36,14 +36,12 @@ class Stateful(Protocol):
 
 #: A job's change as marked: its state, None (deleted), or what gives its state when
 #: the change is saved (see :meth:`StoreSync.mark`).
-Change = SavedJob | Stateful | Callable[[], SavedJob] | None
+Change = SavedJob | Stateful | None
 
 
 def _state(change: Change) -> SavedJob | None:
     if change is None or isinstance(change, SavedJob):
         return change
-    if callable(change):
-        return change()
     return change.saved()
 
 
@@ -130,7 +128,7 @@ class StoreSync:
     def mark(self, job_id: str, saved: Change, *, urgent: bool = True, ended: bool = False) -> None:
         """Note a job's new state (None: deleted), for the next save.
 
-        ``saved`` may be what gives the state (the job's entry, or a function): it is
+        ``saved`` may be what gives the state (the job's entry): it is
         asked when the change is saved, so a claim and a run's end that the next claim
         supersedes build no :class:`SavedJob` each (two per run were ~7 us of the
         ~10 us a run cost with a durable store that saved nothing). The entry itself
