@@ -161,6 +161,9 @@ def main() -> None:
             after = gc.get_stats()
             if args.row == "aps":
                 aps.shutdown(wait=False)
+            elif (lanes := scheduler.jobs._runs._lanes) is not None:
+                # Each lane is a task: idle ones stay (up to MAX_IDLE), tracked objects all.
+                print(f"  run lanes: {lanes.spawned} spawned, {lanes.idle} idle at the end")
         for generation in (0, 1, 2):
             times = sorted(collections.times[generation])
             ran = after[generation]["collections"] - stats[generation]["collections"]

@@ -77,8 +77,9 @@ class Entry:
     # Its runs in progress (started, not ended), those claimed and waiting for their
     # fire time (not started), and the fire times claimed (in the store's row until their
     # runs end): plain fields of its own, read through the properties below. A tuple of
-    # datetimes, not a list: the garbage collector stops tracking it, where a list per
-    # job (two, once) were a quarter of the objects each full collection traverses.
+    # datetimes, not a list: the garbage collector stops tracking it. (The two small
+    # lists these were, per job, were two of the five objects per job that each full
+    # collection traversed.)
     _running: int = field(default=0, init=False)
     _waiting: int = field(default=0, init=False)
     _claims: tuple[datetime, ...] = field(default=(), init=False)
@@ -119,7 +120,7 @@ class Entry:
 
     @property
     def running(self) -> int:
-        """Runs in progress: started and not ended, plus those counted in waiting."""
+        """Runs started and not ended (claimed ones not started yet: :attr:`waiting`)."""
         return (self.shared or self)._running
 
     @running.setter
