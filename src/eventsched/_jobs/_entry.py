@@ -269,6 +269,7 @@ def new_entry(
         check_seconds("jitter", jitter, allow_zero=True)
     backoff = retry_policy(retries, retry_backoff)
     built, deferred = build_trigger(trigger, dict(trigger_args), timezone)
+    own_timezone = own_timezone or not isinstance(trigger, str)
     return Entry(
         id=id,
         name=name or qualname,
@@ -283,8 +284,9 @@ def new_entry(
         timeout=timeout,
         jitter=jitter or None,
         paused=paused,
-        spec=(trigger, tuple(trigger_args.items())),
-        own_timezone=own_timezone or not isinstance(trigger, str),
+        # Kept only for a trigger that may be rebuilt in another zone (use_default_timezone).
+        spec=("", ()) if own_timezone else (trigger, tuple(trigger_args.items())),
+        own_timezone=own_timezone,
         retries=retries,
         backoff=backoff,
     )
