@@ -143,3 +143,37 @@ async def test_replacing_a_job_keeps_its_runs_in_progress_against_max_instances(
     assert most == 1
     missed = recorder.of(EventType.JOB_MISSED)
     assert missed[0].data["reason"] == MissReason.MAX_INSTANCES
+
+
+@virtual_time
+async def test_a_job_replaced_twice_still_counts_the_first_ones_run(unit: float) -> None:
+    """Replaced twice while the first definition's run goes on: the third definition
+    counts that run against its max_instances, and runs once it has ended."""
+    scheduler = new_scheduler()
+    release = anyio.Event()
+    calls: list[str] = []
+
+    async def slow() -> None:
+        calls.append("slow")
+        await release.wait()
+
+    async def quick() -> None:
+        calls.append("quick")
+
+    scheduler.add_job(slow, "interval", seconds=unit, id="job", max_instances=1)
+    recorder = Recorder(scheduler)
+    async with scheduler:
+        await recorder.wait_count(EventType.JOB_STARTED, 1, limit=30 * unit)
+        for func in (quick, quick):
+            scheduler.add_job(
+                func, "interval", seconds=unit, id="job", max_instances=1, replace_existing=True
+            )
+        await recorder.wait_count(EventType.JOB_MISSED, 1, limit=30 * unit)
+        assert scheduler.get_job("job").running == 1
+        assert calls == ["slow"]
+        release.set()
+        await recorder.wait_count(EventType.JOB_COMPLETED, 2, limit=30 * unit)
+        assert scheduler.get_job("job").running == 0
+    assert calls[:2] == ["slow", "quick"]
+    missed = recorder.of(EventType.JOB_MISSED)
+    assert {e.data["reason"] for e in missed} == {MissReason.MAX_INSTANCES}

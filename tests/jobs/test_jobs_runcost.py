@@ -21,7 +21,7 @@ from eventsched import Event, EventType, MemoryJobStore, SavedJob, current_event
 from eventsched._events import _handling
 from eventsched._jobs._alarms import QUANTUM, Alarms
 from eventsched._jobs._entry import Entry
-from eventsched._jobs._lanes import Lanes
+from eventsched._jobs._lanes import MAX_IDLE, Lanes
 from eventsched._jobs._runslot import RunSlot
 from eventsched.testing import VirtualClock
 
@@ -182,6 +182,35 @@ async def test_closing_ends_idle_lanes() -> None:
                 await anyio.lowlevel.checkpoint()
             lanes.close()
     assert len(ran) == 3
+    assert lanes.idle == 0
+
+
+async def test_a_burst_leaves_at_most_max_idle_lanes() -> None:
+    """Runs all in progress at once each get a lane; once they are over, MAX_IDLE lanes
+    stay idle and the others end (an idle lane is objects every full collection of the
+    garbage collector traverses)."""
+    burst = MAX_IDLE + 10
+    release = anyio.Event()
+    done: list[datetime] = []
+
+    async def run(job: Entry, fire_time: datetime) -> None:
+        await release.wait()
+        done.append(fire_time)  # the lane decides to idle or end right after this
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            lanes = Lanes(group, run, lambda job, at: None)
+            for k in range(burst):
+                lanes.submit(object(), EPOCH + timedelta(seconds=k))  # type: ignore[arg-type]
+            release.set()
+            while len(done) < burst:
+                await anyio.lowlevel.checkpoint()
+            assert (lanes.spawned, lanes.idle) == (burst, MAX_IDLE)
+            lanes.submit(object(), EPOCH)  # type: ignore[arg-type]  # an idle lane takes it
+            while len(done) < burst + 1:
+                await anyio.lowlevel.checkpoint()
+            assert (lanes.spawned, lanes.idle) == (burst, MAX_IDLE)
+            lanes.close()
     assert lanes.idle == 0
 
 

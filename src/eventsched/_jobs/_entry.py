@@ -15,7 +15,19 @@ from ._retry import Backoff, retry_policy
 from ._store import SavedJob
 from ._triggers import build_trigger, fingerprint
 
-__all__ = ["Entry", "new_entry"]
+__all__ = ["Entry", "SharedRuns", "new_entry"]
+
+
+class SharedRuns:
+    """The runs in progress and claims of a job and of the job that replaced it (same
+    id), counted together: made only when a job is replaced while it has some."""
+
+    __slots__ = ("_claims", "_running", "_waiting")
+
+    def __init__(self, running: int, waiting: int, claims: tuple[datetime, ...]) -> None:
+        self._running = running
+        self._waiting = waiting
+        self._claims = claims
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -36,8 +48,11 @@ class Entry:
     timeout: float | None
     jitter: float | None
     paused: bool
-    spec: tuple[Any, dict[str, Any]] = ("", {})
-    """The trigger as given (name or instance, options), to rebuild it in another zone."""
+    spec: tuple[Any, tuple[tuple[str, Any], ...]] = ("", ())
+    """The trigger as given (name or instance, options), to rebuild it in another zone.
+    Tuples: once its options are plain values, the garbage collector stops tracking it
+    (a tuple holding a dict stays tracked, one more object per job in every full
+    collection)."""
     own_timezone: bool = True
     """Whether its trigger's timezone is its own (given, or an instance's) rather than
     the scheduler's default, which ``configure_jobs(timezone=)`` may still change."""
@@ -59,12 +74,18 @@ class Entry:
     back to the schedule only if it is later (see :mod:`._giveback`)."""
     unjittered: dict[datetime, datetime] = field(default_factory=dict)
     """The trigger's fire time behind each claimed jittered one, until its run ends."""
-    # Small and plain lists, so that a job replacing this one (same id) can share them:
-    # runs of the old one still in progress count against the new max_instances, and
-    # their claims stay in the saved state until they end. runs_in_progress holds the
-    # runs started and not ended, then those claimed and waiting for their fire time.
-    runs_in_progress: list[int] = field(default_factory=lambda: [0, 0])
-    in_flight: list[datetime] = field(default_factory=list)
+    # Its runs in progress (started, not ended), those claimed and waiting for their
+    # fire time (not started), and the fire times claimed (in the store's row until their
+    # runs end): plain fields of its own, read through the properties below. A tuple of
+    # datetimes, not a list: the garbage collector stops tracking it. (The two small
+    # lists these were, per job, were two of the five objects per job that each full
+    # collection traversed.)
+    _running: int = field(default=0, init=False)
+    _waiting: int = field(default=0, init=False)
+    _claims: tuple[datetime, ...] = field(default=(), init=False)
+    shared: SharedRuns | None = field(default=None, init=False)
+    """Set once it replaced (same id) a job with runs in progress or claims, or was so
+    replaced: both count theirs here (see :meth:`hand_runs_to`)."""
     runs: int = 0
     failures: int = 0
     last_outcome: str | None = None
@@ -99,20 +120,56 @@ class Entry:
 
     @property
     def running(self) -> int:
-        return self.runs_in_progress[0]
+        """Runs started and not ended (claimed ones not started yet: :attr:`waiting`)."""
+        return (self.shared or self)._running
 
     @running.setter
     def running(self, value: int) -> None:
-        self.runs_in_progress[0] = value
+        (self.shared or self)._running = value
 
     @property
     def waiting(self) -> int:
         """Runs claimed, held or handed to a lane, waiting for their fire time (not started)."""
-        return self.runs_in_progress[1]
+        return (self.shared or self)._waiting
 
     @waiting.setter
     def waiting(self, value: int) -> None:
-        self.runs_in_progress[1] = value
+        (self.shared or self)._waiting = value
+
+    @property
+    def in_flight(self) -> tuple[datetime, ...]:
+        """The fire times claimed whose runs have not ended, in the order claimed."""
+        return (self.shared or self)._claims
+
+    def claim(self, fire_time: datetime) -> None:
+        """Note a claimed fire time (until :meth:`unclaim`)."""
+        holder = self.shared or self
+        holder._claims = (*holder._claims, fire_time)
+
+    def unclaim(self, fire_time: datetime) -> None:
+        """A claimed fire time's run ended (or never started): no longer claimed."""
+        holder = self.shared or self
+        claims = holder._claims
+        if fire_time in claims:
+            at = claims.index(fire_time)
+            holder._claims = claims[:at] + claims[at + 1 :]
+
+    def hand_runs_to(self, successor: Entry) -> None:
+        """``successor`` replaces this job (same id): this job's runs still in progress
+        count against the new ``max_instances``, and their claims stay in the saved
+        state until they end. Both count theirs in one :class:`SharedRuns` from now on,
+        made only when there is something to share (the common case has nothing)."""
+        shared = self.shared
+        if shared is None:
+            if not (self._running or self._waiting or self._claims):
+                return
+            shared = self.shared = SharedRuns(self._running, self._waiting, self._claims)
+        successor.shared = shared
+
+    def shares_runs_with(self, other: Entry) -> bool:
+        """Whether ``other`` counts its runs and claims with this job's (itself, or a
+        job that replaced it or that it replaced)."""
+        return self is other or (self.shared is not None and self.shared is other.shared)
 
     def snapshot(self) -> Job:
         return Job(
@@ -138,7 +195,7 @@ class Entry:
             self.fingerprint,
             self.last_fire,
             self.next_fire,
-            tuple(self.in_flight),
+            self.in_flight,
             self.paused if paused == "job" else paused,
             self.last_outcome,
         )
@@ -212,6 +269,7 @@ def new_entry(
         check_seconds("jitter", jitter, allow_zero=True)
     backoff = retry_policy(retries, retry_backoff)
     built, deferred = build_trigger(trigger, dict(trigger_args), timezone)
+    own_timezone = own_timezone or not isinstance(trigger, str)
     return Entry(
         id=id,
         name=name or qualname,
@@ -226,8 +284,9 @@ def new_entry(
         timeout=timeout,
         jitter=jitter or None,
         paused=paused,
-        spec=(trigger, dict(trigger_args)),
-        own_timezone=own_timezone or not isinstance(trigger, str),
+        # Kept only for a trigger that may be rebuilt in another zone (use_default_timezone).
+        spec=("", ()) if own_timezone else (trigger, tuple(trigger_args.items())),
+        own_timezone=own_timezone,
         retries=retries,
         backoff=backoff,
     )

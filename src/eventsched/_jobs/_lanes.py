@@ -28,8 +28,13 @@ from ._parking import Parking
 
 __all__ = ["MAX_IDLE", "Lanes"]
 
-#: Idle lanes kept for the next runs; a lane finishing a run beyond these ends.
-MAX_IDLE: Final = 1024
+#: Idle lanes kept for the next runs; a lane finishing a run beyond these ends. 10,000
+#: runs a second keep ~150 lanes busy at most while the loop keeps up; a burst beyond
+#: this (runs piled up while the loop was late) spawns lanes that end after it. Not
+#: more: an idle lane is ~25 objects the garbage collector tracks (a task, its
+#: coroutines, its parking), traversed by every full collection for as long as it is
+#: kept; 1,024 of them were more such objects than 10,000 jobs' entries and triggers.
+MAX_IDLE: Final = 256
 
 Run = Callable[[Entry, datetime], Awaitable[None]]
 

@@ -327,7 +327,7 @@ class JobScheduler(JobTable, JobMethods):
             first[0] = job.fire_at  # the first with its jitter
         job.set_next(following)
         for at in ahead:
-            job.in_flight.append(at)
+            job.claim(at)
             starts.append((job, at))
         if due:
             self._plan(job, due, more, now, reports, starts)
@@ -351,7 +351,7 @@ class JobScheduler(JobTable, JobMethods):
         ):
             # The common case, and what plan() would decide: one fire time, room to
             # run it, no grace to check. Skipping plan() saves its records per run.
-            job.in_flight.append(due[0])
+            job.claim(due[0])
             starts.append((job, due[0]))
         else:
             decided = plan(
@@ -375,7 +375,7 @@ class JobScheduler(JobTable, JobMethods):
             ):
                 reports.append(event)
             for at in decided.run:
-                job.in_flight.append(at)
+                job.claim(at)
                 starts.append((job, at))
 
     async def _claim_and_start(

@@ -205,8 +205,7 @@ class JobTable(SharedStoreTable):
         if existing is not None:
             existing.removed = existing.withdrawn = True
             existing.persist = False  # its row is the new job's from now on
-            job.runs_in_progress = existing.runs_in_progress
-            job.in_flight = existing.in_flight
+            existing.hand_runs_to(job)
             if existing.fingerprint == job.fingerprint and existing.next_fire is not None:
                 # Same schedule: keep its place in it rather than starting over. (Before
                 # start it has none yet: the store's row, if any, is taken up then.)
@@ -298,14 +297,13 @@ class JobTable(SharedStoreTable):
 
     def _run_ended(self, job: Entry, fire_time: datetime) -> None:
         """Clear the claim of a run that ended (or never started) in the store."""
-        if fire_time in job.in_flight:
-            job.in_flight.remove(fire_time)
+        job.unclaim(fire_time)
         if job.unjittered:
             job.unjittered.pop(fire_time, None)
         if not self._sync.durable:
             return  # saved at close (StoreSync)
         owner = self._entries.get(job.id)
-        target = owner if owner is not None and owner.in_flight is job.in_flight else job
+        target = owner if owner is not None and owner.shares_runs_with(job) else job
         target.last_outcome = job.last_outcome
         if not target.persist:
             if target.standing_for is not None:
@@ -314,7 +312,7 @@ class JobTable(SharedStoreTable):
                 # claim left open counts, in the other processes, as a run in progress
                 # against max_instances). The row as last seen, with our open claims:
                 # the store then finishes the claim and leaves the row as it is.
-                state = replace(target.standing_for, running=tuple(target.in_flight))
+                state = replace(target.standing_for, running=target.in_flight)
                 self._sync.mark(target.id, state, ended=True)
                 self._sync.save_soon()
             return
