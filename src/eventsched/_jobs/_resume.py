@@ -68,9 +68,9 @@ def resume_plain(
     The garbage collector is off meanwhile (no await in here, nothing else runs): the
     heap's 50,000 new ``(key, ticket)`` pairs set off ~70 young collections, and the
     first of each generation traversed every column and the list of jobs, all young
-    and just built (a column of jobs is a cache miss per job): 13-24 ms of collections
-    in a start-up of 0.15-0.25 s at 50,000 jobs (see docs/benchmarks.md). Off, the
-    one collection after finds only the heap's new pairs (4-8 ms), the columns being
+    and just built (a column of jobs is a cache miss per job): 20-28 ms of collections
+    in a start-up of 0.25-0.3 s at 50,000 jobs (see docs/benchmarks.md). Off, the
+    one collection after finds only the heap's new pairs (7-11 ms), the columns being
     freed by then and the heap and its dict old (see Timeline.push_ticketed).
     """
     enabled = gc.isenabled()
