@@ -4,7 +4,8 @@ A first process (per tree) writes the state file: N hourly interval jobs, starte
 stopped. Then each measured process adds the same N jobs, enters the scheduler and
 awaits ``flush_state()``: the CPU time (``time.process_time``, worker threads included)
 and wall time of that, the CPU time of loading the file alone (the store's ``load``),
-and the rows saved (none should be: nothing changed). The trees alternate, round after
+the garbage collector's time and collections within it (``gc.callbacks``), and the
+rows saved (none should be: nothing changed). The trees alternate, round after
 round, so drift on a shared machine hits them alike; a round's ratio is taken within it.
 
     git worktree add /tmp/sq-base <commit>      # the tree to compare against
@@ -20,6 +21,7 @@ copy of the file as first written.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -76,6 +78,18 @@ def _child(path: str, jobs: int, hours: int) -> dict[str, Any]:
     async def job() -> None:
         return None
 
+    # The garbage collector's time within the measured window (its callbacks).
+    collections = {"ms": 0.0, "count": 0, "start": 0.0, "on": False}
+
+    def on_collection(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collections["start"] = time.perf_counter()
+        elif collections["on"]:
+            collections["ms"] += (time.perf_counter() - collections["start"]) * 1000
+            collections["count"] += 1
+
+    gc.callbacks.append(on_collection)
+
     async def main() -> dict[str, Any]:
         scheduler = EventScheduler()
         scheduler.configure_jobs(state_file=path)
@@ -83,18 +97,22 @@ def _child(path: str, jobs: int, hours: int) -> dict[str, Any]:
         for n in range(jobs):
             scheduler.add_job(job, "interval", hours=hours, id=f"job-{n}")
         add_cpu = time.process_time() - add_cpu
+        collections["on"] = True
         cpu = time.process_time()
         wall = time.perf_counter()
         async with scheduler:
             await scheduler.jobs.flush_state()
             cpu = time.process_time() - cpu
             wall = time.perf_counter() - wall
+            collections["on"] = False
         return {
             "cpu": cpu,
             "wall": wall,
             "load_cpu": load_cpu,
             "add_cpu": add_cpu,
             "rows": saved_rows,
+            "gc_ms": collections["ms"],
+            "gc_count": collections["count"],
             "module": os.path.dirname(eventsched.__file__),
         }
 
@@ -184,7 +202,8 @@ def main() -> None:
                 r = results[name]
                 print(
                     f"round {round_} {name:<5} CPU {r['cpu']:.3f} s  wall {r['wall']:.3f} s  "
-                    f"load CPU {r['load_cpu']:.3f} s  rows saved {r['rows']}  "
+                    f"load CPU {r['load_cpu']:.3f} s  GC {r['gc_ms']:.1f} ms "
+                    f"({r['gc_count']})  rows saved {r['rows']}  "
                     f"add_job CPU {r['add_cpu']:.2f} s"
                 )
             if "base" in results:

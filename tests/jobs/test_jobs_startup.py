@@ -4,6 +4,7 @@ again, no ``SavedJob`` per plain row, and a malformed row still refused by name.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -16,7 +17,8 @@ import pytest
 from jobtools import EPOCH
 
 from eventsched import Event, EventScheduler, EventType, JobStateError, SavedJob, SQLiteJobStore
-from eventsched._jobs import _sqliterows
+from eventsched._jobs import _resume, _sqliterows
+from eventsched._jobs._timeline import Timeline
 from eventsched.cli._jobs import read_state_file_version
 from eventsched.testing import VirtualClock
 
@@ -261,3 +263,48 @@ async def test_a_version_1_file_is_migrated_by_a_start(tmp_path: Path) -> None:
     listed, version = read_state_file_version(path)
     assert version == 2
     assert set(listed) == {"hourly", "berlin", "claimed", "done"}
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["collector-on", "collector-off"])
+async def test_the_bulk_take_up_runs_with_the_collector_off_and_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    """Off during the bulk take-up (see _resume: its young collections traversed the
+    columns and the heap whole), and as it was before once the scheduler runs."""
+    path = tmp_path / "jobs.sqlite"
+    saved = await _saved_file(path)
+    seen: list[bool] = []
+    original = _resume._resume
+
+    def spying(*args: Any) -> tuple[int, list[object]]:
+        seen.append(gc.isenabled())
+        return original(*args)
+
+    monkeypatch.setattr(_resume, "_resume", spying)
+    restarted = _scheduler(SQLiteJobStore(path, warn=False), VirtualClock(RESTART))
+    _add(restarted)
+    if not enabled:
+        gc.disable()
+    try:
+        async with restarted:
+            assert gc.isenabled() is enabled
+            entries = restarted.jobs._entries
+            for job_id, state in saved.items():
+                assert entries[job_id].next_fire == state.next_fire_time, job_id
+    finally:
+        gc.enable()
+    assert seen == [False]
+
+
+def test_a_failed_bulk_take_up_turns_the_collector_back_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def failing(*args: Any) -> tuple[int, list[object]]:
+        assert not gc.isenabled()
+        raise RuntimeError("take-up failed")
+
+    monkeypatch.setattr(_resume, "_resume", failing)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="take-up failed"):
+        _resume.resume_plain({}, _sqliterows.SavedColumns(), [], 0.0, Timeline())
+    assert gc.isenabled()
