@@ -165,3 +165,30 @@ def test_a_failed_save_leaves_nothing_remembered(tmp_path: Path) -> None:
         claim = SavedJob("other", T0, T0 + timedelta(seconds=1), (T0,), True)
         store.save_now({"a": claim})
         assert _rows(path) == {"a": _full("a", claim)}
+
+
+def test_times_in_utc_are_written_as_isoformat_writes_them() -> None:
+    """The rows' UTC times are built from a cached text per second (``_iso``): the
+    same text as ``isoformat``, with or without a fraction, at the ends of the range,
+    before 1970, and once the cache was cleared; other zones as ``isoformat``."""
+    from eventsched._jobs import _sqlitesave
+
+    cases = [
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2024, 2, 29, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN),
+        datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=BERLIN),
+        datetime(2026, 12, 3, 9, 0, tzinfo=ZoneInfo("UTC")),
+    ]
+    cases += [T0 + timedelta(microseconds=997 * k) for k in range(5000)]
+    for at in cases * 2:  # the second time from the cache
+        assert _sqlitesave._iso(at) == at.isoformat()
+    assert 0 < len(_sqlitesave._seconds) <= _sqlitesave._SECONDS
+    _sqlitesave._seconds.clear()
+    for second in range(_sqlitesave._SECONDS + 10):  # past the cap: cleared, still right
+        at = T0 + timedelta(seconds=second, microseconds=second % 3)
+        assert _sqlitesave._iso(at) == at.isoformat()
+    assert len(_sqlitesave._seconds) <= _sqlitesave._SECONDS

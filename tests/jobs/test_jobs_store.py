@@ -292,3 +292,24 @@ async def test_schedule_survives_kill_9(
         assert (missed["reason"], missed["fire_times"]) == ("misfire", hours(1, 2, 3))
         assert started == []
     assert datetime.fromisoformat(missed["detected_at"]) >= EPOCH + timedelta(hours=3.5)
+
+
+def test_saved_job_built_through_its_slots_is_a_plain_saved_job() -> None:
+    """The scheduler's cheaper constructor (``saved_job``) makes the same object as
+    ``SavedJob(...)``: equal, same hash and repr, still frozen, every field set."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from eventsched import SavedJob
+    from eventsched._jobs._store import saved_job
+
+    at = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    fields = ("interval[0:00:01]", at, at.replace(hour=10), (at,), True, "failed")
+    fast, plain = saved_job(*fields), SavedJob(*fields)
+    assert type(fast) is SavedJob
+    assert fast == plain
+    assert hash(fast) == hash(plain)
+    assert repr(fast) == repr(plain)
+    assert dataclasses.astuple(fast) == fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.paused = False  # type: ignore[misc]

@@ -12,7 +12,7 @@ from .._invoke import is_async
 from .._validate import check_int, check_seconds
 from ._records import Job
 from ._retry import Backoff, retry_policy
-from ._store import SavedJob
+from ._store import SavedJob, saved_job
 from ._triggers import build_trigger, fingerprint
 
 __all__ = ["Entry", "SharedRuns", "new_entry"]
@@ -191,7 +191,7 @@ class Entry:
 
     def saved(self, *, paused: bool | Literal["job"] | None = "job") -> SavedJob:
         """Its state for the store (``paused=None``: without pausing)."""
-        return SavedJob(
+        return saved_job(
             self.fingerprint,
             self.last_fire,
             self.next_fire,

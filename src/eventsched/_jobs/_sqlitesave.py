@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from ._sqliterows import row_of
@@ -140,6 +140,33 @@ class RowWriter:
                 known[job_id] = state
 
 
+#: The text of each whole UTC second written lately (see _iso), at most _SECONDS of them.
+_seconds: dict[int, str] = {}
+_SECONDS: Final = 4096
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _iso(at: datetime) -> str:
+    """``at.isoformat()``, cheaper for a time in UTC (``timezone.utc``, as the triggers
+    of jobs in UTC give them): its whole second's text is kept, the microseconds added.
+
+    ``isoformat`` of an aware datetime was ~2.5 us, a fifth of the saving thread's cost
+    per claim row; this is about half that. The jobs due in a pass share a few seconds.
+    Formatting in SQL instead (``strftime`` of the epoch seconds) cost ~4 us a row more.
+    """
+    if at.tzinfo is not UTC:
+        return at.isoformat()
+    delta = at - _EPOCH
+    second = delta.days * 86400 + delta.seconds
+    text = _seconds.get(second)
+    if text is None:
+        if len(_seconds) >= _SECONDS:
+            _seconds.clear()
+        text = _seconds[second] = at.replace(microsecond=0).isoformat()[:-6]
+    micro = at.microsecond
+    return f"{text}.{micro:06d}+00:00" if micro else text + "+00:00"
+
+
 def _text(at: datetime | None, known: datetime | None, text: str | None) -> str | None:
     """``at`` as ISO text: ``text`` if ``known`` is the same time written the same way.
 
@@ -154,7 +181,7 @@ def _text(at: datetime | None, known: datetime | None, text: str | None) -> str 
         known is not None and at == known and at.tzinfo is known.tzinfo and at.fold == known.fold
     ):
         return text
-    return at.isoformat()
+    return _iso(at)
 
 
 def _full(changes: Mapping[str, SavedJob | None], job_id: object, now: str) -> tuple[object, ...]:
