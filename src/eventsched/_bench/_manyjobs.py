@@ -211,6 +211,14 @@ def _add_jobs(add_job: Any, window: _Window, count: int, interval: float, job: A
         )
 
 
+def _collect_leftovers() -> None:
+    """Collect what the rows before left (one process runs several, in turn): without
+    it, when a row's full collection came depended on the garbage of the rows before it
+    (a 10,000-job row after three others: p99 75 ms on asyncio, against 5.4 ms alone in
+    a fresh process), not on the scheduler measured. Every row alike, APScheduler's too."""
+    gc.collect()
+
+
 @contextlib.contextmanager
 def _frozen(freeze: bool) -> Iterator[None]:
     """With ``freeze``: the objects alive now (the jobs) left out of the collector's
@@ -270,6 +278,7 @@ def eventsched_row(
     """The row of eventsched (with an SQLite ``state_file``, if given)."""
 
     async def main() -> JobsRow:
+        _collect_leftovers()
         window = _Window(count, interval, seconds)
         scheduler = EventScheduler()
         _add_jobs(scheduler.add_job, window, count, interval, window.run_of_eventsched)
@@ -305,6 +314,7 @@ def apscheduler_row(
         # APScheduler logs every run at INFO; with logging unconfigured that costs a
         # record per run that eventsched's rows do not pay.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        _collect_leftovers()
         window = _Window(count, interval, seconds)
         missed = {"misfire": 0, "max_instances": 0}
 
