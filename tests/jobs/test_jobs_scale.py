@@ -9,6 +9,7 @@ a pass looked at, so the tests count work rather than time it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import UTC, timedelta
 
@@ -114,6 +115,15 @@ def test_stale_items_never_outnumber_the_jobs_for_long() -> None:
             timeline.compact(jobs, len(jobs))
     assert len(timeline) <= 2 * len(jobs) + 1
     assert len(timeline.pop_due(EPOCH + timedelta(days=1))) == len(jobs)
+
+
+def test_jobs_of_one_definition_share_one_fingerprint() -> None:
+    """One string per definition, however many jobs (~120 bytes a job less), and the
+    same object whatever built it: a start-up compares them by identity."""
+    first, second = entry("a", 60), entry("b", 61)
+    assert first.fingerprint is second.fingerprint
+    # Built again from pieces, as a row read back is: still the one object.
+    assert sys.intern("".join(list(first.fingerprint))) is first.fingerprint
 
 
 # -- the scheduler task --------------------------------------------------------------------

@@ -13,6 +13,7 @@ keeps APScheduler's meaning (0 is Monday, 6 Sunday), as APScheduler documents it
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final, cast
@@ -128,15 +129,21 @@ def fingerprint(trigger: Any) -> str:
 
     str() of an interval or cron trigger leaves out its start and end dates: a changed
     end_date must not keep a saved fire time (or a finished schedule).
+
+    Interned: the jobs of one definition share one string (~120 bytes a job less), and
+    a start-up that matches 50,000 saved rows compares each job's by identity, without
+    reading the string, somewhere in memory, of every job (see :mod:`._resume`).
     """
-    return "|".join(
-        str(part)
-        for part in (
-            type(trigger).__name__,
-            trigger,
-            getattr(trigger, "timezone", ""),
-            getattr(trigger, "start_date", ""),
-            getattr(trigger, "end_date", ""),
+    return sys.intern(
+        "|".join(
+            str(part)
+            for part in (
+                type(trigger).__name__,
+                trigger,
+                getattr(trigger, "timezone", ""),
+                getattr(trigger, "start_date", ""),
+                getattr(trigger, "end_date", ""),
+            )
         )
     )
 
