@@ -18,6 +18,7 @@ from jobtools import EPOCH
 
 from eventsched import Event, EventScheduler, EventType, JobStateError, SavedJob, SQLiteJobStore
 from eventsched._jobs import _resume, _sqliterows
+from eventsched._jobs._startnotes import MAX_NAMED, StartNotes
 from eventsched._jobs._timeline import Timeline
 from eventsched.cli._jobs import read_state_file_version
 from eventsched.testing import VirtualClock
@@ -306,5 +307,48 @@ def test_a_failed_bulk_take_up_turns_the_collector_back_on(
     monkeypatch.setattr(_resume, "_resume", failing)
     assert gc.isenabled()
     with pytest.raises(RuntimeError, match="take-up failed"):
-        _resume.resume_plain({}, _sqliterows.SavedColumns(), [], 0.0, Timeline())
+        _resume.resume_plain({}, _sqliterows.SavedColumns(), [], 0.0, Timeline(), StartNotes())
     assert gc.isenabled()
+
+
+# -- what a start logs about its saved jobs -----------------------------------------------
+
+
+async def test_a_start_names_the_first_jobs_due_while_stopped_then_counts_the_rest(
+    tmp_path: Path, job_log: list[str]
+) -> None:
+    """A day later every saved fire time is past: 25 jobs, the first 10 named."""
+    path = tmp_path / "jobs.sqlite"
+    await _saved_file(path)
+    job_log.clear()
+    restarted = _scheduler(
+        SQLiteJobStore(path, warn=False), VirtualClock(LATER + timedelta(days=1))
+    )
+    _add(restarted)
+    async with restarted:
+        await restarted.jobs.flush_state()
+    named = [line for line in job_log if "while the scheduler was not running" in line]
+    assert len(named) == MAX_NAMED + 1
+    assert named[-1] == (
+        f"{25 - MAX_NAMED} more jobs were due while the scheduler was not running "
+        f"(the first {MAX_NAMED} are named above)"
+    )
+    assert all(line.startswith("Job ") for line in named[:-1])
+
+
+async def test_a_start_names_the_first_jobs_whose_trigger_changed_then_counts_the_rest(
+    tmp_path: Path, job_log: list[str]
+) -> None:
+    path = tmp_path / "jobs.sqlite"
+    await _saved_file(path)
+    job_log.clear()
+    restarted = _scheduler(SQLiteJobStore(path, warn=False), VirtualClock(RESTART))
+    for n in range(20):
+        restarted.add_job(_noop, "interval", hours=2, id=f"plain-{n}")
+    async with restarted:
+        changed = [line for line in job_log if "changed since" in line]
+        assert len(changed) == MAX_NAMED + 1
+        assert changed[-1].startswith(f"{20 - MAX_NAMED} more jobs' triggers changed")
+        # Once started, a job added with a changed definition is named, whatever came before.
+        restarted.add_job(_noop, "cron", minute="45", id="cron")
+        assert job_log[-2].startswith("Job cron: its trigger changed since the state was saved")

@@ -30,6 +30,7 @@ from loguru import logger
 
 from ._entry import Entry
 from ._sqliterows import OUTCOMES, SavedColumns
+from ._startnotes import StartNotes
 from ._timeline import Timeline
 from ._triggers import set_start
 
@@ -55,10 +56,12 @@ def resume_plain(
     known: list[str],
     now: float,
     timeline: Timeline,
+    notes: StartNotes,
 ) -> tuple[int, list[object]]:
     """Resume the jobs whose plain row ``columns`` holds and queue them on ``timeline``;
     ``known``: the fingerprints the store was asked about (a row's may be an index in
-    them); ``now`` as a POSIX timestamp.
+    them); ``now`` as a POSIX timestamp; ``notes``: where a fire time missed while the
+    scheduler was not running is noted.
 
     Returns how many jobs were resumed and the ids of the rows left for the job-by-job
     take-up; ``columns``' lists are used up (emptied). A resumed job's row is written
@@ -76,7 +79,7 @@ def resume_plain(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _resume(entries, columns, known, now, timeline)
+        return _resume(entries, columns, known, now, timeline, notes)
     finally:
         if enabled:
             gc.enable()
@@ -88,6 +91,7 @@ def _resume(
     known: list[str],
     now: float,
     timeline: Timeline,
+    notes: StartNotes,
 ) -> tuple[int, list[object]]:
     """:func:`resume_plain`, the garbage collector off."""
     ids, fingerprints, outcomes = columns.ids, columns.fingerprints, columns.outcomes
@@ -135,11 +139,7 @@ def _resume(
         job.last_outcome = outcome
         job.next_fire = job.fire_at = at  # set_next() without jitter
         if key < now:
-            log.info(
-                "Job {} was due at {} while the scheduler was not running",
-                job_id,
-                at.isoformat(),
-            )
+            notes.due(job_id, at)
         if job.jitter:
             job.set_next(at)
             key = _TIMESTAMP(job.fire_at)

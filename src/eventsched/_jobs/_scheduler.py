@@ -45,6 +45,7 @@ from ._records import MissReason
 from ._resume import resume_plain
 from ._shared import drop_lost_misses
 from ._sqliterows import SavedColumns
+from ._startnotes import StartNotes
 from ._table import JobTable
 from ._triggers import due_fire_times
 
@@ -176,21 +177,22 @@ class JobScheduler(JobTable, JobMethods):
         resumed = 0
         if isinstance(loaded, SavedColumns):  # the SQLite store: see _resume
             resumed, left = resume_plain(
-                self._entries, loaded, fingerprints, now.timestamp(), self._timeline
+                self._entries, loaded, fingerprints, now.timestamp(), self._timeline, self._notes
             )
             if left:  # read again, checked, for the job-by-job take-up
                 loaded.others.update(await self._store.load_some(left))  # type: ignore[attr-defined]
             loaded = loaded.others
         self._stored = loaded
         self._saved.update(loaded)
-        if resumed == len(self._entries):
-            return  # every job (one row each): no pass over them for the rest
-        # The jobs not resumed above (all of them with other stores), one by one.
-        jobs = [job for job in self._entries.values() if job.next_fire is None]
-        for job in jobs:
-            self._schedule_new(job, now, queue=False)
-        # On the timeline in one heapify: nothing sleeps on it yet to wake.
-        self._timeline.push_all(job for job in jobs if not job.removed)
+        if resumed != len(self._entries):
+            # The jobs not resumed above (all of them with other stores), one by one.
+            jobs = [job for job in self._entries.values() if job.next_fire is None]
+            for job in jobs:
+                self._schedule_new(job, now, queue=False)
+            # On the timeline in one heapify: nothing sleeps on it yet to wake.
+            self._timeline.push_all(job for job in jobs if not job.removed)
+        self._notes.close()
+        self._notes = StartNotes(limit=None)  # jobs added from now on: one line each
 
     def begin_shutdown(self) -> None:
         """Start no new runs: the scheduler task stops; runs in progress go on."""

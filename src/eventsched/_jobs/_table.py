@@ -34,6 +34,7 @@ from ._records import Job, JobStatistics, MissReason
 from ._runs import Emitter, Runs
 from ._sharedtable import SharedStoreTable
 from ._sqlite import SQLiteJobStore
+from ._startnotes import StartNotes
 from ._store import JobStore, MemoryJobStore, SavedJob
 from ._sync import StoreSync
 from ._timeline import Timeline
@@ -77,6 +78,8 @@ class JobTable(SharedStoreTable):
         # added rather than found by a pass over all of them at start (~5 ms at 50,000).
         # Those of jobs replaced or removed since stay: they only cost the query a test.
         self._added_fingerprints: dict[str, None] | None = {}
+        # What the start logs about saved jobs (see _startnotes): the first few by name.
+        self._notes = StartNotes()
         self._store: JobStore = MemoryJobStore()
         self.configure(clock=clock, state_file=state_file, timezone=timezone, store=store)
         self.timezone_configured = timezone is not UTC
@@ -390,13 +393,7 @@ class JobTable(SharedStoreTable):
                     self._reports.append(event)
                     self._wake()  # the next pass emits it
         if saved is not None and saved.fingerprint != job.fingerprint:
-            log.info(
-                "Job {}: its trigger changed since the state was saved ({} -> {}); "
-                "starting its schedule afresh",
-                job.id,
-                saved.fingerprint,
-                job.fingerprint,
-            )
+            self._notes.changed(job.id, saved.fingerprint, job.fingerprint)
             job.replaces = saved.fingerprint
             saved = None
         if saved is not None and saved.paused is not None and self._shared:
@@ -413,11 +410,7 @@ class JobTable(SharedStoreTable):
             job.last_fire = saved.last_fire_time
             job.set_next(saved.next_fire_time)
             if saved.next_fire_time is not None and saved.next_fire_time < now:
-                log.info(
-                    "Job {} was due at {} while the scheduler was not running",
-                    job.id,
-                    saved.next_fire_time.isoformat(),
-                )
+                self._notes.due(job.id, saved.next_fire_time)
         else:
             job.set_next(next_fire_time(job.trigger, None, now))
         # A job resuming its saved schedule unchanged costs the store no write: a start
