@@ -132,7 +132,8 @@ class JobScheduler(JobTable, JobMethods):
                 self._group = group
                 writer = anyio.CancelScope()
                 group.start_soon(sync.writer, writer, name="eventsched job state")
-                watcher = anyio.CancelScope()  # shared stores only (PostgresJobStore)
+                # Shared stores only (PostgresJobStore); cancelled by _stop_watching.
+                self._watcher = watcher = anyio.CancelScope()
                 group.start_soon(self._watch_store, watcher, name="eventsched job store watch")
                 releaser = anyio.CancelScope()
                 self._held_changed = anyio.Event()
@@ -148,7 +149,7 @@ class JobScheduler(JobTable, JobMethods):
                     self._life.advance(State.STOPPING)
                     self._runs.close()  # idle run lanes end, busy ones after their run
                     writer.cancel()
-                    watcher.cancel()
+                    self._stop_watching()  # the watcher (a poll taking over: at its end)
                     releaser.cancel()
         finally:
             self._group = None
@@ -211,6 +212,7 @@ class JobScheduler(JobTable, JobMethods):
         # Only once stopping: while running, passes go on (and this is "no run now").
         if self._passes_over is not None and not self._life.is_(State.RUNNING):
             await self._passes_over.wait()
+            await self._takeover_over()  # its reports too (SharedStoreTable._takeover)
         await self._runs.wait_idle()
 
     async def flush_state(self) -> None:

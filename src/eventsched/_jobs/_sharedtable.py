@@ -9,6 +9,8 @@ progress across the processes, reported; ``max_instances`` handed to the store.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +40,12 @@ class SharedStoreTable:
     _clock: Clock
     _reports: list[Event]
     _life: Lifecycle
+    #: Set when the watcher's poll in progress, which may take over dead processes'
+    #: runs, is over (None: no such poll); see :meth:`_takeover`.
+    _taking_over: anyio.Event | None = None
+    #: The watcher's scope (set by the scheduler task), and whether it is to go on.
+    _watcher: anyio.CancelScope | None = None
+    _watching = True
 
     def _wake(self) -> None:
         raise NotImplementedError
@@ -85,13 +93,43 @@ class SharedStoreTable:
         watch = getattr(self._store, "watch", None)
         if callable(watch):
             with scope:
-                await watch(self._store_changed, self._watched)
+                await watch(self._store_changed, self._takeover)
 
-    def _watched(self) -> list[str]:
-        """The jobs whose dead processes' runs this process takes over and reports: none
-        once it is stopping (its reports might meet closed intake and be log lines only;
-        the runs stay unfinished for a live process, or the next start, to report)."""
-        return list(self._entries) if self._life.is_(State.RUNNING) else []
+    @contextlib.contextmanager
+    def _takeover(self) -> Iterator[list[str]]:
+        """Around one poll: the jobs whose dead processes' runs it takes over and reports.
+
+        None once stopping: its reports might meet closed intake and be log lines only;
+        the runs stay unfinished for a live process, or the next start, to report. A
+        poll that began while running is waited for by the shutdown (:meth:`wait_idle`)
+        and not cancelled when the passes end (:meth:`_stop_watching`): it was cut off
+        with its fires marked ``interrupted`` in the database and no ``JOB_MISSED``
+        (seen in tests/postgres/test_processes.py under load, when a survivor's stop
+        came during the poll that took over the killed process's runs).
+        """
+        if not self._life.is_(State.RUNNING):
+            yield []
+            return
+        self._taking_over = over = anyio.Event()
+        try:
+            yield list(self._entries)
+        finally:
+            self._taking_over = None
+            over.set()
+            if not self._watching and self._watcher is not None:  # passes ended meanwhile
+                self._watcher.cancel()
+
+    def _stop_watching(self) -> None:
+        """The passes are over: cancel the watcher now, or at the end of the poll taking
+        over runs (see :meth:`_takeover`)."""
+        self._watching = False
+        if self._taking_over is None and self._watcher is not None:
+            self._watcher.cancel()
+
+    async def _takeover_over(self) -> None:
+        """Return once no poll is taking over dead processes' runs."""
+        if self._taking_over is not None:
+            await self._taking_over.wait()
 
     async def _store_changed(self, polled: Any) -> None:
         """Rows other processes changed (``polled.rows``, at ``polled.versions``) and

@@ -39,6 +39,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
@@ -331,17 +332,16 @@ class PostgresJobStore:
     async def watch(
         self,
         changed: Callable[[Polled], Awaitable[None]],
-        jobs: Callable[[], Collection[str]],
+        takeover: Callable[[], AbstractContextManager[Collection[str]]],
     ) -> None:
-        """Poll on every NOTIFY, or every ``poll_interval`` s, and hand over what changed.
-
-        Runs until cancelled; a lost database costs a warning and a retry, never the task.
-        """
+        """Poll on every NOTIFY, or every ``poll_interval`` s, and hand over what changed
+        (``takeover``: see :func:`._watch.watch`). Runs until cancelled; a lost database
+        costs a warning and a retry, never the task."""
         from ._watch import watch
 
         async with anyio.create_task_group() as group:
             group.start_soon(self._prune_rounds, name="eventsched fires pruning")
-            await watch(self, changed, jobs)
+            await watch(self, changed, takeover)
 
     async def prune(self) -> int:
         """Delete the finished fires older than ``keep_fires`` (each job's latest

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Collection
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -41,45 +42,53 @@ _MAX_BACKOFF: Final = 2.0
 async def watch(
     store: PostgresJobStore,
     changed: Callable[[Polled], Awaitable[None]],
-    jobs: Callable[[], Collection[str]],
+    takeover: Callable[[], AbstractContextManager[Collection[str]]],
 ) -> None:
-    """Run until cancelled (see the module documentation)."""
+    """Run until cancelled (see the module documentation).
+
+    ``takeover()`` is entered around each poll and the hand-over of what it found: it
+    gives the jobs whose dead processes' runs the poll takes over (the job scheduler
+    waits for that poll at shutdown: its reports must become events).
+    """
     listener: Listener | None = None
     backoff = _FIRST_BACKOFF
     failing = False
     try:
         while True:
-            try:
-                if listener is None:
-                    # Listening first, then a poll at once: a change committed before
-                    # LISTEN took effect (its NOTIFY unheard) is found by that poll.
-                    listener = Listener(store.database, store.channel)
-                    await listener.open()
-                else:
-                    await listener.wait(store.poll_interval)
-                await store.check_session()
-                polled = await store.poll(jobs())
-            except (psycopg.Error, OSError, JobStateError) as exc:
-                if not failing:
-                    log.warning(
-                        "Watching {} for the other processes' changes failed ({}); "
-                        "retrying with backoff",
-                        store.location,
-                        " ".join(str(exc).split())[:200] or type(exc).__name__,
-                    )
-                    failing = True
-                if listener is not None:
-                    await _close_quietly(listener)
-                    listener = None
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, store.poll_interval, _MAX_BACKOFF)
-                continue
-            if failing:
-                log.info("Watching {} again", store.location)
-                failing = False
-            backoff = _FIRST_BACKOFF
-            if polled.rows or polled.interrupted:
-                await changed(polled)
+            # The takeover context of this round's poll, from the poll to the hand-over.
+            with contextlib.ExitStack() as round_:
+                try:
+                    if listener is None:
+                        # Listening first, then a poll at once: a change committed before
+                        # LISTEN took effect (its NOTIFY unheard) is found by that poll.
+                        listener = Listener(store.database, store.channel)
+                        await listener.open()
+                    else:
+                        await listener.wait(store.poll_interval)
+                    await store.check_session()
+                    polled = await store.poll(round_.enter_context(takeover()))
+                except (psycopg.Error, OSError, JobStateError) as exc:
+                    round_.close()  # nothing taken over: no shutdown waits for the retry
+                    if not failing:
+                        log.warning(
+                            "Watching {} for the other processes' changes failed ({}); "
+                            "retrying with backoff",
+                            store.location,
+                            " ".join(str(exc).split())[:200] or type(exc).__name__,
+                        )
+                        failing = True
+                    if listener is not None:
+                        await _close_quietly(listener)
+                        listener = None
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, store.poll_interval, _MAX_BACKOFF)
+                    continue
+                if failing:
+                    log.info("Watching {} again", store.location)
+                    failing = False
+                backoff = _FIRST_BACKOFF
+                if polled.rows or polled.interrupted:
+                    await changed(polled)
     finally:
         if listener is not None:
             with anyio.CancelScope(shield=True):

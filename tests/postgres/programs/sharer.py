@@ -2,14 +2,15 @@
 
 ``sharer.py STATE_URL BACKEND SECONDS OUTPUT [RUN_SECONDS [announce] [lease=S]
 [max_instances=N]]``: 20 interval jobs every 50 ms, each run 30 ms long (or
-RUN_SECONDS); every run that ends and every fire time reported missed is written to
-OUTPUT as ``run JOB FIRE_TIME`` or ``missed JOB REASON FIRE_TIME DETECTED_AT``, one line
-each (a report that lists only its first fire times adds ``unlisted JOB REASON AFTER
-LAST``), and each run's wall-clock start and end as ``span JOB START END`` (POSIX
-seconds). With ``announce``, the start of each run is also printed on stdout (``start
-JOB``), so that a test can act while one is running. ``lease=S``: the store's lease
-(seconds before a silent process is dead). ``max_instances=N``: the jobs' limit
-(default 100: no limit in practice).
+RUN_SECONDS), for SECONDS (``stdin``: until a line or the end of stdin); every run
+that ends and every fire time reported missed is written to OUTPUT as ``run JOB
+FIRE_TIME`` or ``missed JOB REASON FIRE_TIME DETECTED_AT``, one line each (a report
+that lists only its first fire times adds ``unlisted JOB REASON AFTER LAST``), and each
+run's wall-clock start and end as ``span JOB START END`` (POSIX seconds). With
+``announce``, the start of each run is also printed on stdout (``start JOB``), so that
+a test can act while one is running. ``lease=S``: the store's lease (seconds before a
+silent process is dead). ``max_instances=N``: the jobs' limit (default 100: no limit
+in practice).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ INTERVAL = 0.05
 
 async def main(
     url: str,
-    seconds: float,
+    seconds: float | None,
     lines: TextIO,
     length: float,
     announce: bool,
@@ -78,7 +79,10 @@ async def main(
         )
     async with scheduler:
         print("started", flush=True)
-        await anyio.sleep(seconds)  # the length of the run
+        if seconds is None:  # as long as the test wants: until it says so
+            await anyio.to_thread.run_sync(sys.stdin.readline)
+        else:
+            await anyio.sleep(seconds)  # the length of the run
         scheduler.stop()
 
 
@@ -90,4 +94,5 @@ if __name__ == "__main__":
     lease = next((float(o[6:]) for o in options if o.startswith("lease=")), 5.0)
     limit = next((int(o[14:]) for o in options if o.startswith("max_instances=")), 100)
     with open(output, "a", buffering=1) as lines:  # a line each, flushed as written
-        anyio.run(main, url, float(seconds), lines, length, announce, lease, limit, backend=backend)
+        until = None if seconds == "stdin" else float(seconds)
+        anyio.run(main, url, until, lines, length, announce, lease, limit, backend=backend)
