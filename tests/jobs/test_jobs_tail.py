@@ -9,14 +9,56 @@ docs/benchmarks.md, "the tail with a state file").
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from datetime import timedelta
 
+import anyio
 import pytest
-from jobtools import EPOCH
+from jobtools import EPOCH, RecordingStore
+from virtualloop import BOTH_VIRTUAL
 
+from eventsched import SavedJob
 from eventsched._jobs._held import Held
+from eventsched._jobs._sync import WRITER_CHUNK, StoreSync
 
 pytestmark = pytest.mark.anyio
+
+
+class _EndingStore(RecordingStore):
+    """Each of its first 20 saves marks one more ended run meanwhile, as runs end
+    while the writer saves at 10,000 runs a second."""
+
+    sync: StoreSync | None = None
+
+    async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
+        refused = await super().save(changes)
+        if self.sync is not None and len(self.saves) <= 20:
+            state = SavedJob("f", EPOCH, EPOCH + timedelta(seconds=1))
+            self.sync.mark(f"late{len(self.saves)}", state, urgent=False)
+        return refused
+
+
+@pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
+async def test_a_writer_round_saves_what_was_pending_when_it_began() -> None:
+    """600 ended runs pending: one round of three chunks; the ends marked during it
+    wait for the next round (SAVE_DELAY later) or their job's claim. Before, the round
+    chased them, a save each: at 10,000 runs a second it never ended."""
+    store = _EndingStore()
+    sync = store.sync = StoreSync(store)
+    await sync.open()
+    state = SavedJob("f", EPOCH, EPOCH + timedelta(seconds=1))
+    for n in range(600):
+        sync.mark(f"j{n}", state, urgent=False)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            scope = anyio.CancelScope()
+            group.start_soon(sync.writer, scope)
+            sync.save_soon()
+            await anyio.sleep(1)  # the round, and less than SAVE_DELAY after it
+            scope.cancel()
+    assert [len(save) for save in store.saves] == [WRITER_CHUNK, WRITER_CHUNK, 88]
+    await sync.flush()  # the three marked meanwhile, at the next save
+    assert set(store.saves[-1]) == {"late1", "late2", "late3"}
 
 
 class _Job:
