@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import anyio
 import pytest
-from jobtools import EPOCH, RecordingStore
+from jobtools import EPOCH, RecordingStore, new_scheduler
 from virtualloop import BOTH_VIRTUAL
 
 from eventsched import SavedJob
@@ -22,6 +22,35 @@ from eventsched._jobs._held import Held
 from eventsched._jobs._sync import WRITER_CHUNK, StoreSync
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
+async def test_a_starts_new_rows_are_not_in_the_first_passs_save() -> None:
+    """300 new jobs: their rows go out in the writer's chunks at the start; the passes'
+    saves carry their claims only (the first pass's save had all 300 rows, and at
+    10,000 new jobs the first runs waited 0.15 s for it)."""
+    store = RecordingStore()
+    scheduler = new_scheduler()
+    scheduler.configure_jobs(store=store)
+    done = anyio.Event()
+    ran = 0
+
+    async def job() -> None:
+        nonlocal ran
+        ran += 1
+        if ran == 300:
+            done.set()
+
+    for n in range(300):
+        start = EPOCH + timedelta(seconds=1 + n / 300)
+        scheduler.add_job(job, "interval", seconds=1, start_date=start, id=f"j{n}")
+    async with scheduler:
+        with anyio.fail_after(60):
+            await done.wait()
+    first = store.saves[: 300 // WRITER_CHUNK + 1]
+    assert [len(save) for save in first] == [WRITER_CHUNK, 300 - WRITER_CHUNK]
+    assert all(not state.running for save in first for state in save.values() if state)
+    assert max(len(save) for save in store.claims()) < 30
 
 
 class _EndingStore(RecordingStore):
