@@ -17,11 +17,95 @@ import pytest
 from jobtools import EPOCH, RecordingStore, new_scheduler
 from virtualloop import BOTH_VIRTUAL
 
-from eventsched import SavedJob
+from eventsched import SavedJob, SQLiteJobStore
+from eventsched._events import _handling
 from eventsched._jobs._held import Held
+from eventsched._jobs._runslot import RunSlot
+from eventsched._jobs._scheduler import claim_limit
 from eventsched._jobs._sync import WRITER_CHUNK, StoreSync
+from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
+
+
+class _LimitedStore(RecordingStore):
+    """A durable store claiming 0.1 s ahead, at most 8 jobs a pass."""
+
+    claim_lead = 0.1
+    claim_limit = 8
+
+
+def _claimed_rows(store: RecordingStore) -> list[int]:
+    """Per save that claimed a fire time, the jobs with a claim in it."""
+    return [
+        sum(1 for state in save.values() if state is not None and state.running)
+        for save in store.claims()
+    ]
+
+
+@pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
+async def test_a_pass_claims_at_most_the_stores_claim_limit() -> None:
+    """200 jobs 5 ms apart: a pass of a 0.1 s lead would claim 20-40 of them at once;
+    with ``claim_limit`` 8 every save claims at most 8, and every run still starts on
+    time (the next pass comes as soon as the lead needs it)."""
+    store = _LimitedStore()
+    clock = VirtualClock()
+    scheduler = new_scheduler(clock)
+    scheduler.configure_jobs(store=store)
+    late: list[float] = []
+    done = anyio.Event()
+
+    async def job() -> None:
+        slot = _handling.get()
+        assert isinstance(slot, RunSlot)
+        late.append((clock.now() - slot.fire_time).total_seconds())
+        if len(late) == 400:
+            done.set()
+
+    for n in range(200):
+        start = EPOCH + timedelta(seconds=1 + n * 0.005)
+        scheduler.add_job(job, "interval", seconds=1, start_date=start, id=f"j{n}")
+    async with scheduler:
+        with anyio.fail_after(60):
+            await done.wait()
+    claimed = _claimed_rows(store)
+    assert max(claimed) <= 8, max(claimed)
+    assert sum(claimed) >= 400
+    assert min(late) >= 0
+    assert max(late) < 0.005, sorted(late)[-3:]
+    stats = scheduler.job_statistics()
+    assert sum(stats.missed.values()) == 0
+
+
+@pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
+async def test_a_backlog_beyond_the_limit_is_claimed_pass_after_pass() -> None:
+    """40 jobs all due at the start, limit 8: five passes in a row, every run started."""
+    store = _LimitedStore()
+    scheduler = new_scheduler()
+    scheduler.configure_jobs(store=store)
+    ran: list[str] = []
+    done = anyio.Event()
+
+    async def job(n: int) -> None:
+        ran.append(f"j{n}")
+        if len(ran) == 40:
+            done.set()
+
+    for n in range(40):
+        scheduler.add_job(job, "date", run_date=EPOCH, args=(n,), id=f"j{n}")
+    async with scheduler:
+        with anyio.fail_after(60):
+            await done.wait()
+    assert sorted(ran) == sorted(f"j{n}" for n in range(40))
+    assert _claimed_rows(store) == [8] * 5
+
+
+def test_claim_limit_of_a_store() -> None:
+    assert claim_limit(SQLiteJobStore.__new__(SQLiteJobStore)) == SQLiteJobStore.claim_limit
+    assert claim_limit(object()) is None  # PostgreSQL, a store of your own: no limit
+    for bad in (0, -3, 2.5, True, "8", None):
+        store = type("S", (), {"claim_limit": bad})()
+        assert claim_limit(store) is None, bad
 
 
 @pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)
