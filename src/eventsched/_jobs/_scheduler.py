@@ -19,7 +19,7 @@ every fire time up to twice the lead beyond it, so that the commit (a worker thr
 round trip, tens of milliseconds on PostgreSQL) is done before the fire times rather
 than on their path, and there is one transaction per lead rather than one per few
 milliseconds. A store may bound the jobs a pass claims (:func:`claim_limit`: the
-state file's 128); the next pass then comes once the lead reaches the next fire time
+state file's 256); the next pass then comes once the lead reaches the next fire time
 not claimed. Each claimed run is held (:mod:`._held`) until its fire time is as near
 as a pass without a lead would start it, then waits on the shared timers in its lane and
 decides whether it may still start (:func:`~._giveback.at_fire_time`: a job paused,

@@ -94,7 +94,7 @@ class SQLiteJobStore:
     #: be promoted to the collector's oldest generation (a full collection of 25-40 ms
     #: about every 4 s). Start lateness p99 12-93 ms against 2-6 without the file
     #: (docs/benchmarks.md, "the tail with a state file").
-    claim_limit: ClassVar[int] = 128
+    claim_limit: ClassVar[int] = 256
 
     __slots__ = ("_conn", "_lock_fd", "_rows", "_warn", "path")
 
