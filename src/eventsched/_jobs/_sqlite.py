@@ -91,7 +91,7 @@ class SQLiteJobStore:
     #: written by a worker thread that holds the GIL between them: without a limit, a
     #: pass at 10,000 fires a second claimed its lead's ~1,000 jobs at once, stalling
     #: the runs due meanwhile by 5-15 ms, and kept ~1,000 claims alive long enough to
-    #: be promoted to the collector's oldest generation (a full collection of 25-40 ms
+    #: be promoted to the collector's oldest generation (a full collection of 24-49 ms
     #: about every 4 s). Start lateness p99 12-93 ms against 2-6 without the file
     #: (docs/benchmarks.md, "the tail with a state file").
     claim_limit: ClassVar[int] = 256
