@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import gc
 import sys
+import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--promoted", action="store_true")
     parser.add_argument("--count", action="store_true", help="count tracked objects per job")
     parser.add_argument("--src", help="the src directory of another eventsched tree")
+    parser.add_argument("--state", action="store_true", help="eventsched with a state file")
     args = parser.parse_args()
     if args.src:
         sys.path.insert(0, args.src)
@@ -128,6 +130,8 @@ def main() -> None:
         else:
             scheduler = EventScheduler()
             _manyjobs._add_jobs(scheduler.add_job, window, count, 1.0, window.run_of_eventsched)
+            if args.state:
+                scheduler.configure_jobs(state_file=f"{directory}/jobs.sqlite")
         if args.count:
             added, added_types = _tracked()
             print(f"{args.row}, {count} jobs: tracked objects {none} with none, {added} added")
@@ -194,7 +198,8 @@ def main() -> None:
                     f"p99 {q[1]:.2f} ms, max {late[-1] * 1e3:.1f} ms"
                 )
 
-    anyio.run(run, backend="trio" if args.row == "trio" else "asyncio")
+    with tempfile.TemporaryDirectory() as directory:
+        anyio.run(run, backend="trio" if args.row == "trio" else "asyncio")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ at 10,000 a second, see :mod:`._scheduler`). Handed to their lanes at once, each
 waited there as a chain of coroutines, futures and parkings, some ten objects the
 garbage collector tracks, alive until its fire time: every pass then set off a
 collection of the young generation (~1 ms each, a third of the main thread's extra
-cost with a state file). Held here instead, a claimed run is one tuple in a heap, and
+cost with a state file). Held here instead, a claimed run is a tuple the collector
+stops tracking at its first collection and an item in a dict, and
 a task of its own (the job scheduler's ``_release_held``) hands it to a lane when its
 fire time is as near as a pass of the default store would start it (``RUN_LEAD``), so a
 run waits in its lane no longer than without a state file. Not the scheduler task: it
@@ -27,33 +28,41 @@ __all__ = ["Held"]
 class Held:
     """Claimed runs by fire time, not handed to a lane yet."""
 
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_heap", "_jobs", "_seq")
 
     def __init__(self) -> None:
-        # (fire time, order of arrival, job): the order keeps equal fire times first
-        # come first served, and never compares two jobs.
-        self._heap: list[tuple[datetime, int, Entry]] = []
+        # (fire time, order of arrival): the order keeps equal fire times first come
+        # first served. The job is found by that number in ``_jobs``, not kept in the
+        # item: a tuple of a datetime and an int is untracked by the garbage collector
+        # at its first collection, one holding the job stays tracked. A held run lives
+        # the claim lead (0.1 s with a state file), long enough to be promoted to the
+        # oldest generation, whose growth sets off full collections (see
+        # docs/benchmarks.md, "the tail with a state file").
+        self._heap: list[tuple[datetime, int]] = []
+        self._jobs: dict[int, Entry] = {}
         self._seq = 0
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def push(self, job: Entry, fire_time: datetime) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (fire_time, self._seq, job))
+        self._seq = seq = self._seq + 1
+        self._jobs[seq] = job
+        heapq.heappush(self._heap, (fire_time, seq))
 
     def earliest(self) -> datetime | None:
         return self._heap[0][0] if self._heap else None
 
     def due(self, until: datetime) -> Iterator[tuple[Entry, datetime]]:
         """Take out the runs whose fire times are up to ``until``, earliest first."""
-        heap = self._heap
+        heap, jobs = self._heap, self._jobs
         while heap and heap[0][0] <= until:
-            fire_time, _, job = heapq.heappop(heap)
-            yield job, fire_time
+            fire_time, seq = heapq.heappop(heap)
+            yield jobs.pop(seq), fire_time
 
     def drain(self) -> list[tuple[Entry, datetime]]:
         """Take out every run held."""
-        runs = [(job, fire_time) for fire_time, _, job in sorted(self._heap)]
-        self._heap = []
+        jobs = self._jobs
+        runs = [(jobs[seq], fire_time) for fire_time, seq in sorted(self._heap)]
+        self._heap, self._jobs = [], {}
         return runs

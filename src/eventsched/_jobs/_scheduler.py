@@ -18,7 +18,9 @@ ahead (:func:`claim_lead`): it wakes that long before the earliest fire time and
 every fire time up to twice the lead beyond it, so that the commit (a worker thread's
 round trip, tens of milliseconds on PostgreSQL) is done before the fire times rather
 than on their path, and there is one transaction per lead rather than one per few
-milliseconds. Each claimed run is held (:mod:`._held`) until its fire time is as near
+milliseconds. A store may bound the jobs a pass claims (:func:`claim_limit`: the
+state file's 256); the next pass then comes once the lead reaches the next fire time
+not claimed. Each claimed run is held (:mod:`._held`) until its fire time is as near
 as a pass without a lead would start it, then waits on the shared timers in its lane and
 decides whether it may still start (:func:`~._giveback.at_fire_time`: a job paused,
 removed or replaced meanwhile, or ``max_instances`` runs going).
@@ -82,6 +84,13 @@ def claim_lead(store: object) -> float:
     return float(lead) if isinstance(lead, int | float) and lead >= 0 else CLAIM_LEAD
 
 
+def claim_limit(store: object) -> int | None:
+    """The most jobs a pass claims in a durable store: its ``claim_limit`` (a positive
+    int), or None: every job due within the pass's horizon."""
+    limit = getattr(store, "claim_limit", None)
+    return limit if type(limit) is int and limit > 0 else None
+
+
 class JobScheduler(JobTable, JobMethods):
     """The scheduler task: runs jobs on APScheduler triggers inside an EventScheduler.
 
@@ -104,6 +113,8 @@ class JobScheduler(JobTable, JobMethods):
     passes = 0
     #: Seconds ahead of a fire time a pass claims it (see :func:`claim_lead`).
     _lead = 0.0
+    #: The most jobs a pass claims (see :func:`claim_limit`); None: no limit.
+    _limit: int | None = None
     #: Set once the scheduler task's passes are over (see :meth:`wait_idle`).
     _passes_over: anyio.Event | None = None
     #: Set when runs are held (see _release_held), replaced by the releaser as it looks.
@@ -126,6 +137,7 @@ class JobScheduler(JobTable, JobMethods):
         sync = self._sync
         sync.store = self._store  # changes made before start (removals) stay pending
         self._lead = claim_lead(self._store) if sync.durable else 0.0
+        self._limit = claim_limit(self._store) if sync.durable else None
         try:
             await self._take_up_saved()
             async with anyio.create_task_group() as group:
@@ -190,6 +202,7 @@ class JobScheduler(JobTable, JobMethods):
             jobs = [job for job in self._entries.values() if job.next_fire is None]
             for job in jobs:
                 self._schedule_new(job, now, queue=False)
+            self._sync.save_soon()  # their rows, by the writer (see _schedule_new)
             # On the timeline in one heapify: nothing sleeps on it yet to wake.
             self._timeline.push_all(job for job in jobs if not job.removed)
         self._notes.close()
@@ -240,7 +253,9 @@ class JobScheduler(JobTable, JobMethods):
             starts: list[tuple[Entry, datetime]] = []
             first = timeline.earliest()
             due = (
-                timeline.pop_due(horizon) if first is not None and first - now <= claim_from else []
+                timeline.pop_due(horizon, self._limit)
+                if first is not None and first - now <= claim_from
+                else []
             )
             for job in due:
                 self._fire(job, now, near, horizon, reports, starts)

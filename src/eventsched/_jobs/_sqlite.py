@@ -85,6 +85,16 @@ class SQLiteJobStore:
     #: 18-69 with 0.1 s, docs/benchmarks.md). A process killed outright has its claims
     #: ahead reported ``interrupted`` at the next start, up to 0.2 s of fire times.
     claim_lead: ClassVar[float] = 0.1
+    #: The most jobs a pass claims here, in one transaction (see
+    #: ``eventsched._jobs._scheduler.claim_limit``). A pass's claims are a stretch of
+    #: the event loop's time (planning each job, building its state) and its rows are
+    #: written by a worker thread that holds the GIL between them: without a limit, a
+    #: pass at 10,000 fires a second claimed its lead's ~1,000 jobs at once, stalling
+    #: the runs due meanwhile by 5-15 ms, and kept ~1,000 claims alive long enough to
+    #: be promoted to the collector's oldest generation (a full collection of 24-49 ms
+    #: about every 4 s). Start lateness p99 12-93 ms against 2-6 without the file
+    #: (docs/benchmarks.md, "the tail with a state file").
+    claim_limit: ClassVar[int] = 256
 
     __slots__ = ("_conn", "_lock_fd", "_rows", "_warn", "path")
 

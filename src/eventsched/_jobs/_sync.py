@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -251,10 +250,19 @@ class StoreSync:
                 # The rest in chunks, each its own transaction: a pass waiting to save
                 # its claims never waits for more than one chunk (10,000 ended runs in
                 # one save held the passes for 0.2 s, and the runs due meanwhile then
-                # made the next passes' saves as large).
-                later = self._later
-                while later:
-                    chunk = list(itertools.islice(later, WRITER_CHUNK))
+                # made the next passes' saves as large). Only the changes marked until
+                # now: those marked meanwhile wait for the next round or their job's
+                # claim. Chasing them, at 10,000 runs ending a second the writer never
+                # left this loop, saving ~10 ended runs a transaction back to back
+                # (each a row again at the job's claim a moment later).
+                pending = list(self._later)
+                for start in range(0, len(pending), WRITER_CHUNK):
+                    later = self._later  # (a full flush meanwhile takes it whole)
+                    chunk = [
+                        job_id
+                        for job_id in pending[start : start + WRITER_CHUNK]
+                        if job_id in later
+                    ]
                     self._dirty.update((job_id, later.pop(job_id)) for job_id in chunk)
-                    if not await self.flush_logged(urgent_only=True):
+                    if chunk and not await self.flush_logged(urgent_only=True):
                         break

@@ -126,13 +126,15 @@ class Timeline:
             self.popped += 1
         return None
 
-    def pop_due(self, horizon: datetime) -> list[Entry]:
-        """Take the jobs due by ``horizon`` off the heap, earliest first (each once)."""
+    def pop_due(self, horizon: datetime, most: int | None = None) -> list[Entry]:
+        """Take the jobs due by ``horizon`` off the heap, earliest first (each once),
+        at most ``most`` of them (None: all)."""
         heap = self._heap
         queued = self._queued
         due: list[Entry] = []
         limit = horizon.timestamp()
-        while heap and heap[0][0] <= limit:
+        most = len(heap) if most is None else most
+        while heap and heap[0][0] <= limit and len(due) < most:
             ticket = heapq.heappop(heap)[1]
             job = queued.pop(ticket)
             self.popped += 1
