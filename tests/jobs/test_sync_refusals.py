@@ -88,3 +88,18 @@ async def test_a_run_ending_after_the_refusal_keeps_it_refused() -> None:
     store.refuse = set()
     sync.mark("j", SavedJob("f", T0, T0 + timedelta(seconds=2)), ended=True)
     assert await sync.flush(urgent_only=True) == {"j"}
+
+
+async def test_a_schedule_planned_anew_for_later_saving_is_not_refused() -> None:
+    """A start's new or changed schedule is marked not urgent (the writer saves it):
+    still planned anew after the refusal, so the next flush does not report it; a run
+    that ended (also not urgent) leaves it refused."""
+    sync, store = await opened()
+    store.refuse = {"j", "k"}
+    sync.mark("j", planned(1))
+    sync.mark("k", planned(1))
+    assert await sync.flush(urgent_only=True) == {"j", "k"}
+    store.refuse = set()
+    sync.mark("j", planned(2), urgent=False)  # planned anew, saved later
+    sync.mark("k", planned(2), urgent=False, ended=True)  # a run ended
+    assert await sync.flush(urgent_only=True) == {"k"}

@@ -139,11 +139,11 @@ class StoreSync:
         pass is in it once marked (a job with unsaved claims is in ``_dirty``, which
         every save takes whole).
 
-        ``urgent=False`` (a run that ended): the next pass need not save it; it goes
-        with the job's next claim, or with the writer's save. ``ended``: only a run
-        ended (not a schedule planned anew).
+        ``urgent=False`` (a run that ended, a start's new schedule): the next pass need
+        not save it; it goes with the job's next claim, or with the writer's save.
+        ``ended``: only a run ended (not a schedule planned anew).
         """
-        if urgent and not ended:
+        if not ended:
             # Planned from the schedule taken up after the refusal: not refused.
             self._dropped.discard(job_id)
         if urgent or job_id in self._dirty:

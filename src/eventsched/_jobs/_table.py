@@ -327,7 +327,7 @@ class JobTable(SharedStoreTable):
             self._sync.save_soon()
         else:
             # Its state when saved: usually with the job's next claim, which marks it anew.
-            self._sync.mark(target.id, target, urgent=False)
+            self._sync.mark(target.id, target, urgent=False, ended=True)
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)
