@@ -32,6 +32,8 @@ import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any, NoReturn, TypeVar
 
 import anyio
@@ -168,6 +170,11 @@ class _ThreadCall:
 
 def is_async(func: Callable[..., Any]) -> bool:
     """Whether calling ``func`` returns a coroutine to await (else: run it in a thread)."""
+    # An ``async def`` function, told from its code's flag: what inspect finds too, at a
+    # tenth of the cost (50,000 add_job calls ask this of the same function). Anything
+    # else (a sync function, a partial, a callable object) takes inspect's way.
+    if type(func) is FunctionType and func.__code__.co_flags & CO_COROUTINE:
+        return True
     # Only real partials are unwrapped: following any callable ``.func`` attribute
     # never ends on a Mock, whose every attribute is another callable Mock.
     target: Any = func

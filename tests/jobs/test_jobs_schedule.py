@@ -160,3 +160,36 @@ def test_job_names_are_exported() -> None:
         assert hasattr(eventsched, name)
     for name in eventsched.testing.__all__:
         assert hasattr(eventsched.testing, name)
+
+
+def test_snapshot_record_is_what_the_constructor_makes() -> None:
+    # Snapshots are built through Job's slots (job_record), not its __init__: each value
+    # must land in its own field, in Job's order.
+    from dataclasses import fields
+    from datetime import UTC, datetime
+
+    from eventsched._jobs._records import Job, job_record
+
+    values = (
+        "id",
+        "name",
+        "trigger",
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2025, 1, 1, tzinfo=UTC),
+        True,
+        2,
+        3,
+        4,
+        5,
+        False,
+        6.5,
+        7.5,
+        {"misfire": 8},
+    )
+    assert len(values) == len(fields(Job))
+    record = job_record(*values)
+    assert type(record) is Job
+    assert record == Job(*values)
+    assert repr(record) == repr(Job(*values))
+    with pytest.raises(ValueError, match="shorter"):  # a field left out
+        job_record(*values[:-1])

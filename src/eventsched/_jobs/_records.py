@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Final
 
-__all__ = ["Job", "JobStatistics", "MissReason"]
+__all__ = ["Job", "JobStatistics", "MissReason", "job_record"]
 
 
 class MissReason(StrEnum):
@@ -70,6 +71,20 @@ class Job:
     missed: Mapping[str, int] = field(default_factory=dict)
     """Fire times of this job that did not become runs since this scheduler started, by
     :class:`MissReason` value (only reasons that occurred)."""
+
+
+# Job's slots, in the order of its fields. A frozen dataclass's __init__ sets each field
+# through object.__setattr__: a fifth of an add_job's instructions went to the Job it
+# returns, and setting the slots directly takes ~30% off that (callgrind, issue 16).
+_JOB_SLOTS: Final = tuple(getattr(Job, each.name).__set__ for each in fields(Job))
+
+
+def job_record(*values: Any) -> Job:
+    """``Job(*values)``: the same record (all fields given, in order), built cheaper."""
+    job = object.__new__(Job)
+    for set_slot, value in zip(_JOB_SLOTS, values, strict=True):
+        set_slot(job, value)
+    return job
 
 
 @dataclass(frozen=True, slots=True)

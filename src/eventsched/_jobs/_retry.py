@@ -87,7 +87,9 @@ def retry_policy(retries: Any, retry_backoff: Any) -> Backoff | None:
     """
     check_int("retries", retries, minimum=0, maximum=MAX_RETRIES)
     if retry_backoff is None:
-        backoff = Backoff()
+        # Shared: a Backoff is frozen. One was built (and checked) per add_job, even
+        # for the jobs without retries.
+        backoff = _DEFAULT
     elif isinstance(retry_backoff, Backoff):
         backoff = retry_backoff
     else:
@@ -98,6 +100,9 @@ def retry_policy(retries: Any, retry_backoff: Any) -> Backoff | None:
             raise ValueError("retry_backoff= needs retries= of 1 or more")
         return None
     return backoff
+
+
+_DEFAULT: Final = Backoff()
 
 
 class _EventMaker(Protocol):

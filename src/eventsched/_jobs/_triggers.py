@@ -61,6 +61,13 @@ _CRON_ARGS = frozenset(
     }
 )
 _DATE_ARGS = frozenset({"run_date"})
+_ALLOWED: Final = {"interval": _INTERVAL_ARGS, "cron": _CRON_ARGS, "date": _DATE_ARGS}
+_UNITS: Final = ("weeks", "days", "hours", "minutes", "seconds")
+_NUMBERS: Final = (int, float)
+_ZERO: Final = timedelta(0)
+# What str() makes of the placeholder start of a deferred interval trigger, in every
+# such job's fingerprint: made once (see fingerprint).
+_PLACEHOLDER_TEXT: Final = str(_PLACEHOLDER)
 # crontab(5) numbering: the index is cron's number (7 is Sunday again, handled below).
 _CRON_DAYS: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -74,9 +81,11 @@ def to_timezone(value: str | tzinfo) -> tzinfo:
 
 
 def build_trigger(
-    trigger: str | BaseTrigger, args: dict[str, Any], tz: tzinfo
+    trigger: str | BaseTrigger, args: Mapping[str, Any], tz: tzinfo
 ) -> tuple[Any, str | None]:
     """Build the trigger; the second value says what is left to fix at schedule time.
+
+    ``args`` is not changed (``add_job`` passes its own keyword arguments, uncopied).
 
     ``"start"``: an interval without ``start_date`` starts one interval after the job
     is scheduled; ``"now"``: a date job without ``run_date`` runs when scheduled. Both
@@ -89,20 +98,20 @@ def build_trigger(
                 "set them on the trigger instead"
             )
         return trigger, None
-    allowed = {"interval": _INTERVAL_ARGS, "cron": _CRON_ARGS, "date": _DATE_ARGS}.get(
-        trigger if isinstance(trigger, str) else ""
-    )
+    allowed = _ALLOWED.get(trigger) if isinstance(trigger, str) else None
     if allowed is None:
         raise ValueError(
             f"trigger={trigger!r} is not one of 'interval', 'cron', 'date' or an "
             "APScheduler 3 trigger instance"
         )
-    unknown = sorted(set(args) - allowed)
-    if unknown:
+    if not allowed.issuperset(args):
+        unknown = sorted(set(args) - allowed)
         raise TypeError(
             f"unknown option(s) {unknown} for trigger {trigger!r}; allowed: {sorted(allowed)}"
         )
-    given = dict(args)  # for messages: without the placeholder start_date below
+    # For messages: as given. ``args`` itself is not changed below (the placeholder
+    # start_date goes into a new dict, the cron branch pops from a copy), so no copy.
+    given = args
     try:
         if trigger == "interval":
             _check_interval(args)
@@ -111,6 +120,7 @@ def build_trigger(
                 return IntervalTrigger(timezone=tz, **args), "start"
             return IntervalTrigger(timezone=tz, **args), None
         if trigger == "cron":
+            args = dict(args)
             crontab = args.pop("crontab", None)
             if crontab is None:
                 return CronTrigger(timezone=tz, **args), None
@@ -134,15 +144,15 @@ def fingerprint(trigger: Any) -> str:
     a start-up that matches 50,000 saved rows compares each job's by identity, without
     reading the string, somewhere in memory, of every job (see :mod:`._resume`).
     """
+    start = getattr(trigger, "start_date", "")
     return sys.intern(
         "|".join(
-            str(part)
-            for part in (
+            (
                 type(trigger).__name__,
-                trigger,
-                getattr(trigger, "timezone", ""),
-                getattr(trigger, "start_date", ""),
-                getattr(trigger, "end_date", ""),
+                str(trigger),
+                str(getattr(trigger, "timezone", "")),
+                _PLACEHOLDER_TEXT if start is _PLACEHOLDER else str(start),
+                str(getattr(trigger, "end_date", "")),
             )
         )
     )
@@ -189,12 +199,16 @@ def _check_interval(args: Mapping[str, Any]) -> None:
     # APScheduler turns an interval of zero (or one that rounds to zero) into one
     # second without a word, and a negative one makes every fire time already past:
     # the scheduler would spin, reporting missed fire times as fast as it can.
-    units = ("weeks", "days", "hours", "minutes", "seconds")
-    parts = {unit: args[unit] for unit in units if args.get(unit) is not None}
-    for unit, value in parts.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{unit}={value!r} must be a number")
-    if timedelta(**parts) <= timedelta(0):
+    # One pass, a tuple of types rather than ``int | float`` (whose isinstance is
+    # several times slower): this check cost as much as building the trigger.
+    parts: dict[str, float] = {}
+    for unit in _UNITS:
+        value = args.get(unit)
+        if value is not None:
+            if type(value) is bool or not isinstance(value, _NUMBERS):
+                raise TypeError(f"{unit}={value!r} must be a number")
+            parts[unit] = value
+    if timedelta(**parts) <= _ZERO:
         raise ValueError("the interval must be positive (at least a microsecond)")
 
 
