@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -21,6 +21,8 @@ from eventsched import (
     MemoryJobStore,
     SavedJob,
 )
+from eventsched._events import _handling
+from eventsched._jobs._runslot import RunSlot
 from eventsched.testing import DEFAULT_EPOCH, VirtualClock
 
 EPOCH = DEFAULT_EPOCH
@@ -163,3 +165,32 @@ async def run_child(
 def json_events(lines: list[str]) -> list[dict[str, Any]]:
     """The events a child printed as JSON lines."""
     return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+async def lateness_of_runs(
+    store: MemoryJobStore, *, jobs: int, apart: float, runs: int
+) -> tuple[EventScheduler, list[float]]:
+    """Seconds late of the first ``runs`` runs of ``jobs`` interval jobs every second,
+    their first fire times ``apart`` seconds apart, on ``store``, in virtual time
+    (trio-virtual or asyncio on the virtual loop); and the scheduler, stopped."""
+    clock = VirtualClock()
+    scheduler = new_scheduler(clock)
+    scheduler.configure_jobs(store=store)
+    late: list[float] = []
+    done = anyio.Event()
+
+    async def job() -> None:
+        slot = _handling.get()
+        assert isinstance(slot, RunSlot)
+        late.append((clock.now() - slot.fire_time).total_seconds())
+        if len(late) == runs:
+            done.set()
+
+    for n in range(jobs):
+        start = EPOCH + timedelta(seconds=1 + n * apart)
+        scheduler.add_job(job, "interval", seconds=1, start_date=start, id=f"j{n}")
+    async with scheduler:
+        with anyio.fail_after(60):
+            await done.wait()
+    assert len(late) >= runs
+    return scheduler, late

@@ -14,15 +14,20 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from jobtools import EPOCH, RecordingStore, is_virtual, new_scheduler, virtual_time
+from jobtools import (
+    EPOCH,
+    RecordingStore,
+    is_virtual,
+    lateness_of_runs,
+    new_scheduler,
+    virtual_time,
+)
 from virtualloop import BOTH_VIRTUAL
 
 from eventsched import Event, EventType, MemoryJobStore, SavedJob, SQLiteJobStore, current_event
-from eventsched._events import _handling
 from eventsched._jobs._alarms import QUANTUM, Alarms
 from eventsched._jobs._entry import Entry
 from eventsched._jobs._lanes import MAX_IDLE, Lanes
-from eventsched._jobs._runslot import RunSlot
 from eventsched.testing import VirtualClock
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -358,27 +363,7 @@ class _StateFileLeadStore(RecordingStore):
 async def _lateness_of_150_runs(store: RecordingStore) -> list[float]:
     """Seconds late of the first 150 runs of 50 jobs 20 ms apart, every second, on
     ``store``, in virtual time."""
-    clock = VirtualClock()
-    scheduler = new_scheduler(clock)
-    scheduler.configure_jobs(store=store)
-    late: list[float] = []
-    done = anyio.Event()
-
-    async def job() -> None:
-        slot = _handling.get()
-        assert isinstance(slot, RunSlot)
-        late.append((clock.now() - slot.fire_time).total_seconds())
-        if len(late) == 150:
-            done.set()
-
-    for n in range(50):
-        start = EPOCH + timedelta(seconds=1 + n * 0.02)
-        scheduler.add_job(job, "interval", seconds=1, start_date=start, id=f"j{n}")
-    async with scheduler:
-        with anyio.fail_after(60):
-            await done.wait()
-    assert len(late) >= 150
-    return late
+    return (await lateness_of_runs(store, jobs=50, apart=0.02, runs=150))[1]
 
 
 @pytest.mark.parametrize("anyio_backend", BOTH_VIRTUAL, indirect=True)

@@ -14,16 +14,13 @@ from datetime import timedelta
 
 import anyio
 import pytest
-from jobtools import EPOCH, RecordingStore, new_scheduler
+from jobtools import EPOCH, RecordingStore, lateness_of_runs, new_scheduler
 from virtualloop import BOTH_VIRTUAL
 
 from eventsched import SavedJob, SQLiteJobStore
-from eventsched._events import _handling
 from eventsched._jobs._held import Held
-from eventsched._jobs._runslot import RunSlot
 from eventsched._jobs._scheduler import claim_limit
 from eventsched._jobs._sync import WRITER_CHUNK, StoreSync
-from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
 
@@ -49,25 +46,7 @@ async def test_a_pass_claims_at_most_the_stores_claim_limit() -> None:
     with ``claim_limit`` 8 every save claims at most 8, and every run still starts on
     time (the next pass comes as soon as the lead needs it)."""
     store = _LimitedStore()
-    clock = VirtualClock()
-    scheduler = new_scheduler(clock)
-    scheduler.configure_jobs(store=store)
-    late: list[float] = []
-    done = anyio.Event()
-
-    async def job() -> None:
-        slot = _handling.get()
-        assert isinstance(slot, RunSlot)
-        late.append((clock.now() - slot.fire_time).total_seconds())
-        if len(late) == 400:
-            done.set()
-
-    for n in range(200):
-        start = EPOCH + timedelta(seconds=1 + n * 0.005)
-        scheduler.add_job(job, "interval", seconds=1, start_date=start, id=f"j{n}")
-    async with scheduler:
-        with anyio.fail_after(60):
-            await done.wait()
+    scheduler, late = await lateness_of_runs(store, jobs=200, apart=0.005, runs=400)
     claimed = _claimed_rows(store)
     assert max(claimed) <= 8, max(claimed)
     assert sum(claimed) >= 400
