@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
-import sys
 import tempfile
+
+from _callgrind import instructions
 
 _CHILD = r"""
 import sys
@@ -39,26 +38,7 @@ for n in range(int(sys.argv[1])):
 
 
 def _count(src: str, jobs: int, script: str) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={tmp}/callgrind.out",
-                sys.executable,
-                script,
-                str(jobs),
-            ],
-            env=dict(os.environ, PYTHONPATH=src, PYTHONHASHSEED="0"),
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-    found = re.search(r"Collected : (\d+)", out.stderr)
-    if found is None:
-        raise SystemExit(f"no callgrind total in:\n{out.stderr[-2000:]}")
-    return int(found.group(1))
+    return instructions(src, script, str(jobs))
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from _callgrind import instructions
 
 _BENCH = Path(__file__).resolve().parent / "bench_hot_path.py"
 
@@ -47,29 +47,7 @@ def _rows(code: str) -> str:
 
 
 def _count(src: str, backend: str, row: str, events: int, script: str) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={tmp}/callgrind.out",
-                sys.executable,
-                script,
-                backend,
-                str(events),
-                "1",
-                row,
-            ],
-            env=dict(os.environ, PYTHONPATH=src, PYTHONHASHSEED="0"),
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-    found = re.search(r"Collected : (\d+)", out.stderr)
-    if found is None:
-        raise SystemExit(f"no callgrind total in:\n{out.stderr[-2000:]}")
-    return int(found.group(1))
+    return instructions(src, script, backend, str(events), "1", row)
 
 
 def main() -> None:
