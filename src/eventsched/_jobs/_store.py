@@ -30,9 +30,11 @@ time (it locks, as :class:`~eventsched.SQLiteJobStore` does) returns an empty se
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, runtime_checkable
+
+from ._records import slot_setters
 
 __all__ = ["JobStore", "MemoryJobStore", "SavedJob", "saved_job"]
 
@@ -72,23 +74,20 @@ def _saved_job_builder() -> Callable[
     ``object.__setattr__``: ~2.4 us a state against ~1 us this way, and a durable store
     gets one state per run (:meth:`~._entry.Entry.saved`; 10,000 a second in the
     ``jobs`` benchmark). Same object, same fields: the slots' own descriptors set them,
-    as ``object.__setattr__`` does; the fields are checked here, once, to be those.
+    as ``object.__setattr__`` does (see :func:`~._records.slot_setters`).
     """
-    names = [one.name for one in fields(SavedJob)]
-    expected = [
-        "fingerprint",
-        "last_fire_time",
-        "next_fire_time",
-        "running",
-        "paused",
-        "last_outcome",
-    ]
-    if names != expected:  # pragma: no cover - a field added to SavedJob but not here
-        raise AssertionError(f"SavedJob's fields changed ({names}): update saved_job")
-    slots = SavedJob.__dict__
     new = object.__new__
-    set_fingerprint, set_last, set_next, set_running, set_paused, set_outcome = (
-        slots[name].__set__ for name in expected
+    # Unpacked rather than looped over (as job_record does): ~0.5 us less a state.
+    set_fingerprint, set_last, set_next, set_running, set_paused, set_outcome = slot_setters(
+        SavedJob,
+        (
+            "fingerprint",
+            "last_fire_time",
+            "next_fire_time",
+            "running",
+            "paused",
+            "last_outcome",
+        ),
     )
 
     def saved_job(
