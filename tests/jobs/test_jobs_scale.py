@@ -77,7 +77,7 @@ def test_changed_paused_and_removed_jobs_leave_stale_items_that_are_skipped() ->
 
 
 def test_jobs_queued_with_reserved_tickets_come_due_in_order_with_the_others() -> None:
-    """The start-up's way in (``reserve`` then ``push_ticketed``, see _resume): into an
+    """The start-up's way in (``reserve`` then ``filling``, see _resume): into an
     empty timeline, and into one that holds jobs already; a ticket set aside and not
     used is never handed out again, and a job pushed after is ordered with the rest."""
     for before in ([], [("early", 0.5), ("middle", 2.5)]):
@@ -86,13 +86,12 @@ def test_jobs_queued_with_reserved_tickets_come_due_in_order_with_the_others() -
             timeline.push(entry(name, seconds))
         jobs = [entry(f"j{s}", s) for s in (3, 1, 2)]
         ticket = reserved = timeline.reserve(5)  # two of them left unused
-        items, queued = [], {}
-        for job in jobs:
-            ticket += 1
-            job.ticket = ticket
-            queued[ticket] = job
-            items.append((job.fire_at.timestamp(), ticket))  # type: ignore[union-attr]
-        timeline.push_ticketed(items, queued)
+        with timeline.filling() as (heap, queued):
+            for job in jobs:
+                ticket += 1
+                job.ticket = ticket
+                queued[ticket] = job
+                heap.append((job.fire_at.timestamp(), ticket))  # type: ignore[union-attr]
         late = entry("late", 4)
         timeline.push(late)
         assert late.ticket > reserved + 5  # past every reserved ticket

@@ -13,13 +13,14 @@ The cost is per saved job, and at 50,000 of them a pass over the jobs is several
 milliseconds whatever it does (each job is its own object, somewhere in memory). So
 the values are checked column by column in C (``map``, ``set``: what the checked read
 would refuse), and the jobs are visited once: the loop that gives a job its schedule
-also gives it its ticket on the timeline (see :meth:`~._timeline.Timeline.push_ticketed`).
+also gives it its ticket on the timeline (see :meth:`~._timeline.Timeline.filling`).
 Measured at 50,000 saved jobs: see ``docs/benchmarks.md`` (start-up).
 """
 
 from __future__ import annotations
 
 import gc
+import operator
 from collections.abc import Mapping
 from datetime import datetime
 from itertools import compress
@@ -74,7 +75,7 @@ def resume_plain(
     and just built (a column of jobs is a cache miss per job): 20-28 ms of collections
     in a start-up of 0.25-0.3 s at 50,000 jobs (see docs/benchmarks.md). Off, the
     one collection after finds only the heap's new pairs (7-11 ms), the columns being
-    freed by then and the heap and its dict old (see Timeline.push_ticketed).
+    freed by then and the heap and its dict old (see Timeline.filling).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -98,7 +99,8 @@ def _resume(
     nexts = _parse_all(columns.next_fire_times)
     lasts = _parse_all(columns.last_fire_times)
     # Their text is not needed again: freed now, its memory holds what comes next
-    # rather than the process asking the system for more (fewer page faults).
+    # rather than the process asking the system for more (a new page costs ~3 us, and
+    # a start-up at 50,000 jobs faulted ~8,600 of them: see docs/benchmarks.md).
     columns.next_fire_times = columns.last_fire_times = []
     # The other columns too, so that they are gone with this call's locals before the
     # collector is on again (see resume_plain).
@@ -117,46 +119,62 @@ def _resume(
         fingerprints = [known[f] if f.__class__ is int else f for f in fingerprints]
     # The rows come in the order they were first saved, which is usually the order the
     # jobs were added in: then no id needs hashing and looking up (~3 ms against ~7).
-    jobs = list(entries.values()) if ids == list(entries) else list(map(entries.get, ids))
+    if ids == list(entries):
+        jobs: list[Any] = list(entries.values())
+    else:  # a row of no job (or whose id is not text) is left; the others by their id
+        jobs = list(map(entries.get, ids))
+        if None in jobs:
+            found = [job is not None for job in jobs]
+            left += compress(ids, map(operator.not_, found))
+            jobs, fingerprints, outcomes, nexts, lasts, keys = (
+                list(compress(column, found))
+                for column in (jobs, fingerprints, outcomes, nexts, lasts, keys)
+            )
+    # The ids' 50,000 strings are freed here (a job's own is ``job.id``): their memory
+    # holds the heap's items next.
+    ids = []
+    due = min(keys, default=now) < now  # usually none: no comparison per job
     ticket = timeline.reserve(len(jobs))
-    items: list[tuple[float, int]] = []
-    queued: dict[int, Entry] = {}
-    for job, fingerprint, at, last_at, outcome, key, job_id in zip(
-        jobs, fingerprints, nexts, lasts, outcomes, keys, ids, strict=True
-    ):
-        if (
-            job is None  # also an id that is not text
-            or job.fingerprint != fingerprint
-            or job.paused  # the row says not paused: it is written again
-            or not job.persist
+    resumed = 0
+    with timeline.filling() as (heap, queued):
+        push = heap.append
+        for job, fingerprint, at, last_at, outcome, key in zip(
+            jobs, fingerprints, nexts, lasts, outcomes, keys, strict=True
         ):
-            left.append(job_id)
-            continue
-        if job.deferred is not None:  # "start": "now" does not persist
-            set_start(job.trigger, at)
-            job.deferred = None
-        job.last_fire = last_at
-        job.last_outcome = outcome
-        job.next_fire = job.fire_at = at  # set_next() without jitter
-        if key < now:
-            notes.due(job_id, at)
-        if job.jitter:
-            job.set_next(at)
-            key = _TIMESTAMP(job.fire_at)
-        ticket += 1
-        job.ticket = ticket
-        queued[ticket] = job
-        items.append((key, ticket))
-    timeline.push_ticketed(items, queued)
-    return len(items), left
+            if (
+                job.fingerprint != fingerprint
+                or job.paused  # the row says not paused: it is written again
+                or not job.persist
+            ):
+                left.append(job.id)
+                continue
+            if job.deferred is not None:  # "start": "now" does not persist
+                set_start(job.trigger, at)
+                job.deferred = None
+            job.last_fire = last_at
+            job.last_outcome = outcome
+            job.next_fire = job.fire_at = at  # set_next() without jitter
+            if due and key < now:
+                notes.due(job.id, at)
+            if job.jitter:
+                job.set_next(at)
+                key = _TIMESTAMP(job.fire_at)
+            ticket += 1
+            job.ticket = ticket
+            queued[ticket] = job
+            push((key, ticket))
+            resumed += 1
+    return resumed, left
 
 
 def _parse_all(texts: list[Any]) -> list[Any]:
-    """Each time parsed (None stays None), in C when none is None; one that does not
+    """Each time parsed (None stays None), in C when none or all are None; one that does not
     parse (or is not text) becomes :data:`_UNUSABLE`, which :func:`_usable` refuses."""
     try:
         if None not in texts:
             return list(map(_PARSE, texts))
+        if texts.count(None) == len(texts):  # no job has run yet: nothing to parse
+            return texts
         return [text if text is None else _PARSE(text) for text in texts]
     except (TypeError, ValueError):
         return [None if text is None else _parsed(text) for text in texts]
@@ -173,7 +191,8 @@ def _usable(nexts: list[datetime], lasts: list[datetime | None], outcomes: list[
     """Whether every row's values are as the checked read would take them, column by
     column in C: an outcome it knows, each time with a UTC offset and in a year where
     that offset can move it to UTC. (A plain row's next fire time is never None.)"""
-    times = (nexts, [at for at in lasts if at is not None] if None in lasts else lasts)
+    # (A datetime is never false: filter(None, ...) drops the Nones, in C.)
+    times = (nexts, list(filter(None, lasts)) if None in lasts else lasts)
     return (
         set(outcomes) <= _OUTCOMES
         and all(None not in set(map(_TZINFO, column)) for column in times)
