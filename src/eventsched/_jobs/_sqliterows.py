@@ -32,8 +32,11 @@ __all__ = [
     "FORMAT_VERSION",
     "JOB_COLUMNS",
     "MAX_MATCHED",
+    "META_QUERY",
+    "PLAIN",
     "SCHEMA",
     "SavedColumns",
+    "column_arrays",
     "migrate_v1",
     "parse_v1",
     "read_columns",
@@ -52,6 +55,9 @@ SCHEMA: Final = (
     " last_fire_time TEXT, next_fire_time TEXT, running TEXT, paused INTEGER,"
     " last_outcome TEXT, updated_at TEXT NOT NULL)",
 )
+#: The ``meta`` rows that say what a file is. Only those: another may be large (the
+#: start-up read a stop keeps, several MB at 50,000 jobs: see ._sqlitekept).
+META_QUERY: Final = "SELECT key, value FROM meta WHERE key IN ('format', 'version')"
 #: The columns ``read_rows`` selects, in its order.
 JOB_COLUMNS: Final = (
     "job_id, fingerprint, last_fire_time, next_fire_time, running, paused, last_outcome"
@@ -89,7 +95,7 @@ _PAUSED: Final = {None: None, 0: False, 1: True}
 
 #: The rows a start-up takes up in bulk (:func:`read_columns`): no claimed fire time, a
 #: next one, not recorded as paused. Never NULL, so ``NOT (...)`` is the exact rest.
-_PLAIN: Final = "running IS NULL AND next_fire_time IS NOT NULL AND (paused IS NULL OR paused = 0)"
+PLAIN: Final = "running IS NULL AND next_fire_time IS NOT NULL AND (paused IS NULL OR paused = 0)"
 #: At most this many distinct fingerprints are matched in SQL (see read_columns).
 MAX_MATCHED: Final = 32
 #: SQLite's page cache during read_columns' scan of the table: negative, in KiB.
@@ -120,6 +126,18 @@ class SavedColumns:
         return len(self.ids) + len(self.others)
 
 
+def column_arrays(known: list[str]) -> str:
+    """The SQL of :class:`SavedColumns`' five arrays, aggregated over the rows selected,
+    each fingerprint one of ``known`` (bound as parameters, in order) as its index."""
+    matched = "".join(f" WHEN ? THEN {i}" for i in range(len(known)))
+    fingerprint = f"CASE fingerprint{matched} ELSE fingerprint END" if known else "fingerprint"
+    return (
+        f"json_group_array(job_id), json_group_array({fingerprint}),"
+        " json_group_array(next_fire_time), json_group_array(last_fire_time),"
+        " json_group_array(last_outcome)"
+    )
+
+
 def read_columns(path: str, conn: sqlite3.Connection, known: list[str]) -> SavedColumns:
     """The version 2 rows of the open file, for a start-up. :raises JobStateError:
 
@@ -131,16 +149,9 @@ def read_columns(path: str, conn: sqlite3.Connection, known: list[str]) -> Saved
     :data:`MAX_MATCHED`) comes as its index instead.
     """
     known = known if len(known) <= MAX_MATCHED else []
-    matched = "".join(f" WHEN ? THEN {i}" for i in range(len(known)))
-    fingerprint = f"CASE fingerprint{matched} ELSE fingerprint END" if known else "fingerprint"
     # With the number of all rows (SQLite counts them without reading them): when every
     # row is plain, the rest need no second pass over the table (~8 ms at 50,000).
-    query = (
-        "SELECT (SELECT count(*) FROM jobs), json_group_array(job_id),"
-        f" json_group_array({fingerprint}),"
-        " json_group_array(next_fire_time), json_group_array(last_fire_time),"
-        f" json_group_array(last_outcome) FROM jobs WHERE {_PLAIN}"
-    )
+    query = f"SELECT (SELECT count(*) FROM jobs), {column_arrays(known)} FROM jobs WHERE {PLAIN}"
     # The scan reads every page of the table once: SQLite's page cache (2 MB by
     # default, a page fault per 4 KiB of it, ~3 us each here) would only fill up with
     # pages read once. Small for the scan, the default again after.
@@ -155,7 +166,7 @@ def read_columns(path: str, conn: sqlite3.Connection, known: list[str]) -> Saved
     finally:
         conn.execute(f"PRAGMA cache_size = {int(cache)}")
     if rows != len(columns.ids):
-        columns.others = read_rows(path, conn, where=f"NOT ({_PLAIN})")
+        columns.others = read_rows(path, conn, where=f"NOT ({PLAIN})")
     return columns
 
 
