@@ -8,7 +8,7 @@ import gc
 import shutil
 import sqlite3
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,7 @@ async def test_a_job_replaced_before_start_resumes_its_saved_row(tmp_path: Path)
         ("last_fire_time", "2026-01-01T00:00:00", "no timezone"),
         ("last_fire_time", 5, "not an ISO 8601"),  # kept as the text "5"
         ("next_fire_time", "0001-01-01T00:00:00+05:00", "out of range"),
+        ("last_fire_time", "9999-12-31T23:00:00-05:00", "out of range"),
         ("paused", 7, "paused 7"),
         ("last_outcome", "exploded", "last outcome 'exploded'"),
         ("fingerprint", b"\x80", "no fingerprint"),
@@ -262,6 +263,52 @@ async def test_a_malformed_row_is_refused_at_start_by_name(
     with pytest.RaisesGroup(expected, allow_unwrapped=True):
         async with restarted:
             pass
+
+
+def _at(text: str) -> Any:
+    return datetime.fromisoformat(text)
+
+
+AWARE = ["2026-03-01T10:00:00+00:00", "2026-03-01T12:00:00+02:00", "2026-03-02T00:00:00+00:00"]
+
+
+@pytest.mark.parametrize(
+    ("odd", "row_usable"),
+    [
+        (None, True),
+        ("2026-03-01T11:00:00", False),  # no offset, among times that have one
+        ("0001-01-01T08:00:00+05:00", False),  # year 1: UTC would be year 0
+        ("9999-12-31T20:00:00-05:00", False),  # year 9999: UTC would be year 10000
+        ("0002-01-01T00:00:00+00:00", True),  # near the edge: checked row by row, taken
+        ("9998-12-31T00:00:00+00:00", True),
+    ],
+)
+@pytest.mark.parametrize("column", ["next", "last"])
+def test_the_bulk_check_of_the_times_takes_only_what_each_row_would(
+    odd: str | None, row_usable: bool, column: str
+) -> None:
+    """The bulk check looks at a column's earliest and latest time only (see _usable):
+    whenever it takes a column, each row's own check takes each row; when it does not,
+    the rows go one by one, and those each row's check takes are still taken."""
+    texts = AWARE + ([] if odd is None else [odd]) + AWARE
+    times = [_at(text) for text in texts]
+    nexts, lasts = (
+        (times, [None] * len(times)) if column == "next" else ([_at(AWARE[0])] * len(times), times)
+    )
+    outcomes = [None] * len(times)
+    rows = list(map(_resume._row_usable, nexts, lasts, outcomes))
+    assert all(rows) is row_usable
+    if _resume._usable(nexts, lasts, outcomes):
+        assert all(rows)
+    assert _resume._usable(nexts, lasts, outcomes) is (odd is None)
+
+
+def test_outcomes_come_as_their_codes_and_anything_else_stays_to_be_refused() -> None:
+    codes = [0, None, 4, 1]
+    assert _resume._outcomes(codes) == ["completed", None, "interrupted", "failed"]
+    odd = _resume._outcomes([0, "exploded", 9, True])
+    assert odd == ["completed", "exploded", 9, True]
+    assert not _resume._usable([_at(AWARE[0])] * 4, [None] * 4, odd)
 
 
 async def test_a_job_replaced_before_start_by_the_same_definition_is_scheduled() -> None:
