@@ -17,7 +17,7 @@ import pytest
 from jobtools import EPOCH
 
 from eventsched import Event, EventScheduler, EventType, JobStateError, SavedJob, SQLiteJobStore
-from eventsched._jobs import _resume, _sqlite, _sqliterows
+from eventsched._jobs import _resume, _sqliterows
 from eventsched._jobs._startnotes import MAX_NAMED, StartNotes
 from eventsched._jobs._timeline import Timeline
 from eventsched.cli._jobs import read_state_file_version
@@ -69,24 +69,6 @@ def _scheduler(store: SQLiteJobStore, clock: VirtualClock) -> EventScheduler:
     return scheduler
 
 
-@pytest.fixture(params=["kept", "scanned"])
-def read(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Whether a start reads the rows from the read the stop before kept (see
-    _sqlitekept) or from the table; the reads of the table made (fails the test if
-    that is not the one asked for)."""
-    scans: list[str] = []
-    original = _sqlite.read_columns
-
-    def scanning(path: str, conn: sqlite3.Connection, known: list[str]) -> Any:
-        scans.append(path)
-        return original(path, conn, known)
-
-    monkeypatch.setattr(_sqlite, "read_columns", scanning)
-    if request.param == "scanned":
-        monkeypatch.setattr(_sqlite, "take_start_read", lambda path, conn, known: None)
-    return scans
-
-
 async def _saved_file(path: Path) -> dict[str, SavedJob]:
     """A file whose jobs have run (last fire times, outcomes): saved a second before
     EPOCH, then each run once (all overdue) an hour and a half later."""
@@ -110,12 +92,9 @@ async def _saved_file(path: Path) -> dict[str, SavedJob]:
     return read_state_file_version(path)[0]
 
 
-async def test_the_plain_rows_are_resumed_as_saved_and_written_nowhere(
-    tmp_path: Path, read: list[str], request: pytest.FixtureRequest
-) -> None:
+async def test_the_plain_rows_are_resumed_as_saved_and_written_nowhere(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite"
     saved = await _saved_file(path)
-    read.clear()
     assert saved["started"].last_outcome == "completed"
     store = RecordingStore(path)
     restarted = _scheduler(store, VirtualClock(RESTART))
@@ -138,11 +117,10 @@ async def test_the_plain_rows_are_resumed_as_saved_and_written_nowhere(
         assert jobs["paused"].paused
     assert store.written == {"changed", "paused"}
     assert sorted(store.read_again) == ["changed", "paused"]  # type: ignore[type-var]
-    assert len(read) == (request.node.callspec.params["read"] == "scanned")
 
 
 async def test_jobs_added_in_another_order_than_their_rows_resume_the_same(
-    tmp_path: Path, read: list[str]
+    tmp_path: Path,
 ) -> None:
     """The rows usually come in the order the jobs are added in, and are then matched
     to them without a look-up by id (see _resume): in any other order, by id."""
@@ -191,7 +169,7 @@ async def test_the_store_is_asked_about_the_fingerprints_the_jobs_have_at_start(
 
 
 async def test_no_saved_job_object_is_made_for_a_plain_row(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read: list[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The start-up's cost per saved job: one pass over raw values, no object each."""
     path = tmp_path / "jobs.sqlite"

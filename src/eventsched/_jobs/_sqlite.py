@@ -41,11 +41,9 @@ import anyio.to_thread
 from loguru import logger
 
 from .._exceptions import JobStateError
-from ._sqlitekept import keep_start_read, take_start_read
 from ._sqliterows import (
     FORMAT,
     FORMAT_VERSION,
-    META_QUERY,
     SCHEMA,
     SavedColumns,
     migrate_v1,
@@ -98,7 +96,7 @@ class SQLiteJobStore:
     #: (docs/benchmarks.md, "the tail with a state file").
     claim_limit: ClassVar[int] = 256
 
-    __slots__ = ("_conn", "_known", "_lock_fd", "_rows", "_warn", "path")
+    __slots__ = ("_conn", "_lock_fd", "_rows", "_warn", "path")
 
     def __init__(self, path: str | os.PathLike[str], *, warn: bool = True) -> None:
         self.path = Path(path)
@@ -106,9 +104,6 @@ class SQLiteJobStore:
         self._conn: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._rows = RowWriter()
-        # The code's fingerprints at a start (load_columns): the stop keeps a read for
-        # the next start (see close_now).
-        self._known: list[str] | None = None
 
     @property
     def location(self) -> str | None:
@@ -167,12 +162,9 @@ class SQLiteJobStore:
         return self._open(read_rows, dict, dict)
 
     def load_columns_now(self, fingerprints: list[str]) -> SavedColumns:
-        """:meth:`load_now`, the states as :meth:`load_columns` gives them: from the read
-        the last clean stop kept, if no row changed since (see :mod:`._sqlitekept`); the
-        stop of this store keeps one for the next start."""
-        self._known = fingerprints
+        """:meth:`load_now`, the states as :meth:`load_columns` gives them."""
         return self._open(
-            lambda path, conn: _read_columns(path, conn, fingerprints),
+            lambda path, conn: read_columns(path, conn, fingerprints),
             SavedColumns,
             lambda saved: SavedColumns(others=saved),
         )
@@ -245,7 +237,7 @@ class SQLiteJobStore:
                     f"{path} is an SQLite file but not an eventsched job state file "
                     f"(tables: {', '.join(sorted(tables))}); point state_file elsewhere"
                 )
-            meta = dict(conn.execute(META_QUERY).fetchall())
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("format") != FORMAT:
                 raise JobStateError(
                     f"{path} is not an eventsched job state file (format {meta.get('format')!r})"
@@ -293,12 +285,6 @@ class SQLiteJobStore:
         self._rows.save(conn, changes, datetime.now(UTC).isoformat())
 
     def close_now(self) -> None:
-        if self._conn is not None and self._known is not None:
-            # The next start's read, after the last save. If it fails (a value JSON
-            # cannot hold, a full disk), nothing is kept: the next start scans.
-            with contextlib.suppress(sqlite3.Error):
-                keep_start_read(self._conn, self._known)
-            self._known = None
         if self._conn is not None:
             # Back to the rollback journal at rest: the file is one file again (no
             # -wal, -shm beside it), as readers such as `eventsched jobs` expect.
@@ -311,12 +297,6 @@ class SQLiteJobStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
-
-
-def _read_columns(path: str, conn: sqlite3.Connection, known: list[str]) -> SavedColumns:
-    """The kept read if there is one, else the table's (see :mod:`._sqlitekept`)."""
-    kept = take_start_read(path, conn, known)
-    return read_columns(path, conn, known) if kept is None else kept
 
 
 def _version_refused(path: str, version: str | None) -> str:

@@ -32,13 +32,10 @@ __all__ = [
     "FORMAT_VERSION",
     "JOB_COLUMNS",
     "MAX_MATCHED",
-    "META_QUERY",
     "OUTCOMES",
     "OUTCOME_CODES",
-    "PLAIN",
     "SCHEMA",
     "SavedColumns",
-    "column_arrays",
     "migrate_v1",
     "parse_v1",
     "read_columns",
@@ -57,9 +54,6 @@ SCHEMA: Final = (
     " last_fire_time TEXT, next_fire_time TEXT, running TEXT, paused INTEGER,"
     " last_outcome TEXT, updated_at TEXT NOT NULL)",
 )
-#: The ``meta`` rows that say what a file is. Only those: another may be large (the
-#: start-up read a stop keeps, several MB at 50,000 jobs: see ._sqlitekept).
-META_QUERY: Final = "SELECT key, value FROM meta WHERE key IN ('format', 'version')"
 #: The columns ``read_rows`` selects, in its order.
 JOB_COLUMNS: Final = (
     "job_id, fingerprint, last_fire_time, next_fire_time, running, paused, last_outcome"
@@ -99,7 +93,7 @@ _PAUSED: Final = {None: None, 0: False, 1: True}
 
 #: The rows a start-up takes up in bulk (:func:`read_columns`): no claimed fire time, a
 #: next one, not recorded as paused. Never NULL, so ``NOT (...)`` is the exact rest.
-PLAIN: Final = "running IS NULL AND next_fire_time IS NOT NULL AND (paused IS NULL OR paused = 0)"
+_PLAIN: Final = "running IS NULL AND next_fire_time IS NOT NULL AND (paused IS NULL OR paused = 0)"
 #: At most this many distinct fingerprints are matched in SQL (see read_columns).
 MAX_MATCHED: Final = 32
 #: SQLite's page cache during read_columns' scan of the table: negative, in KiB.
@@ -131,9 +125,10 @@ class SavedColumns:
         return len(self.ids) + len(self.others)
 
 
-def column_arrays(known: list[str]) -> str:
-    """The SQL of :class:`SavedColumns`' five arrays, aggregated over the rows selected,
-    each fingerprint one of ``known`` (bound as parameters, in order) as its index, and
+def _column_arrays(known: list[str]) -> str:
+    """The SQL of :class:`SavedColumns`' five arrays, aggregated over the rows selected
+    (read_columns), each fingerprint one of ``known`` (bound as parameters, in order) as
+    its index, and
     each known outcome as its index in :data:`OUTCOME_CODES`: a small number is no
     object to make in ``json.loads`` (Python keeps one of each), where 50,000
     ``"completed"`` were 50,000 strings (~3 MB) to make and hash."""
@@ -155,12 +150,13 @@ def read_columns(path: str, conn: sqlite3.Connection, known: list[str]) -> Saved
     in Python's ``sqlite3`` per row (the ids and next fire times of 50,000 rows: ~19 ms
     against ~69 ms). The fingerprints were half the bytes of those arrays (~70 characters a
     row, mostly the same few): one of the ``known`` ones (if there are at most
-    :data:`MAX_MATCHED`) comes as its index instead.
+    :data:`MAX_MATCHED`) comes as its index instead, and so does a known outcome
+    (see :func:`_column_arrays`).
     """
     known = known if len(known) <= MAX_MATCHED else []
     # With the number of all rows (SQLite counts them without reading them): when every
     # row is plain, the rest need no second pass over the table (~8 ms at 50,000).
-    query = f"SELECT (SELECT count(*) FROM jobs), {column_arrays(known)} FROM jobs WHERE {PLAIN}"
+    query = f"SELECT (SELECT count(*) FROM jobs), {_column_arrays(known)} FROM jobs WHERE {_PLAIN}"
     # The scan reads every page of the table once: SQLite's page cache (2 MB by
     # default, a page fault per 4 KiB of it, ~3 us each here) would only fill up with
     # pages read once. Small for the scan, the default again after.
@@ -175,7 +171,7 @@ def read_columns(path: str, conn: sqlite3.Connection, known: list[str]) -> Saved
     finally:
         conn.execute(f"PRAGMA cache_size = {int(cache)}")
     if rows != len(columns.ids):
-        columns.others = read_rows(path, conn, where=f"NOT ({PLAIN})")
+        columns.others = read_rows(path, conn, where=f"NOT ({_PLAIN})")
     return columns
 
 

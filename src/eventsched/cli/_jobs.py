@@ -125,7 +125,7 @@ def read_state_file_version(path: str | os.PathLike[str]) -> tuple[dict[str, Sav
     """The saved jobs in ``path`` and the file's version (1 or 2), read-only, never
     migrated. :raises StateFileError:"""
     from .._exceptions import JobStateError
-    from .._jobs._sqliterows import FORMAT, FORMAT_VERSION, META_QUERY, parse_v1, read_rows
+    from .._jobs._sqliterows import FORMAT, FORMAT_VERSION, parse_v1, read_rows
 
     shown = repr(os.fspath(path))
     try:
@@ -146,7 +146,7 @@ def read_state_file_version(path: str | os.PathLike[str]) -> tuple[dict[str, Sav
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             if "meta" not in tables or "jobs" not in tables:
                 raise StateFileError(f"{shown} is not an eventsched job state file")
-            meta = dict(conn.execute(META_QUERY).fetchall())
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("format") != FORMAT:
                 raise StateFileError(f"{shown} is not an eventsched job state file")
             version = meta.get("version")
