@@ -20,8 +20,10 @@ log = logger.bind(component="jobs")
 #: Seconds the final save to the job store may take at shutdown.
 FLUSH_TIMEOUT: Final = 5.0
 #: Seconds a change made outside a pass (a run that ended, a resumed job) may wait for
-#: its save. A run that ended this close before a crash of the process is reported at
-#: the next start as ``interrupted`` (never run again: at most once still holds).
+#: the writer. A run that ended this close before a crash of the process is reported at
+#: the next start as ``interrupted`` (never run again: at most once still holds). One
+#: whose job is claimed again within SAVE_DELAY of the writer's round is left to that
+#: claim, which saves it in the same row (so at most twice SAVE_DELAY after its end).
 SAVE_DELAY: Final = 5.0
 #: Changes the writer saves per transaction.
 WRITER_CHUNK: Final = 256
@@ -71,6 +73,7 @@ class StoreSync:
         "_soon",
         "_store",
         "adopt",
+        "claimed_soon",
         "durable",
     )
 
@@ -93,6 +96,10 @@ class StoreSync:
         self._loaded = False
         # Shared stores: called with a refused job's id and the state that won.
         self.adopt: Callable[[str, SavedJob | None], None] | None = None
+        # Set by the scheduler: asked at each writer round, it gives a test of whether
+        # a change marked not urgent will be saved by its job's next claim within
+        # SAVE_DELAY (the writer then leaves it to that claim).
+        self.claimed_soon: Callable[[], Callable[[Change], bool]] | None = None
 
     @property
     def store(self) -> JobStore:
@@ -255,7 +262,14 @@ class StoreSync:
                 # claim. Chasing them, at 10,000 runs ending a second the writer never
                 # left this loop, saving ~10 ended runs a transaction back to back
                 # (each a row again at the job's claim a moment later).
-                pending = list(self._later)
+                # Nor those whose job's claim comes before the next round: it saves them
+                # in its own row. At 10,000 jobs a second each round found ~9,000 ended
+                # runs, all saved again a moment later by their claims: ~18% more rows.
+                soon = self.claimed_soon() if self.claimed_soon is not None else None
+                later = self._later
+                pending = [
+                    job_id for job_id, change in later.items() if soon is None or not soon(change)
+                ]
                 for start in range(0, len(pending), WRITER_CHUNK):
                     later = self._later  # (a full flush meanwhile takes it whole)
                     chunk = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from os import PathLike
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from .._exceptions import (
     SchedulerStateError,
 )
 from .._lifecycle import Lifecycle, State
+from . import _sync
 from ._entry import Entry
 from ._giveback import resume_from, settle_before
 from ._planning import Miss
@@ -36,7 +37,7 @@ from ._sharedtable import SharedStoreTable
 from ._sqlite import SQLiteJobStore
 from ._startnotes import StartNotes
 from ._store import JobStore, MemoryJobStore, SavedJob
-from ._sync import StoreSync
+from ._sync import Change, StoreSync
 from ._timeline import Timeline
 from ._timings import JobTimings
 from ._triggers import (
@@ -90,6 +91,7 @@ class JobTable(SharedStoreTable):
         self._sync = StoreSync(self._store)
         self._timeline = Timeline()
         self._sync.adopt = self._adopt  # shared stores only (PostgresJobStore)
+        self._sync.claimed_soon = self._claimed_soon
         self._wakeup = anyio.Event()
         # The fire time the scheduler task sleeps until (None: no fire time), while it
         # sleeps: a change wakes it only when it brings a fire time before that one.
@@ -328,6 +330,27 @@ class JobTable(SharedStoreTable):
         else:
             # Its state when saved: usually with the job's next claim, which marks it anew.
             self._sync.mark(target.id, target, urgent=False, ended=True)
+
+    def _claimed_soon(self) -> Callable[[Change], bool]:
+        """For the writer's round (see StoreSync.claimed_soon): whether a change is the
+        end of a job's run (a job claimed before) and the job fires, so is claimed
+        again, within SAVE_DELAY from now. Not a job never claimed: a start's new rows
+        go with the writer, so that the first passes' saves carry claims only."""
+        now = self._clock.now()
+        until = now + timedelta(seconds=_sync.SAVE_DELAY)
+
+        def soon(change: Change) -> bool:
+            if not isinstance(change, Entry) or change.last_fire is None:
+                return False
+            fire_at = change.fire_at
+            return (
+                fire_at is not None
+                and now < fire_at <= until
+                and not change.paused
+                and not change.removed
+            )
+
+        return soon
 
     def _accepting(self) -> bool:
         return self._life.is_(State.RUNNING)
