@@ -41,7 +41,7 @@ log = logger.bind(component="jobs")
 
 #: What a plain row's ``last_outcome`` may be.
 _OUTCOMES: Final = OUTCOMES | {None}
-#: A known outcome's text by its index (see column_arrays); None stays None.
+#: A known outcome's text by its index (see _sqliterows._column_arrays); None stays None.
 _OUTCOME_OF: Final[dict[Any, str | None]] = {None: None, **dict(enumerate(OUTCOME_CODES))}
 #: Years where a UTC offset may not move a time to UTC: the checked read decides.
 _EDGES: Final = frozenset({1, 9999})
@@ -192,7 +192,8 @@ def _parsed(text: object) -> datetime:
 
 def _outcomes(codes: list[Any]) -> list[Any]:
     """The outcomes of the rows, each known one given as its index in OUTCOME_CODES
-    (see column_arrays); anything else is kept as it came, for _usable to refuse."""
+    (see _sqliterows._column_arrays); anything else is kept as it came, for _usable to
+    refuse."""
     try:
         return list(map(_OUTCOME_OF.__getitem__, codes))
     except (KeyError, TypeError):  # text (not an outcome), or not even hashable

@@ -128,10 +128,9 @@ class SavedColumns:
 def _column_arrays(known: list[str]) -> str:
     """The SQL of :class:`SavedColumns`' five arrays, aggregated over the rows selected
     (read_columns), each fingerprint one of ``known`` (bound as parameters, in order) as
-    its index, and
-    each known outcome as its index in :data:`OUTCOME_CODES`: a small number is no
-    object to make in ``json.loads`` (Python keeps one of each), where 50,000
-    ``"completed"`` were 50,000 strings (~3 MB) to make and hash."""
+    its index, and each known outcome as its index in :data:`OUTCOME_CODES`: a small
+    number is no object to make in ``json.loads`` (Python keeps one of each), where
+    50,000 ``"completed"`` were 50,000 strings (~3 MB) to make and hash."""
     matched = "".join(f" WHEN ? THEN {i}" for i in range(len(known)))
     fingerprint = f"CASE fingerprint{matched} ELSE fingerprint END" if known else "fingerprint"
     coded = "".join(f" WHEN '{outcome}' THEN {i}" for i, outcome in enumerate(OUTCOME_CODES))

@@ -264,7 +264,8 @@ class StoreSync:
                 # (each a row again at the job's claim a moment later).
                 # Nor those whose job's claim comes before the next round: it saves them
                 # in its own row. At 10,000 jobs a second each round found ~9,000 ended
-                # runs, all saved again a moment later by their claims: ~18% more rows.
+                # runs, all saved again a moment later by their claims (over 12 s, 11% of
+                # the rows written: docs/benchmarks.md).
                 soon = self.claimed_soon() if self.claimed_soon is not None else None
                 later = self._later
                 pending = [

@@ -340,15 +340,10 @@ class JobTable(SharedStoreTable):
         until = now + timedelta(seconds=_sync.SAVE_DELAY)
 
         def soon(change: Change) -> bool:
-            if not isinstance(change, Entry) or change.last_fire is None:
+            if not isinstance(change, Entry) or change.last_fire is None or change.removed:
                 return False
-            fire_at = change.fire_at
-            return (
-                fire_at is not None
-                and now < fire_at <= until
-                and not change.paused
-                and not change.removed
-            )
+            at = change.fire_at
+            return at is not None and now < at <= until and not change.paused
 
         return soon
 
