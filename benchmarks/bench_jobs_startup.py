@@ -208,7 +208,7 @@ def main() -> None:
                 print(
                     f"round {round_} {name:<5} CPU {r['cpu']:.3f} s  wall {r['wall']:.3f} s  "
                     f"load CPU {r['load_cpu']:.3f} s  GC {r['gc_ms']:.1f} ms "
-                    f"({r['gc_count']})  page faults {r.get('faults', '?')}  "
+                    f"({r['gc_count']})  page faults {r['faults']}  "
                     f"rows saved {r['rows']}  "
                     f"add_job CPU {r['add_cpu']:.2f} s"
                 )

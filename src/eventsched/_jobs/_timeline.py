@@ -111,10 +111,13 @@ class Timeline:
         :func:`~._resume.resume_plain`); and no second dict of 50,000 items is built
         to be copied (~2.5 MB of new memory, a page fault per 4 KiB).
         """
+        heap = self._heap
+        before = len(heap)
         try:
-            yield self._heap, self._queued
+            yield heap, self._queued
         finally:
-            heapq.heapify(self._heap)
+            if len(heap) != before:  # else nothing was added: the heap is in order
+                heapq.heapify(heap)
 
     def earliest(self) -> datetime | None:
         """The earliest fire time of a job that fires, dropping stale items on top."""
