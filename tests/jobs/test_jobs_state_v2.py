@@ -172,9 +172,9 @@ class CountingStore(SQLiteJobStore):
         super().__init__(path, warn=False)
         self.written: set[str] = set()
 
-    def save_now(self, changes: Mapping[str, SavedJob | None]) -> None:
+    async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
         self.written.update(changes)
-        super().save_now(changes)
+        return await super().save(changes)
 
 
 async def _ok() -> None:
