@@ -42,9 +42,9 @@ class RecordingStore(SQLiteJobStore):
         self.written: set[str] = set()
         self.read_again: list[object] = []
 
-    async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
+    def save_now(self, changes: Mapping[str, SavedJob | None]) -> None:
         self.written.update(changes)
-        return await super().save(changes)
+        super().save_now(changes)
 
     def load_some_now(self, job_ids: Iterable[object]) -> dict[str, SavedJob]:
         ids = list(job_ids)

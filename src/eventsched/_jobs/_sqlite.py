@@ -21,13 +21,6 @@ the file; a fire time claimed in them may then run once more after the reboot, a
 run interrupted then goes unreported. The rollback journal with ``synchronous=FULL``
 (three fsyncs per commit) held the scheduler task for each pass's claim commit: at
 2,500 fires a second the runs started hundreds of milliseconds late.
-
-A save runs on the event loop's thread (see :meth:`SQLiteJobStore.save`), so nothing
-in it may wait on the disk: SQLite's own checkpoints, made inside a commit once the log
-holds 1,000 pages, are off, and the job scheduler's writer has the log copied into the
-file by a worker thread at each of its rounds (:meth:`SQLiteJobStore.checkpoint`). The
-log then holds at most a round's commits (a few MB at 10,000 claims a second).
-Opening, reading at start, checkpoints and closing stay in worker threads.
 """
 
 from __future__ import annotations
@@ -41,10 +34,9 @@ import stat
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, Final, TypeVar
+from typing import ClassVar, TypeVar
 from urllib.parse import quote
 
-import anyio.lowlevel
 import anyio.to_thread
 from loguru import logger
 
@@ -59,10 +51,10 @@ from ._sqliterows import (
     read_rows,
     read_some,
 )
-from ._sqlitesave import RowWriter, Written
+from ._sqlitesave import RowWriter
 from ._store import SavedJob
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "SAVE_SLICE", "SQLiteJobStore", "check_state_file"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "SQLiteJobStore", "check_state_file"]
 
 log = logger.bind(component="jobstate")
 
@@ -70,10 +62,6 @@ log = logger.bind(component="jobstate")
 _READ_ONLY = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 Loaded = TypeVar("Loaded")
-
-#: Rows a save writes before other tasks may run (see SQLiteJobStore.save): ~0.1 ms of
-#: the event loop's time at ~3 us a row.
-SAVE_SLICE: Final = 32
 
 
 def _show(path: object) -> str:
@@ -92,15 +80,15 @@ class SQLiteJobStore:
 
     #: Seconds ahead of a fire time the job scheduler claims it here (see
     #: ``eventsched._jobs._scheduler.claim_lead``). Not the 0.02 s default: at 5,000
-    #: fires a second a pass's save (then built in a worker thread, which held the GIL
-    #: meanwhile) outlasted 20 ms, and runs waited for it (p99 115-214 ms against
+    #: fires a second a pass's save (its rows built in the worker thread, which holds the
+    #: GIL meanwhile) outlasted 20 ms, and runs waited for it (p99 115-214 ms against
     #: 18-69 with 0.1 s, docs/benchmarks.md). A process killed outright has its claims
     #: ahead reported ``interrupted`` at the next start, up to 0.2 s of fire times.
     claim_lead: ClassVar[float] = 0.1
     #: The most jobs a pass claims here, in one transaction (see
     #: ``eventsched._jobs._scheduler.claim_limit``). A pass's claims are a stretch of
-    #: the event loop's time (planning each job, building its state, writing its row,
-    #: then in a worker thread that held the GIL between rows): without a limit, a
+    #: the event loop's time (planning each job, building its state) and its rows are
+    #: written by a worker thread that holds the GIL between them: without a limit, a
     #: pass at 10,000 fires a second claimed its lead's ~1,000 jobs at once, stalling
     #: the runs due meanwhile by 5-15 ms, and kept ~1,000 claims alive long enough to
     #: be promoted to the collector's oldest generation (a full collection of 24-49 ms
@@ -108,13 +96,12 @@ class SQLiteJobStore:
     #: (docs/benchmarks.md, "the tail with a state file").
     claim_limit: ClassVar[int] = 256
 
-    __slots__ = ("_checkpointer", "_conn", "_lock_fd", "_rows", "_warn", "path")
+    __slots__ = ("_conn", "_lock_fd", "_rows", "_warn", "path")
 
     def __init__(self, path: str | os.PathLike[str], *, warn: bool = True) -> None:
         self.path = Path(path)
         self._warn = warn
         self._conn: sqlite3.Connection | None = None
-        self._checkpointer: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._rows = RowWriter()
 
@@ -140,42 +127,8 @@ class SQLiteJobStore:
         return await anyio.to_thread.run_sync(self.load_some_now, list(job_ids))
 
     async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
-        """:meth:`save_now` on the event loop's thread, other tasks running between
-        its slices of :data:`SAVE_SLICE` rows; cancelled before its commit, it keeps
-        nothing.
-
-        Not in a worker thread: each save there was two wake-ups across threads and a
-        thread running Python beside the loop's (Python's ``sqlite3`` gives up the
-        interpreter lock around each row's statement and wins it back), and that cost
-        more than the rows: at 10,000 claims a second a state file's save path took 7-8%
-        more CPU in the worker thread than here (docs/benchmarks.md). Here a save never
-        waits on the disk: the commit is a write to the log (``synchronous=NORMAL``), and
-        the checkpoint, which syncs the file, is left to :meth:`checkpoint`.
-        """
-        conn = self._connection()
-        now = datetime.now(UTC).isoformat()
-        items = list(changes.items())
-        written: dict[str, Written | None] = {}
-        try:
-            for start in range(0, len(items), SAVE_SLICE):
-                if start:
-                    await anyio.lowlevel.checkpoint()
-                part = dict(items[start : start + SAVE_SLICE])
-                written.update(self._rows.write(conn, part, now))
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        self._rows.remember(written)
+        await anyio.to_thread.run_sync(self.save_now, dict(changes))
         return frozenset()
-
-    async def checkpoint(self) -> None:
-        """Copy the write-ahead log's commits into the file, in a worker thread, on a
-        connection of its own (the saves go on meanwhile). SQLite would do it inside a
-        commit once the log reached 1,000 pages, syncing the file on the event loop's
-        thread; it is off (:func:`_tune`), and the job scheduler's writer calls this at
-        each of its rounds (every ``SAVE_DELAY`` at most while jobs change)."""
-        await anyio.to_thread.run_sync(self.checkpoint_now)
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.close_now)
@@ -245,7 +198,9 @@ class SQLiteJobStore:
         if self._warn and mode & 0o077:
             log.warning("Job state file {} is accessible to others (mode {:o})", path, mode)
         try:
-            conn = sqlite3.connect(_uri(path), uri=True, check_same_thread=False)
+            # nofollow: SQLite itself refuses a symlink put in place since the check.
+            uri = f"file:{quote(os.fspath(path))}?nofollow=1"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         except sqlite3.Error as exc:
             raise JobStateError(f"cannot open the job state file {_show(path)}: {exc}") from None
         try:
@@ -324,26 +279,12 @@ class SQLiteJobStore:
 
     def save_now(self, changes: Mapping[str, SavedJob | None]) -> None:
         """Apply ``changes`` in one committed transaction; None deletes a job's state."""
-        self._rows.save(self._connection(), changes, datetime.now(UTC).isoformat())
-
-    def checkpoint_now(self) -> None:
-        """:meth:`checkpoint`'s work (``PASSIVE``: it never waits for a save)."""
-        if self._conn is None:
-            return
-        if self._checkpointer is None:
-            self._checkpointer = sqlite3.connect(_uri(self.path), uri=True, check_same_thread=False)
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def _connection(self) -> sqlite3.Connection:
         conn = self._conn
         if conn is None:
             raise JobStateError(f"the job state file {_show(self.path)} is not open")
-        return conn
+        self._rows.save(conn, changes, datetime.now(UTC).isoformat())
 
     def close_now(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()  # (the journal mode changes only with no other)
-            self._checkpointer = None
         if self._conn is not None:
             # Back to the rollback journal at rest: the file is one file again (no
             # -wal, -shm beside it), as readers such as `eventsched jobs` expect.
@@ -378,14 +319,6 @@ def _tune(conn: sqlite3.Connection) -> None:
     """
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    # No checkpoint inside a commit (SQLiteJobStore.checkpoint does them).
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-
-
-def _uri(path: Path) -> str:
-    """The file's URI: ``nofollow``, so SQLite itself refuses a symlink put in place
-    since the path was checked."""
-    return f"file:{quote(os.fspath(path))}?nofollow=1"
 
 
 def check_state_file(path: str | os.PathLike[str]) -> None:

@@ -34,7 +34,7 @@ from typing import Final
 from ._sqliterows import row_of
 from ._store import SavedJob
 
-__all__ = ["RowWriter", "Written"]
+__all__ = ["RowWriter"]
 
 #: A version 2 row written over (or as) the job's row.
 UPSERT: Final = (
@@ -54,7 +54,7 @@ _ROWIDS: Final = "SELECT job_id, rowid FROM jobs WHERE job_id IN (SELECT value F
 
 #: What the store last committed for a job: fingerprint, paused, next fire time, its
 #: text, and the row's rowid (None: not known yet). A plain tuple: built per row.
-Written = tuple[str, bool | None, datetime | None, str | None, int | None]
+_Written = tuple[str, bool | None, datetime | None, str | None, int | None]
 
 
 class RowWriter:
@@ -63,7 +63,7 @@ class RowWriter:
     __slots__ = ("_written",)
 
     def __init__(self) -> None:
-        self._written: dict[str, Written] = {}
+        self._written: dict[str, _Written] = {}
 
     def forget(self) -> None:
         """Nothing is known to be written (the file was closed or opened again)."""
@@ -73,17 +73,8 @@ class RowWriter:
         self, conn: sqlite3.Connection, changes: Mapping[str, SavedJob | None], now: str
     ) -> None:
         """Apply ``changes`` in one committed transaction; None deletes a job's state."""
-        with conn:
-            written = self.write(conn, changes, now)
-        self.remember(written)
-
-    def write(
-        self, conn: sqlite3.Connection, changes: Mapping[str, SavedJob | None], now: str
-    ) -> dict[str, Written | None]:
-        """Apply ``changes`` in the transaction open on ``conn`` (begun if none is), not
-        committed: what they wrote, for :meth:`remember` once the transaction is."""
         known = self._written
-        written: dict[str, Written | None] = {}
+        written: dict[str, _Written | None] = {}
         deleted: list[tuple[str]] = []
         updates: list[tuple[object, ...]] = []
         upserts: list[tuple[object, ...]] = []
@@ -124,28 +115,24 @@ class RowWriter:
                 paused_value = None if paused is None else int(paused)
                 row = (job_id, fingerprint, last_text, next_text, running, paused_value)
                 upserts.append((*row, saved.last_outcome, now))
-        if deleted:
-            conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
-        looked_up: list[object] = []
-        if updates and conn.executemany(_UPDATE, updates).rowcount != len(updates):
-            # A row gone or moved that this store wrote (not expected: the file is
-            # locked): write them whole, and look their rowids up again.
-            looked_up = [row[-1] for row in updates]
-            conn.executemany(UPSERT, [_full(changes, job_id, now) for job_id in looked_up])
-        if upserts:
-            conn.executemany(UPSERT, upserts)
-            looked_up += [row[0] for row in upserts]
-        if looked_up:
-            # Their rowids, for the updates that follow (once per job and file).
-            for job_id, rowid in conn.execute(_ROWIDS, (json.dumps(looked_up),)):
-                state = written.get(job_id)
-                if state is not None:
-                    written[job_id] = (*state[:4], rowid)
-        return written
-
-    def remember(self, written: Mapping[str, Written | None]) -> None:
-        """Take what :meth:`write` wrote as the rows' state: its transaction committed."""
-        known = self._written
+        with conn:
+            if deleted:
+                conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
+            looked_up: list[object] = []
+            if updates and conn.executemany(_UPDATE, updates).rowcount != len(updates):
+                # A row gone or moved that this store wrote (not expected: the file is
+                # locked): write them whole, and look their rowids up again.
+                looked_up = [row[-1] for row in updates]
+                conn.executemany(UPSERT, [_full(changes, job_id, now) for job_id in looked_up])
+            if upserts:
+                conn.executemany(UPSERT, upserts)
+                looked_up += [row[0] for row in upserts]
+            if looked_up:
+                # Their rowids, for the updates that follow (once per job and file).
+                for job_id, rowid in conn.execute(_ROWIDS, (json.dumps(looked_up),)):
+                    state = written.get(job_id)
+                    if state is not None:
+                        written[job_id] = (*state[:4], rowid)
         for job_id, state in written.items():
             if state is None:
                 known.pop(job_id, None)

@@ -281,15 +281,3 @@ class StoreSync:
                     self._dirty.update((job_id, later.pop(job_id)) for job_id in chunk)
                     if chunk and not await self.flush_logged(urgent_only=True):
                         break
-                await self._checkpoint()
-
-    async def _checkpoint(self) -> None:
-        """The store's checkpoint, if it has one (the SQLite store: its write-ahead log
-        copied into the file, which its saves leave to this), an error logged."""
-        checkpoint = getattr(self.store, "checkpoint", None)
-        if not callable(checkpoint):
-            return
-        try:
-            await checkpoint()
-        except Exception:
-            log.exception("Could not checkpoint the job store {}", self.store.location)
