@@ -262,3 +262,28 @@ def test_jobs_p99_ratio_is_not_given_when_apscheduler_never_kept_up() -> None:
     )
     text = "\n".join(jobs_lines(document))
     assert "APScheduler kept up in none of the 3 repetitions: no ratio" in text
+
+
+def test_the_state_file_row_is_read_against_the_row_without_one() -> None:
+    """Each repetition's state-file row over the plain row of the same backend and
+    repetition; no line from a run saved before that row existed."""
+    aps = {"p99": [4.0, 4.0, 4.0], "fires": [100, 100, 100], "ran": [100, 100, 100]}
+    plain = {"cpu_share": [0.4, 0.5, 0.6], "p99": [2.0, 2.0, 2.0]}
+    plain |= {"fires": [100, 100, 100], "ran": [100, 100, 100]}
+    document = _jobs_document(aps, plain)
+    assert not any("state file" in line for line in jobs_lines(document))
+    state = {"cpu_share": [0.52, 0.6, 0.9], "p99": [3.0, 2.0, 5.0]}
+    state |= {"fires": [100, 100, 100], "ran": [100, 99, 100]}
+    for what, values in state.items():
+        document["metrics"][f"jobs.state_many_{what}"] = {
+            "workload": "jobs",
+            "label": what,
+            "unit": "ms",
+            "better": "lower",
+            "samples": {"trio": values},
+        }
+    text = "\n".join(jobs_lines(document))
+    assert "with a state file / without" in text
+    assert "CPU trio 1.30x (1.20-1.50)" in text
+    assert "late p99 trio 1.50x (1.00-2.50)" in text
+    assert "fire times run: trio 299 of 300" in text

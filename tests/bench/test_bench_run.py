@@ -99,8 +99,9 @@ def test_progress_is_one_line_per_step_off_a_terminal(quick: Quick) -> None:
 
 def test_the_jobs_workload_runs_alone_with_its_size(bench_cli: Any, tmp_path: Path) -> None:
     """--workloads jobs --jobs 50: a run of that workload only, with rows of 5 and 50
-    jobs, APScheduler 3 beside eventsched on asyncio and not on trio; --job-gc-freeze is
-    kept in the run's configuration and said in its summary."""
+    jobs, APScheduler 3 beside eventsched on asyncio and not on trio, and eventsched with
+    a state file at 50 jobs on both; --job-gc-freeze is kept in the run's configuration
+    and said in its summary."""
     result = bench_cli(
         [
             "--workloads",
@@ -134,12 +135,18 @@ def test_the_jobs_workload_runs_alone_with_its_size(bench_cli: Any, tmp_path: Pa
     # coalesced ones, so it has no such row.
     metrics = document["metrics"]
     for backend in ("asyncio", "trio"):
-        fires, ran = (metrics[f"jobs.many_{w}"]["samples"][backend][0] for w in ("fires", "ran"))
-        assert fires > 0
-        assert 0 < ran <= fires
+        for row in ("many", "state_many"):
+            fires, ran = (
+                metrics[f"jobs.{row}_{w}"]["samples"][backend][0] for w in ("fires", "ran")
+            )
+            assert fires > 0
+            assert 0 < ran <= fires
     assert "jobs.many_coalesced" in metrics
+    assert "jobs.state_many_coalesced" in metrics
     assert "jobs.aps_many_coalesced" not in metrics
+    assert metrics["jobs.state_many_cpu_share"]["label"] == "eventsched + state file, 50 jobs: CPU"
     assert "jobs against APScheduler 3" in result.stdout
+    assert "with a state file / without" in result.stdout
     assert document["config"]["job_gc_freeze"] is True
     assert "(--job-gc-freeze: gc.freeze() in every row)" in result.stdout
 

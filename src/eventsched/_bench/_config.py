@@ -260,24 +260,30 @@ def _apps() -> list[Metric]:
 
 def _jobs() -> list[Metric]:
     metrics = []
-    for size in ("tenth", "many"):
-        for prefix, who, only in (("", "eventsched", False), ("aps_", "ref: APScheduler 3", True)):
-            text, key = f"{who}, {{{size}}} jobs:", f"jobs.{prefix}{size}"
-            metrics += [
-                Metric(f"{key}_cpu_share", "jobs", f"{text} CPU", "cpu", "lower", only),
-                Metric(f"{key}_p50", "jobs", f"{text} late p50", "ms", "lower", only),
-                Metric(f"{key}_p99", "jobs", f"{text} late p99", "ms", "lower", only),
-                # Fire times in the window: how many, how many ran, the misses reported
-                # by reason (APScheduler reports no coalesced ones), and the rest.
-                Metric(f"{key}_fires", "jobs", f"{text} fire times", "count", "higher", only),
-                Metric(f"{key}_ran", "jobs", f"{text} ran", "count", "higher", only),
-                *(
-                    Metric(f"{key}_{reason}", "jobs", f"{text} {word}", "count", "lower", only)
-                    for reason, word in JOB_MISS_REASONS.items()
-                    if prefix == "" or reason not in EVENTSCHED_ONLY
-                ),
-                Metric(f"{key}_unreported", "jobs", f"{text} unreported", "count", "lower", only),
-            ]
+    rows = [
+        ("tenth", "", "eventsched", False),
+        ("tenth", "aps_", "ref: APScheduler 3", True),
+        ("many", "", "eventsched", False),
+        ("many", "aps_", "ref: APScheduler 3", True),
+        ("many", "state_", "eventsched + state file", False),
+    ]
+    for size, prefix, who, only in rows:
+        text, key = f"{who}, {{{size}}} jobs:", f"jobs.{prefix}{size}"
+        metrics += [
+            Metric(f"{key}_cpu_share", "jobs", f"{text} CPU", "cpu", "lower", only),
+            Metric(f"{key}_p50", "jobs", f"{text} late p50", "ms", "lower", only),
+            Metric(f"{key}_p99", "jobs", f"{text} late p99", "ms", "lower", only),
+            # Fire times in the window: how many, how many ran, the misses reported
+            # by reason (APScheduler reports no coalesced ones), and the rest.
+            Metric(f"{key}_fires", "jobs", f"{text} fire times", "count", "higher", only),
+            Metric(f"{key}_ran", "jobs", f"{text} ran", "count", "higher", only),
+            *(
+                Metric(f"{key}_{reason}", "jobs", f"{text} {word}", "count", "lower", only)
+                for reason, word in JOB_MISS_REASONS.items()
+                if prefix != "aps_" or reason not in EVENTSCHED_ONLY
+            ),
+            Metric(f"{key}_unreported", "jobs", f"{text} unreported", "count", "lower", only),
+        ]
     return metrics
 
 

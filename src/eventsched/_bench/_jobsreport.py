@@ -92,6 +92,28 @@ def _fire_times(document: dict[str, Any], prefix: str, size: str, backend: str) 
     return text
 
 
+def _state_file_lines(document: dict[str, Any], backends: list[str], pad: str) -> list[str]:
+    """eventsched with a state file against eventsched without one, the same backend's
+    rows of the same repetition (none in a run saved before the state file's row)."""
+    with_file = [b for b in backends if _samples(document, "jobs.state_many_cpu_share", b)]
+    if not with_file:
+        return []
+
+    def ratios(what: str) -> str:
+        texts = []
+        for b in with_file:
+            ours = _samples(document, f"jobs.state_many_{what}", b)
+            texts.append(f"{b} {_ratios(ours, _samples(document, f'jobs.many_{what}', b))}")
+        return ", ".join(texts)
+
+    runs = "; ".join(f"{b} {_fire_times(document, 'state_', 'many', b)}" for b in with_file)
+    return [
+        f"{pad}with a state file / without (eventsched's rows of the same repetition): "
+        f"CPU {ratios('cpu_share')}",
+        f"{pad}  late p99 {ratios('p99')}; fire times run: {runs}",
+    ]
+
+
 def jobs_lines(document: dict[str, Any]) -> list[str]:
     """eventsched's jobs rows against APScheduler's of the same repetition."""
     if not _samples(document, "jobs.aps_many_p99", _REFERENCE):
@@ -133,6 +155,8 @@ def jobs_lines(document: dict[str, Any]) -> list[str]:
         runs = [f"APScheduler {_fire_times(document, 'aps_', size, _REFERENCE)}"]
         runs += [f"{b} {_fire_times(document, '', size, b)}" for b in backends]
         lines.append(f"{pad}fire times run: {'; '.join(runs)}")
+        if size == "many":
+            lines += _state_file_lines(document, backends, pad)
     lines.append(
         f"(APScheduler kept up: it ran every fire time in the window, p99 <= {bound:g} ms; "
         "the fire times are summed over the repetitions)"
