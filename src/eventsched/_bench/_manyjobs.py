@@ -350,12 +350,12 @@ def _with_state_file(
     count: int, interval: float, seconds: float, *, freeze: bool = False
 ) -> Callable[[], Coroutine[Any, Any, JobsRow]]:
     """eventsched's row with an SQLite state file (new, in a directory of its own)."""
-    row = eventsched_row
 
     async def main() -> JobsRow:
         with tempfile.TemporaryDirectory(prefix="eventsched-bench-") as directory:
             path = os.path.join(directory, "jobs.sqlite")
-            return await row(count, interval, seconds, state_file=path, freeze=freeze)()
+            row = eventsched_row(count, interval, seconds, state_file=path, freeze=freeze)
+            return await row()
 
     return main
 
@@ -364,7 +364,8 @@ def jobs(run: Runner, config: BenchConfig, on_asyncio: bool) -> dict[str, float]
     """Per size, eventsched then APScheduler: CPU share, lateness p50/p99 (ms), and the
     window's fire times: how many, how many ran, missed by reason, unreported. At the
     larger size, then eventsched with a state file (``state_``): its cost is read
-    against the row without one of the same repetition (docs/jobs.md)."""
+    against the row without one of the same repetition (docs/guide.md, "Persistence
+    and job stores")."""
     rows: dict[str, Callable[..., Callable[[], Coroutine[Any, Any, JobsRow]]]] = {
         "": eventsched_row
     }
