@@ -287,3 +287,24 @@ def test_the_state_file_row_is_read_against_the_row_without_one() -> None:
     assert "CPU trio 1.30x (1.20-1.50)" in text
     assert "late p99 trio 1.50x (1.00-2.50)" in text
     assert "fire times run: trio 299 of 300" in text
+
+
+def test_the_start_up_row_gives_each_backend_its_time_and_rows_written() -> None:
+    aps = {"p99": [4.0, 4.0, 4.0], "fires": [100, 100, 100], "ran": [100, 100, 100]}
+    trio = {"p99": [2.0, 2.0, 2.0], "fires": [100, 100, 100], "ran": [100, 100, 100]}
+    document = _jobs_document(aps, trio)
+    assert not any("start-up" in line for line in jobs_lines(document))
+    for key, values in (
+        ("jobs.start_wall_ms", [120.0, 100.0, 140.0]),
+        ("jobs.start_rows", [0, 2, 0]),
+    ):
+        document["metrics"][key] = {
+            "workload": "jobs",
+            "label": key,
+            "unit": "ms",
+            "better": "lower",
+            "samples": {"trio": values},
+        }
+    text = "\n".join(jobs_lines(document))
+    assert "start-up on a state file of 50,000 saved jobs" in text
+    assert "trio 120 ms (100-140), rows written 2" in text

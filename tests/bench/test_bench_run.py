@@ -147,6 +147,13 @@ def test_the_jobs_workload_runs_alone_with_its_size(bench_cli: Any, tmp_path: Pa
     assert metrics["jobs.state_many_cpu_share"]["label"] == "eventsched + state file, 50 jobs: CPU"
     assert "jobs against APScheduler 3" in result.stdout
     assert "with a state file / without" in result.stdout
+    # The start-up on a file of 5 x 50 saved jobs, in a process of its own: nothing
+    # written again (nothing changed since the file was written).
+    assert metrics["jobs.start_wall_ms"]["label"] == "eventsched, 250 saved jobs: start-up"
+    for backend in ("asyncio", "trio"):
+        assert metrics["jobs.start_wall_ms"]["samples"][backend][0] > 0
+        assert metrics["jobs.start_rows"]["samples"][backend] == [0]
+    assert "start-up on a state file of 250 saved jobs" in result.stdout
     assert document["config"]["job_gc_freeze"] is True
     assert "(--job-gc-freeze: gc.freeze() in every row)" in result.stdout
 

@@ -19,6 +19,7 @@ import anyio
 
 from ._apps import apps
 from ._config import BenchConfig
+from ._jobstart import job_start
 from ._manyjobs import jobs
 from ._target import backend_args
 from ._timers import timers
@@ -52,6 +53,11 @@ def _last_json(proc: subprocess.Popen[str], what: str, timeout: float) -> dict[s
         raise RuntimeError(f"{what} failed: {tail[0]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def _target_json(args: list[str], what: str) -> dict[str, Any]:
+    """Run a target program to its end: its last JSON line (a bound of 10 minutes)."""
+    return _last_json(_target(args, 600), what, 600)
 
 
 def shutdown(backend: str, config: BenchConfig) -> dict[str, float]:
@@ -122,7 +128,10 @@ def run_all(backend: str, config: BenchConfig) -> dict[str, float]:
     steps: dict[str, Callable[[], dict[str, float]]] = {
         "throughput": lambda: throughput(run, config, on_asyncio),
         "apps": lambda: apps(run, config, on_asyncio),
-        "jobs": lambda: jobs(run, config, on_asyncio),
+        "jobs": lambda: {
+            **jobs(run, config, on_asyncio),
+            **job_start(backend, config.jobs, _target_json),
+        },
         "startup": lambda: startup(backend, config),
         "latency": lambda: latency(run, config, on_asyncio),
         "overflow": lambda: overflow(run, config),

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from ._jobstart import SAVED_PER_JOB
 from ._manyjobs import EVENTSCHED_ONLY, JOB_MISS_REASONS
 
 __all__ = [
@@ -284,13 +285,22 @@ def _jobs() -> list[Metric]:
             ),
             Metric(f"{key}_unreported", "jobs", f"{text} unreported", "count", "lower", only),
         ]
-    return metrics
+    # A process of its own started on a state file of saved jobs (see _jobstart).
+    text = "eventsched, {start} saved jobs: start-up"
+    return [
+        *metrics,
+        Metric("jobs.start_wall_ms", "jobs", f"{text}", "ms", "lower"),
+        Metric("jobs.start_cpu_ms", "jobs", f"{text} CPU", "ms", "lower"),
+        Metric("jobs.start_rows", "jobs", f"{text}, rows written", "count", "lower"),
+    ]
 
 
 def row_label(m: Metric, config: dict[str, Any]) -> str:
     """The row's label, with the run's job counts put in."""
     jobs = int(config.get("jobs", 0))
-    return m.label.format(tenth=max(1, jobs // 10), many=jobs) if "{" in m.label else m.label
+    if "{" not in m.label:
+        return m.label
+    return m.label.format(tenth=max(1, jobs // 10), many=jobs, start=SAVED_PER_JOB * jobs)
 
 
 METRICS: Final[tuple[Metric, ...]] = (

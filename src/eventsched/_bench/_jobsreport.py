@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Final
 
+from ._jobstart import SAVED_PER_JOB
 from ._manyjobs import JOB_MISS_REASONS
 
 __all__ = ["KEPT_UP", "jobs_lines", "kept_up"]
@@ -114,6 +115,28 @@ def _state_file_lines(document: dict[str, Any], backends: list[str], pad: str) -
     ]
 
 
+def _start_lines(document: dict[str, Any], jobs: int) -> list[str]:
+    """The start-up row: a process started on a state file of saved jobs (see
+    :mod:`._jobstart`), per backend: its time, median (min-max), and the rows written."""
+    figures = []
+    for backend, status in document["backends"].items():
+        wall = _samples(document, "jobs.start_wall_ms", backend)
+        if not status["available"] or not wall:
+            continue
+        rows = sum(_samples(document, "jobs.start_rows", backend))
+        spread = f" ({min(wall):.0f}-{max(wall):.0f})" if len(wall) > 1 else ""
+        figures.append(
+            f"{backend} {statistics.median(wall):.0f} ms{spread}, rows written {rows:.0f}"
+        )
+    if not figures:
+        return []
+    count = SAVED_PER_JOB * jobs
+    return [
+        f"  start-up on a state file of {count:,} saved jobs (a process of its own, from "
+        f"entering the scheduler to its state saved): {'; '.join(figures)}"
+    ]
+
+
 def jobs_lines(document: dict[str, Any]) -> list[str]:
     """eventsched's jobs rows against APScheduler's of the same repetition."""
     if not _samples(document, "jobs.aps_many_p99", _REFERENCE):
@@ -157,6 +180,7 @@ def jobs_lines(document: dict[str, Any]) -> list[str]:
         lines.append(f"{pad}fire times run: {'; '.join(runs)}")
         if size == "many":
             lines += _state_file_lines(document, backends, pad)
+    lines += _start_lines(document, jobs)
     lines.append(
         f"(APScheduler kept up: it ran every fire time in the window, p99 <= {bound:g} ms; "
         "the fire times are summed over the repetitions)"

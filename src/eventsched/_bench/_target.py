@@ -3,6 +3,7 @@
     python -m eventsched._bench._target shutdown BACKEND EVENTS HANDLER_US
     python -m eventsched._bench._target memory:STRUCTURE BACKEND EVENTS
     python -m eventsched._bench._target startup BACKEND 1
+    python -m eventsched._bench._target jobs-start BACKEND COUNT PATH (see :mod:`._jobstart`)
 
 ``startup``: start an :class:`EventScheduler`, emit one event, print ``ready`` from its
 handler, then one JSON line.
@@ -31,6 +32,7 @@ from anyio.abc import TaskStatus
 
 from .._events import Event
 from .._scheduler import EventScheduler
+from ._jobstart import saved_start
 from ._workloads import DATA, KIND, spin
 
 __all__ = ["backend_args", "main", "rss"]
@@ -178,7 +180,9 @@ async def _memory(structure: str, events: int) -> None:
 def main(argv: list[str]) -> None:
     mode, backend, events = argv[0], argv[1], int(argv[2])
     name, options = backend_args(backend)
-    if mode == "startup":
+    if mode == "jobs-start":  # events: the saved jobs; argv[3]: the state file
+        _out(anyio.run(saved_start, argv[3], events, backend=name, backend_options=options))
+    elif mode == "startup":
         anyio.run(_startup, backend=name, backend_options=options)
     elif mode == "shutdown":
         anyio.run(_shutdown, events, float(argv[3]), backend=name, backend_options=options)
