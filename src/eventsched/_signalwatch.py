@@ -8,6 +8,7 @@ library alone; this is the part that needs the event loop.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from ._signals import (
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
+
+    from ._pipeline import Statistics
 
 __all__ = ["SignalWatcher"]
 
@@ -151,8 +154,23 @@ class SignalWatcher:
                 stats, jobs = self._snapshot()
             finally:
                 sys.setswitchinterval(interval)
+            stats = _in_transit(stats)
             if stats.unaccounted == 0:
                 break
             _resume.set()
             time.sleep(0.001)
         log_summary(stats, jobs, forced=True)
+
+
+def _in_transit(stats: Statistics) -> Statistics:
+    """``stats`` read with the loop thread stopped between a worker's taking an event
+    from the stream and its counting it as received (a few bytecodes, where a signal can
+    land: the stream no longer has the event, the counters not yet): that event is in
+    the worker's hands, in flight. Letting the loop thread go on to count it instead ran
+    handlers after "exiting now" (busy handlers: ~10 of them, a test's rare failure).
+    Any other mismatch is left as read."""
+    first = stats.emitted - stats.accepted - stats.dropped_total - stats.rejected_total
+    second = stats.accepted - stats.finished - stats.in_flight - stats.still_queued
+    if first == 0 and second == 1:
+        return dataclasses.replace(stats, in_flight=stats.in_flight + 1)
+    return stats
