@@ -27,7 +27,7 @@ from .._scheduler import EventScheduler
 __all__ = ["SAVED_PER_JOB", "job_start", "saved_start"]
 
 #: Saved jobs of the start-up row per job of the workload's larger row: 50,000 at the
-#: default 10,000, the issue's figure for a start-up.
+#: default 10,000 (the start-up docs/benchmarks.md follows since it was first measured).
 SAVED_PER_JOB: Final = 5
 
 
