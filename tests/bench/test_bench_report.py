@@ -264,6 +264,18 @@ def test_jobs_p99_ratio_is_not_given_when_apscheduler_never_kept_up() -> None:
     assert "APScheduler kept up in none of the 3 repetitions: no ratio" in text
 
 
+def _add_trio(document: dict[str, Any], samples: dict[str, list[float]]) -> None:
+    """More jobs metrics, each with trio's samples."""
+    for key, values in samples.items():
+        document["metrics"][key] = {
+            "workload": "jobs",
+            "label": key,
+            "unit": "ms",
+            "better": "lower",
+            "samples": {"trio": values},
+        }
+
+
 def test_the_state_file_row_is_read_against_the_row_without_one() -> None:
     """Each repetition's state-file row over the plain row of the same backend and
     repetition; no line from a run saved before that row existed."""
@@ -274,14 +286,7 @@ def test_the_state_file_row_is_read_against_the_row_without_one() -> None:
     assert not any("state file" in line for line in jobs_lines(document))
     state = {"cpu_share": [0.52, 0.6, 0.9], "p99": [3.0, 2.0, 5.0]}
     state |= {"fires": [100, 100, 100], "ran": [100, 99, 100]}
-    for what, values in state.items():
-        document["metrics"][f"jobs.state_many_{what}"] = {
-            "workload": "jobs",
-            "label": what,
-            "unit": "ms",
-            "better": "lower",
-            "samples": {"trio": values},
-        }
+    _add_trio(document, {f"jobs.state_many_{what}": values for what, values in state.items()})
     text = "\n".join(jobs_lines(document))
     assert "with a state file / without" in text
     assert "CPU trio 1.30x (1.20-1.50)" in text
@@ -294,17 +299,7 @@ def test_the_start_up_row_gives_each_backend_its_time_and_rows_written() -> None
     trio = {"p99": [2.0, 2.0, 2.0], "fires": [100, 100, 100], "ran": [100, 100, 100]}
     document = _jobs_document(aps, trio)
     assert not any("start-up" in line for line in jobs_lines(document))
-    for key, values in (
-        ("jobs.start_wall_ms", [120.0, 100.0, 140.0]),
-        ("jobs.start_rows", [0, 2, 0]),
-    ):
-        document["metrics"][key] = {
-            "workload": "jobs",
-            "label": key,
-            "unit": "ms",
-            "better": "lower",
-            "samples": {"trio": values},
-        }
+    _add_trio(document, {"jobs.start_wall_ms": [120.0, 100.0, 140.0], "jobs.start_rows": [0, 2, 0]})
     text = "\n".join(jobs_lines(document))
     assert "start-up on a state file of 50,000 saved jobs" in text
     assert "trio 120 ms (100-140), rows written 2" in text
