@@ -169,8 +169,7 @@ def _in_transit(stats: Statistics) -> Statistics:
     the worker's hands, in flight. Letting the loop thread go on to count it instead ran
     handlers after "exiting now" (busy handlers: ~10 of them, a test's rare failure).
     Any other mismatch is left as read."""
-    first = stats.emitted - stats.accepted - stats.dropped_total - stats.rejected_total
-    second = stats.accepted - stats.finished - stats.in_flight - stats.still_queued
-    if first == 0 and second == 1:
-        return dataclasses.replace(stats, in_flight=stats.in_flight + 1)
-    return stats
+    if stats.unaccounted != 1:
+        return stats
+    taken = dataclasses.replace(stats, in_flight=stats.in_flight + 1)
+    return taken if taken.unaccounted == 0 else stats

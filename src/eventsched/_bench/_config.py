@@ -289,7 +289,7 @@ def _jobs() -> list[Metric]:
     text = "eventsched, {start} saved jobs: start-up"
     return [
         *metrics,
-        Metric("jobs.start_wall_ms", "jobs", f"{text}", "ms", "lower"),
+        Metric("jobs.start_wall_ms", "jobs", text, "ms", "lower"),
         Metric("jobs.start_cpu_ms", "jobs", f"{text} CPU", "ms", "lower"),
         Metric("jobs.start_rows", "jobs", f"{text}, rows written", "count", "lower"),
     ]

@@ -57,8 +57,13 @@ def _ratios(ours: list[float], theirs: list[float], keep: list[bool] | None = No
     ]
     if not pairs:
         return "-"
-    text = f"{statistics.median(pairs):.2f}x"
-    return text + (f" ({min(pairs):.2f}-{max(pairs):.2f})" if len(pairs) > 1 else "")
+    return _spread(pairs, ".2f", "x")
+
+
+def _spread(values: list[float], form: str, unit: str) -> str:
+    """The median with ``unit``, then (min-max) when there is more than one value."""
+    text = f"{statistics.median(values):{form}}{unit}"
+    return text + (f" ({min(values):{form}}-{max(values):{form}})" if len(values) > 1 else "")
 
 
 def _row_ratios(
@@ -124,10 +129,7 @@ def _start_lines(document: dict[str, Any], jobs: int) -> list[str]:
         if not status["available"] or not wall:
             continue
         rows = sum(_samples(document, "jobs.start_rows", backend))
-        spread = f" ({min(wall):.0f}-{max(wall):.0f})" if len(wall) > 1 else ""
-        figures.append(
-            f"{backend} {statistics.median(wall):.0f} ms{spread}, rows written {rows:.0f}"
-        )
+        figures.append(f"{backend} {_spread(wall, '.0f', ' ms')}, rows written {rows:.0f}")
     if not figures:
         return []
     count = SAVED_PER_JOB * jobs
