@@ -167,10 +167,30 @@ def test_held_runs_are_nothing_the_collector_tracks() -> None:
     for job, fire_time in zip(jobs, at, strict=True):
         held.push(job, fire_time)  # type: ignore[arg-type]
     gc.collect()
-    assert not any(gc.is_tracked(item) for item in held._heap)
+    assert not any(gc.is_tracked(item) for item in [*held._line, *held._heap])
     assert held.earliest() == at[1]
     assert list(held.due(at[2])) == [(jobs[1], at[1]), (jobs[3], at[3]), (jobs[2], at[2])]
     assert list(held.due(at[0])) == [(jobs[0], at[0])]
     assert held.drain() == [(jobs[4], at[4])]
     assert len(held) == 0
     assert not held._jobs
+
+
+def test_held_runs_come_out_in_fire_time_order_then_order_of_arrival() -> None:
+    """Runs pushed in order go in a line, one pushed earlier than the line's last in a
+    heap beside it: they come out merged, in order of fire time, equal fire times in
+    the order they came, whichever of the two holds them."""
+    held = Held()
+    jobs = [_Job() for _ in range(6)]
+    at = [EPOCH + timedelta(seconds=s) for s in (1, 2, 2, 1, 3, 2)]
+    for job, fire_time in zip(jobs, at, strict=True):
+        held.push(job, fire_time)  # type: ignore[arg-type]
+    assert held.earliest() == at[0]
+    order = [jobs[0], jobs[3], jobs[1], jobs[2], jobs[5]]
+    assert list(held.due(at[1])) == [(job, at[jobs.index(job)]) for job in order]
+    assert held.earliest() == at[4]
+    held.push(jobs[0], at[0])  # type: ignore[arg-type]  # earlier than the line's last
+    assert held.earliest() == at[0]
+    assert len(held) == 2
+    assert held.drain() == [(jobs[0], at[0]), (jobs[4], at[4])]
+    assert held.earliest() is None

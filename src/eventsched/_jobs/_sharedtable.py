@@ -46,6 +46,8 @@ class SharedStoreTable:
     #: The watcher's scope (set by the scheduler task), and whether it is to go on.
     _watcher: anyio.CancelScope | None = None
     _watching = True
+    #: Whether the store is shared by several processes (set by :meth:`_bind_limits`).
+    _shared = False
 
     def _wake(self) -> None:
         raise NotImplementedError
@@ -54,7 +56,10 @@ class SharedStoreTable:
         raise NotImplementedError
 
     def _bind_limits(self) -> None:
-        """Hand the store the jobs' ``max_instances``, if it shares them."""
+        """Note whether the store is shared by several processes (it has ``watch``), and
+        hand it the jobs' ``max_instances`` if so. Called whenever the store is set
+        (before start): every run's end asks ``_shared``, which is then no lookup."""
+        self._shared = callable(getattr(self._store, "watch", None))
         bind_limits = getattr(self._store, "bind_limits", None)
         if callable(bind_limits):  # a store shared by processes (PostgresJobStore)
             bind_limits(self._max_instances, self._limited_elsewhere)
@@ -173,8 +178,3 @@ class SharedStoreTable:
         if report is not None and not self._runs.offer(report):
             self._reports.append(report)
             self._wake()  # the next pass emits it
-
-    @property
-    def _shared(self) -> bool:
-        """Whether the store is shared by several processes (it has ``watch``)."""
-        return callable(getattr(self._store, "watch", None))

@@ -308,8 +308,10 @@ class JobTable(SharedStoreTable):
         if not self._sync.durable:
             return  # saved at close (StoreSync)
         owner = self._entries.get(job.id)
-        target = owner if owner is not None and owner.shares_runs_with(job) else job
-        target.last_outcome = job.last_outcome
+        if owner is not job and owner is not None and owner.shares_runs_with(job):
+            target, owner.last_outcome = owner, job.last_outcome
+        else:
+            target = job
         if not target.persist:
             if target.standing_for is not None:
                 # Standing by for another process's definition: its row is not ours to
@@ -321,7 +323,7 @@ class JobTable(SharedStoreTable):
                 self._sync.mark(target.id, state, ended=True)
                 self._sync.save_soon()
             return
-        if self._ends_soon(target):
+        if self._shared and self._ends_soon(target):
             # Until its end is saved, the run counts against max_instances in the other
             # processes' claims: saved now, not with this process's next claim of the
             # job (another process may make that claim first).
