@@ -55,9 +55,35 @@ def _measuring_module(src: str | None) -> Any:
     return module
 
 
-def _child(row: str, jobs: int, seconds: float, src: str | None) -> dict[str, Any]:
+def _scatter(measure: Any) -> None:
+    """Add the jobs in an order unrelated to their fire times (the same for every row):
+    the rows of the state file then lie in that order, as with jobs of several
+    intervals or cron jobs, so a pass's claims are on as many pages as it has jobs."""
+    import random
+
+    add_jobs = measure._add_jobs
+
+    def scattered(add_job: Any, window: Any, count: int, interval: float, job: Any = None) -> None:
+        order = list(range(count))
+        random.Random(16).shuffle(order)
+        picked = iter(order)
+
+        def add_one(func: Any, *args: Any, **kwargs: Any) -> Any:
+            k = next(picked)  # the k-th job's call adds this job instead
+            kwargs.update(start_date=window.first_fire(k), id=f"bench-{k}", args=(k,))
+            return add_job(func, *args, **kwargs)
+
+        add_jobs(add_one, window, count, interval, job)
+
+    measure._add_jobs = scattered
+
+
+def _child(row: str, jobs: int, seconds: float, src: str | None, order: str) -> dict[str, Any]:
     measure = _measuring_module(src)
     import anyio
+
+    if order == "scattered":
+        _scatter(measure)
 
     with tempfile.TemporaryDirectory() as directory:
         if row == "aps":
@@ -106,18 +132,26 @@ def main() -> None:
         dest="base",
         help="an eventsched src directory: its rows too, as 'base:ROW'",
     )
+    parser.add_argument(
+        "--order",
+        choices=("fire", "scattered"),
+        default="fire",
+        help="the order the jobs are added (so their rows lie) in: that of their fire "
+        "times (the bench's), or one unrelated to them",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--src", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child, args.jobs, args.seconds, args.src)))
+        print(json.dumps(_child(args.child, args.jobs, args.seconds, args.src, args.order)))
         return
     rows = args.rows.split(",")
     if args.base:
         rows += [f"base:{row}" for row in rows if row != "aps"]
     print(
         f"{args.jobs} interval jobs at 1 s, {args.seconds:g} s window "
-        f"({args.jobs * args.seconds:,.0f} fire times), {time.strftime('%H:%M:%S')}"
+        f"({args.jobs * args.seconds:,.0f} fire times), added in {args.order} order, "
+        f"{time.strftime('%H:%M:%S')}"
     )
     rounds: list[dict[str, dict[str, Any]]] = []
     for round_ in range(1, args.rounds + 1):
@@ -127,7 +161,8 @@ def main() -> None:
         for row in rows[shift:] + rows[:shift]:
             name, src = (row[5:], args.base) if row.startswith("base:") else (row, None)
             command = [sys.executable, __file__, "--child", name, "--jobs", str(args.jobs)]
-            command += ["--seconds", str(args.seconds)] + (["--src", src] if src else [])
+            command += ["--seconds", str(args.seconds), "--order", args.order]
+            command += ["--src", src] if src else []
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             r = results[row] = json.loads(out.strip().splitlines()[-1])
             per_run = r["share"] * args.seconds / r["ran"] * 1e6 if r["ran"] else float("nan")

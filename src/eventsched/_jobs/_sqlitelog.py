@@ -1,0 +1,166 @@
+"""The SQLite state file's claim log (version 3): a pass's claims as one appended record.
+
+With a state file each pass commits its claims before their fire times (see
+:mod:`._scheduler`): a row per claimed run. As an ``UPDATE`` of each job's row, the
+commit wrote every page those rows lie on to the write-ahead log (two ``pwrite`` calls
+a page), and a pass's jobs lie on as many pages as it has jobs when their fire times
+bear no relation to the order the jobs were added in (jobs of several intervals, cron
+jobs): 400 runs touched ~350 of a 10,000-job table's ~600 pages, ~5 us a row of commit
+alone, against ~0.5 when they lay together (docs/benchmarks.md, "the claim log").
+
+So a save that only moves jobs' schedules on (a claim or a run's end: the fire times,
+``running``, the outcome) appends them as one record to the ``claims`` table, a JSON
+array of ``[job_id, last_fire_time, next_fire_time, running, last_outcome, rowid]``
+(what the row's columns hold), a few pages at the end of the file whatever the jobs.
+The writer folds the records into the rows at its rounds (:meth:`ClaimLog.round`):
+each job's latest values once, in order of rowid, in chunks that are each a
+transaction of their own, then deletes the records folded. A save that adds, rewrites
+or deletes a row folds every record first, in its own transaction: no record is ever
+older than its row.
+
+A record committed is as durable as the rows' update was: a start after a crash folds
+what the log holds (:func:`fold_logged`, each job's latest) in the transaction that
+opens the file, before the rows are read; ``eventsched jobs``, which never writes, lays
+the log over the rows (:func:`read_logged`). A clean stop folds everything: a file at
+rest has an empty log.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any, Final
+
+from .._exceptions import JobStateError
+
+__all__ = ["LOG_TABLE", "ClaimLog", "Item", "fold_logged", "read_logged"]
+
+LOG_TABLE: Final = (
+    "CREATE TABLE claims (seq INTEGER PRIMARY KEY, saved_at TEXT NOT NULL, items TEXT NOT NULL)"
+)
+#: A logged change: job id, last and next fire time, running, last outcome (as the
+#: row's columns hold them) and the row's rowid (what this process knew it as).
+Item = tuple[str, str | None, str | None, str | None, str | None, int]
+#: An item applied to its row (``updated_at`` last), by rowid, the id checked too.
+UPDATE_ITEM: Final = (
+    "UPDATE jobs SET last_fire_time = ?2, next_fire_time = ?3, running = ?4,"
+    " last_outcome = ?5, updated_at = ?7 WHERE rowid = ?6 AND job_id = ?1"
+)
+#: A logged item applied after a crash: by id (rowids are this process's knowledge).
+_UPDATE_BY_ID: Final = (
+    "UPDATE jobs SET last_fire_time = ?2, next_fire_time = ?3, running = ?4,"
+    " last_outcome = ?5, updated_at = ?6 WHERE job_id = ?1"
+)
+
+
+class ClaimLog:
+    """The records this process appended and has not folded yet (what was committed)."""
+
+    __slots__ = ("_records", "_round", "_upto")
+
+    def __init__(self) -> None:
+        # (seq, saved_at, items) in order: the hot path only appends one per save.
+        self._records: list[tuple[int, str, list[Item]]] = []
+        # The fold in progress: the items still to apply (each job's latest up to
+        # ``_upto``), in order of rowid, with their saved_at.
+        self._round: list[tuple[Item, str]] = []
+        self._upto = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._records)
+
+    def forget(self) -> None:
+        """Nothing is pending (the file was closed, or every record folded)."""
+        self._records.clear()
+        self._round.clear()
+        self._upto = 0
+
+    def append(self, conn: sqlite3.Connection, items: list[Item], now: str) -> int:
+        """Append ``items`` as one record in the caller's transaction; its seq (to be
+        passed to :meth:`appended` once committed)."""
+        cursor = conn.execute(
+            "INSERT INTO claims (saved_at, items) VALUES (?, ?)", (now, json.dumps(items))
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def appended(self, seq: int, items: list[Item], now: str) -> None:
+        self._records.append((seq, now, items))
+
+    def latest(self) -> Iterator[tuple[Item, str]]:
+        """Each job's latest item (with its saved_at), over every record pending."""
+        seen: set[str] = set()
+        for _, saved_at, items in reversed(self._records):
+            for item in reversed(items):
+                if item[0] not in seen:
+                    seen.add(item[0])
+                    yield item, saved_at
+
+    def round(self, limit: int) -> tuple[list[tuple[Item, str]], int] | None:
+        """The next chunk of the fold in progress (one begins if none is): up to
+        ``limit`` items, and the seq up to which records may be deleted once this chunk
+        is committed (0: not yet, more chunks follow). None: nothing to fold.
+
+        A round folds the records there are when it begins: each job's latest item, in
+        order of rowid (a chunk's rows lie together, on a few pages). A job logged
+        again since keeps its newer record, whose round comes later.
+        """
+        if not self._round:
+            if not self._records:
+                return None
+            self._upto = self._records[-1][0]
+            self._round = sorted(self.latest(), key=_rowid, reverse=True)
+        chunk = self._round[-limit:]
+        del self._round[-limit:]
+        chunk.reverse()
+        return chunk, 0 if self._round else self._upto
+
+    def folded(self, upto: int) -> None:
+        """The records up to ``upto`` were folded and deleted (committed)."""
+        self._records = [record for record in self._records if record[0] > upto]
+
+    def abandon(self) -> None:
+        """A chunk failed: the round begins again, from the records, next time."""
+        self._round.clear()
+
+
+def _rowid(entry: tuple[Item, str]) -> int:
+    return entry[0][5]
+
+
+def read_logged(conn: sqlite3.Connection, path: str) -> dict[str, tuple[Any, ...]]:
+    """Each job's latest logged values in the file (``job_id``: last, next, running,
+    last outcome, saved_at), checked in form. :raises JobStateError:"""
+    latest: dict[str, tuple[Any, ...]] = {}
+    for seq, saved_at, text in conn.execute("SELECT seq, saved_at, items FROM claims ORDER BY seq"):
+        try:
+            for item in json.loads(text):
+                job_id, *values = _checked(item)
+                latest[job_id] = (*values, saved_at)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise JobStateError(
+                f"{path}: claim log record {seq} is malformed ({str(exc)[:80]})"
+            ) from None
+    return latest
+
+
+def _checked(item: Any) -> tuple[str, Any, Any, Any, Any]:
+    """An item's id and the values of its row's columns. :raises ValueError:"""
+    job_id, last, following, running, outcome, _ = item
+    if not isinstance(job_id, str) or not all(
+        value is None or isinstance(value, str) for value in (last, following, running, outcome)
+    ):
+        raise ValueError(f"an item of job {job_id!r} is not text")
+    return job_id, last, following, running, outcome
+
+
+def fold_logged(conn: sqlite3.Connection, path: str) -> int:
+    """Fold the log into the rows and empty it, in the caller's transaction (a start:
+    records left by a process that did not stop cleanly); how many jobs' rows were
+    brought up to date. :raises JobStateError:"""
+    latest = read_logged(conn, path)
+    if latest:
+        conn.executemany(_UPDATE_BY_ID, [(job_id, *values) for job_id, values in latest.items()])
+    conn.execute("DELETE FROM claims")
+    return len(latest)
