@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from typing import Any, Final
 
 from .._exceptions import JobStateError
 
-__all__ = ["LOG_TABLE", "ClaimLog", "Item", "fold_logged", "read_logged"]
+__all__ = ["LOG_TABLE", "UPDATE_ITEM", "ClaimLog", "Item", "fold_logged", "read_logged"]
 
 LOG_TABLE: Final = (
     "CREATE TABLE claims (seq INTEGER PRIMARY KEY, saved_at TEXT NOT NULL, items TEXT NOT NULL)"
@@ -42,6 +41,9 @@ LOG_TABLE: Final = (
 #: A logged change: job id, last and next fire time, running, last outcome (as the
 #: row's columns hold them) and the row's rowid (what this process knew it as).
 Item = tuple[str, str | None, str | None, str | None, str | None, int]
+#: A job's latest item pending: the row's rowid (first: what a round sorts by), the
+#: item, the record's saved_at and seq.
+Pending = tuple[int, Item, str, int]
 #: An item applied to its row (``updated_at`` last), by rowid, the id checked too.
 UPDATE_ITEM: Final = (
     "UPDATE jobs SET last_fire_time = ?2, next_fire_time = ?3, running = ?4,"
@@ -55,26 +57,29 @@ _UPDATE_BY_ID: Final = (
 
 
 class ClaimLog:
-    """The records this process appended and has not folded yet (what was committed)."""
+    """Each job's latest change logged and not folded yet (as committed)."""
 
-    __slots__ = ("_records", "_round", "_upto")
+    __slots__ = ("_pending", "_round", "_seq", "_upto")
 
     def __init__(self) -> None:
-        # (seq, saved_at, items) in order: the hot path only appends one per save.
-        self._records: list[tuple[int, str, list[Item]]] = []
-        # The fold in progress: the items still to apply (each job's latest up to
-        # ``_upto``), in order of rowid, with their saved_at.
-        self._round: list[tuple[Item, str]] = []
-        self._upto = 0
+        # job id: (rowid, item, saved_at, seq), updated as records are committed (a
+        # dict update per save, ~0.1 us an item), so that a fold round needs no pass
+        # over the records: at 10,000 runs a second, 50,000 items a round, where the
+        # jobs are 10,000 (a pass over the records held the interpreter ~15 ms).
+        self._pending: dict[str, Pending] = {}
+        # The fold in progress: the pending entries when it began, by rowid,
+        # descending (chunks are taken from the end).
+        self._round: list[Pending] = []
+        self._seq = 0  # the last record committed
+        self._upto = 0  # the last record the round in progress folds
 
     def __bool__(self) -> bool:
-        return bool(self._records)
+        return bool(self._pending)
 
     def forget(self) -> None:
         """Nothing is pending (the file was closed, or every record folded)."""
-        self._records.clear()
+        self._pending.clear()
         self._round.clear()
-        self._upto = 0
 
     def append(self, conn: sqlite3.Connection, items: list[Item], now: str) -> int:
         """Append ``items`` as one record in the caller's transaction; its seq (to be
@@ -86,47 +91,45 @@ class ClaimLog:
         return cursor.lastrowid
 
     def appended(self, seq: int, items: list[Item], now: str) -> None:
-        self._records.append((seq, now, items))
+        self._seq = seq
+        self._pending.update([(item[0], (item[5], item, now, seq)) for item in items])
 
-    def latest(self) -> Iterator[tuple[Item, str]]:
-        """Each job's latest item (with its saved_at), over every record pending."""
-        seen: set[str] = set()
-        for _, saved_at, items in reversed(self._records):
-            for item in reversed(items):
-                if item[0] not in seen:
-                    seen.add(item[0])
-                    yield item, saved_at
+    def rows(self) -> list[tuple[Any, ...]]:
+        """:data:`UPDATE_ITEM`'s parameters for every job pending (a fold of all)."""
+        return [(*item, at) for _, item, at, _ in self._pending.values()]
 
-    def round(self, limit: int) -> tuple[list[tuple[Item, str]], int] | None:
+    def round(self, limit: int) -> tuple[list[Pending], int] | None:
         """The next chunk of the fold in progress (one begins if none is): up to
-        ``limit`` items, and the seq up to which records may be deleted once this chunk
-        is committed (0: not yet, more chunks follow). None: nothing to fold.
+        ``limit`` entries, and the seq up to which records may be deleted once this
+        chunk is committed (0: not yet, more chunks follow). None: nothing to fold.
 
-        A round folds the records there are when it begins: each job's latest item, in
-        order of rowid (a chunk's rows lie together, on a few pages). A job logged
-        again since keeps its newer record, whose round comes later.
+        A round folds the entries pending when it begins, in order of rowid (a chunk's
+        rows lie together, on a few pages: rowids are unique, so the tuples compare by
+        them alone, in C). A job logged again since keeps its newer entry, whose
+        record is not the round's.
         """
         if not self._round:
-            if not self._records:
+            if not self._pending:
                 return None
-            self._upto = self._records[-1][0]
-            self._round = sorted(self.latest(), key=_rowid, reverse=True)
+            self._upto = self._seq
+            self._round = sorted(self._pending.values(), reverse=True)
         chunk = self._round[-limit:]
         del self._round[-limit:]
         chunk.reverse()
         return chunk, 0 if self._round else self._upto
 
-    def folded(self, upto: int) -> None:
-        """The records up to ``upto`` were folded and deleted (committed)."""
-        self._records = [record for record in self._records if record[0] > upto]
+    def folded(self, chunk: list[Pending]) -> None:
+        """The chunk's rows were written (committed): no longer pending, unless logged
+        again since."""
+        pending = self._pending
+        for entry in chunk:
+            job_id = entry[1][0]
+            if pending.get(job_id) is entry:
+                del pending[job_id]
 
     def abandon(self) -> None:
-        """A chunk failed: the round begins again, from the records, next time."""
+        """A chunk failed: the round begins again, from what is pending, next time."""
         self._round.clear()
-
-
-def _rowid(entry: tuple[Item, str]) -> int:
-    return entry[0][5]
 
 
 def read_logged(conn: sqlite3.Connection, path: str) -> dict[str, tuple[Any, ...]]:

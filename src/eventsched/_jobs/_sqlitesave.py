@@ -122,9 +122,8 @@ class RowWriter:
         else:
             with conn:
                 # Every record first: a row written below must not be older than one.
-                looked_up = self._apply(conn, [(*item, at) for item, at in log.latest()])
-                if log:
-                    conn.execute("DELETE FROM claims")
+                looked_up = self._apply(conn, log.rows())
+                conn.execute("DELETE FROM claims")
                 if deleted:
                     conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
                 looked_up += self._apply(conn, [(*item, now) for item in items])
@@ -150,15 +149,14 @@ class RowWriter:
         entries, upto = chunk
         try:
             with conn:
-                looked_up = self._apply(conn, [(*item, at) for item, at in entries])
+                looked_up = self._apply(conn, [(*item, at) for _, item, at, _ in entries])
                 if upto:
                     conn.execute("DELETE FROM claims WHERE seq <= ?", (upto,))
                 rowids = _rowids(conn, looked_up)
         except BaseException:
             log.abandon()
             raise
-        if upto:
-            log.folded(upto)
+        log.folded(entries)
         self._set_rowids(rowids)
         return not upto
 
