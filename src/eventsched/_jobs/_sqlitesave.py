@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from ._sqlitelog import UPDATE_ITEM, ClaimLog, Item
+from ._sqlitelog import ClaimLog, Item, update_items
 from ._sqliterows import row_of
 from ._store import SavedJob
 
@@ -161,14 +161,14 @@ class RowWriter:
         return not upto
 
     def _apply(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[str]:
-        """Apply logged items (:data:`UPDATE_ITEM`'s parameters) in the caller's
+        """Apply items (each with its ``updated_at``: see :func:`update_items`) in the caller's
         transaction; the ids of the rows written whole instead (to look their rowids up).
 
         A row gone or moved that this store wrote (not expected: the file is locked) is
         written whole: its fingerprint and pausing are as this store last wrote them (a
         change of either is an upsert, which folds the log first).
         """
-        if not rows or conn.executemany(UPDATE_ITEM, rows).rowcount == len(rows):
+        if not rows or update_items(conn, rows) == len(rows):
             return []
         known = self._written
         whole = []

@@ -29,7 +29,7 @@ SAVE_DELAY: Final = 5.0
 WRITER_CHUNK: Final = 256
 #: Rows of the claim log folded per transaction (in order of rowid, so on few pages:
 #: ~1-3 ms each at 10,000 jobs, see docs/benchmarks.md).
-FOLD_CHUNK: Final = 512
+FOLD_CHUNK: Final = 128
 
 
 class Stateful(Protocol):
