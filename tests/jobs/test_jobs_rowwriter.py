@@ -11,7 +11,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from eventsched import SavedJob, SQLiteJobStore
-from eventsched._jobs._sqlitelog import read_logged
 from eventsched._jobs._sqliterows import JOB_COLUMNS, row_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -23,30 +22,6 @@ def _rows(path: Path) -> dict[str, tuple[object, ...]]:
         return {
             row[0]: row for row in conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY job_id")
         }
-
-
-def _seen(path: Path) -> dict[str, tuple[object, ...]]:
-    """The rows with the claim log laid over them, as a reader sees them."""
-    rows = {job_id: list(row) for job_id, row in _rows(path).items()}
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        logged = read_logged(conn, str(path))
-    for job_id, (last, following, running, outcome, _) in logged.items():
-        rows[job_id][2:5] = [last, following, running]
-        rows[job_id][6] = outcome
-    return {job_id: tuple(row) for job_id, row in rows.items()}
-
-
-def _records(path: Path) -> int:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return int(conn.execute("SELECT count(*) FROM claims").fetchone()[0])
-
-
-def _fold(store: SQLiteJobStore, limit: int = 1024) -> int:
-    """Fold the whole claim log, a chunk of ``limit`` rows at a time; the chunks."""
-    chunks = 1
-    while store.fold_now(limit):
-        chunks += 1
-    return chunks
 
 
 def _full(job_id: str, saved: SavedJob) -> tuple[object, ...]:
@@ -67,25 +42,17 @@ def opened(path: Path) -> Iterator[SQLiteJobStore]:
 
 
 def _write(path: Path, sequence: list[dict[str, SavedJob | None]]) -> None:
-    """Save each change in turn, checking every row against a full write after each:
-    as a reader sees it (the claim log laid over the rows), then the rows themselves
-    once the log is folded into them (each second time, and at the close)."""
+    """Save each change in turn, checking every row against a full write after each."""
     with opened(path) as store:
         expected: dict[str, tuple[object, ...]] = {}
-        for n, changes in enumerate(sequence):
+        for changes in sequence:
             store.save_now(changes)
             for job_id, saved in changes.items():
                 if saved is None:
                     expected.pop(job_id, None)
                 else:
                     expected[job_id] = _full(job_id, saved)
-            assert _seen(path) == expected
-            if n % 2:
-                _fold(store, limit=1)
-                assert _rows(path) == expected
-                assert _records(path) == 0
-    assert _rows(path) == expected
-    assert _records(path) == 0
+            assert _rows(path) == expected
 
 
 def test_claims_and_ends_read_back_as_full_rows(tmp_path: Path) -> None:
@@ -142,8 +109,6 @@ def test_a_row_gone_behind_the_stores_back_is_written_whole(tmp_path: Path) -> N
             store._conn.execute("DELETE FROM jobs WHERE job_id = 'a'")
         claim = SavedJob(fp, T0, T0 + timedelta(seconds=1), (T0,))
         store.save_now({"a": claim, "b": claim})
-        assert _records(path) == 1  # a claim is logged: its row is written at the fold
-        _fold(store)
         assert _rows(path) == {"a": _full("a", claim), "b": _full("b", claim)}
 
 
@@ -169,12 +134,10 @@ def test_rows_moved_to_other_rowids_are_not_written_over(tmp_path: Path) -> None
         a = SavedJob(fp, T0, T0 + timedelta(seconds=1), (T0,))
         b = SavedJob("other", T0, T0 + timedelta(seconds=2), (T0,))
         store.save_now({"a": a, "b": b})
-        _fold(store)
         assert _rows(path) == {"a": _full("a", a), "b": _full("b", b)}
         # And the rowids looked up again: the next claims are updates of the right rows.
         a2 = SavedJob(fp, a.next_fire_time, T0 + timedelta(seconds=3), (a.next_fire_time,))
         store.save_now({"a": a2})
-        _fold(store)
         assert _rows(path) == {"a": _full("a", a2), "b": _full("b", b)}
 
 

@@ -90,7 +90,7 @@ V1_STATES = {
 
 
 def test_a_version_1_file_is_migrated_when_opened(tmp_path: Path) -> None:
-    """The file the version 1 code wrote: read, rewritten as version 3, read again."""
+    """The file the version 1 code wrote: read, rewritten as version 2, read again."""
     path = tmp_path / "jobs.sqlite"
     shutil.copyfile(V1_FILE, path)
     assert meta(path)["version"] == "1"
@@ -101,18 +101,17 @@ def test_a_version_1_file_is_migrated_when_opened(tmp_path: Path) -> None:
     store, loaded = open_store(path)
     store.close_now()
     assert loaded == V1_STATES
-    assert meta(path)["version"] == "3"
+    assert meta(path)["version"] == "2"
     with sqlite3.connect(path) as conn:
         tables = sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master"))
         columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
     conn.close()
     assert "jobs_v1" not in tables
-    assert "claims" in tables
     assert "state" not in columns
     again, reloaded = open_store(path)
     again.close_now()
     assert reloaded == V1_STATES
-    assert read_state_file_version(path) == (V1_STATES, 3)
+    assert read_state_file_version(path) == (V1_STATES, 2)
 
 
 def test_a_version_1_file_with_a_bad_row_is_refused_unchanged(tmp_path: Path) -> None:
@@ -132,10 +131,10 @@ def test_a_newer_file_is_refused_and_left_alone(tmp_path: Path) -> None:
     store, _ = open_store(path)
     store.close_now()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '4' WHERE key = 'version'")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'version'")
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(JobStateError, match=r"version 4, newer than this eventsched reads \(3\)"):
+    with pytest.raises(JobStateError, match=r"version 3, newer than this eventsched reads \(2\)"):
         open_store(path)
     assert path.read_bytes() == before
 
@@ -222,7 +221,7 @@ async def test_outcomes_and_pausing_are_recorded_and_listed(tmp_path: Path) -> N
             await all_ended.wait()
         scheduler.pause_job("idle")
     listed, version = read_state_file_version(path)
-    assert version == 3
+    assert version == 2
     outcomes = {job_id: (s.last_outcome, s.paused) for job_id, s in listed.items()}
     assert outcomes == {
         "ok": ("completed", False),

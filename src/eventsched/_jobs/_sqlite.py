@@ -41,7 +41,6 @@ import anyio.to_thread
 from loguru import logger
 
 from .._exceptions import JobStateError
-from ._sqlitelog import LOG_TABLE, fold_logged
 from ._sqliterows import (
     FORMAT,
     FORMAT_VERSION,
@@ -130,11 +129,6 @@ class SQLiteJobStore:
     async def save(self, changes: Mapping[str, SavedJob | None]) -> frozenset[str]:
         await anyio.to_thread.run_sync(self.save_now, dict(changes))
         return frozenset()
-
-    async def fold(self, limit: int) -> bool:
-        """Fold a chunk of up to ``limit`` rows of the claim log (:mod:`._sqlitelog`) into
-        the rows, in a transaction of its own; whether the round has more to fold."""
-        return await anyio.to_thread.run_sync(self.fold_now, limit)
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.close_now)
@@ -263,21 +257,7 @@ class SQLiteJobStore:
                     log.info(
                         "Job state file {}: migrated from version 1 to {}", path, FORMAT_VERSION
                     )
-                elif version in ("2", str(FORMAT_VERSION)):
-                    if version == "2":  # the same rows, and a claim log beside them
-                        conn.execute(LOG_TABLE)
-                        conn.execute(
-                            "UPDATE meta SET value = ? WHERE key = 'version'",
-                            (str(FORMAT_VERSION),),
-                        )
-                        log.info("Job state file {}: version 2 given a claim log (3)", path)
-                    elif folded := fold_logged(conn, path):
-                        # Records a process left when it did not stop cleanly.
-                        log.info(
-                            "Job state file {}: {} job(s) brought up to date from its claim log",
-                            path,
-                            folded,
-                        )
+                elif version == str(FORMAT_VERSION):
                     saved = read(path, conn)
                 else:
                     raise JobStateError(_version_refused(path, version))
@@ -304,21 +284,8 @@ class SQLiteJobStore:
             raise JobStateError(f"the job state file {_show(self.path)} is not open")
         self._rows.save(conn, changes, datetime.now(UTC).isoformat())
 
-    def fold_now(self, limit: int) -> bool:
-        """Fold a chunk of the claim log into the rows; whether this round has more."""
-        if self._conn is None:
-            return False
-        return self._rows.fold(self._conn, limit)
-
     def close_now(self) -> None:
         if self._conn is not None:
-            path = _show(self.path)
-            try:
-                # The claim log folded whole: a file at rest has none (see _sqlitelog).
-                self._rows.save(self._conn, {}, datetime.now(UTC).isoformat())
-            except sqlite3.Error as exc:
-                # Kept in the log, which the next start folds: nothing is lost.
-                log.warning("Job state file {}: claim log left to the next start ({})", path, exc)
             # Back to the rollback journal at rest: the file is one file again (no
             # -wal, -shm beside it), as readers such as `eventsched jobs` expect.
             # Skipped if a reader holds it now; the next close tries again.
@@ -340,7 +307,7 @@ def _version_refused(path: str, version: str | None) -> str:
             f"({FORMAT_VERSION}); upgrade eventsched or point state_file elsewhere"
         )
     return (
-        f"{path} has job state version {version!r}; this eventsched reads versions 1 and 2 "
+        f"{path} has job state version {version!r}; this eventsched reads versions 1 "
         f"(migrated when opened) and {FORMAT_VERSION}"
     )
 

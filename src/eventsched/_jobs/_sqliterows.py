@@ -1,9 +1,6 @@
 """The rows of the SQLite job state file: its schema versions, reading, writing, migrating.
 
-**Version 3** (this one) is version 2 with a claim log beside the rows (the ``claims``
-table, see :mod:`._sqlitelog`): a version 2 file gets it when the scheduler opens it.
-
-**Version 2** keeps each field of :class:`~eventsched.SavedJob` in a column
+**Version 2** (this one) keeps each field of :class:`~eventsched.SavedJob` in a column
 of its own: times as ISO 8601 text with their UTC offset (``datetime.fromisoformat``
 reads one in ~0.15 us, against ~0.37 us for ``fromtimestamp`` of a number, and the
 offset is kept as version 1 kept it), the claimed fire times as a JSON array (NULL
@@ -28,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from .._exceptions import JobStateError
-from ._sqlitelog import LOG_TABLE, read_logged
 from ._store import SavedJob
 
 __all__ = [
@@ -44,21 +40,19 @@ __all__ = [
     "parse_v1",
     "read_columns",
     "read_rows",
-    "read_rows_logged",
     "read_some",
     "row_of",
 ]
 
 #: Marker stored in the ``meta`` table; a file without it is not ours.
 FORMAT: Final = "eventsched-job-state"
-FORMAT_VERSION: Final = 3
+FORMAT_VERSION: Final = 2
 
 SCHEMA: Final = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,"
     " last_fire_time TEXT, next_fire_time TEXT, running TEXT, paused INTEGER,"
     " last_outcome TEXT, updated_at TEXT NOT NULL)",
-    LOG_TABLE,
 )
 #: The columns ``read_rows`` selects, in its order.
 JOB_COLUMNS: Final = (
@@ -249,21 +243,6 @@ def read_rows(
     return saved
 
 
-def read_rows_logged(path: str, conn: sqlite3.Connection) -> dict[str, SavedJob]:
-    """:func:`read_rows` by id with the claim log laid over the rows (see
-    :mod:`._sqlitelog`): what a reader that never writes sees (``eventsched jobs``,
-    while a scheduler runs or after one crashed). :raises JobStateError:"""
-    saved = read_rows(path, conn, ordered=True)
-    for job_id, (last, following, running, outcome, _) in read_logged(conn, path).items():
-        row = saved.get(job_id)
-        if row is not None:
-            paused = None if row.paused is None else int(row.paused)
-            saved[job_id] = _read_checked(
-                path, job_id, row.fingerprint, last, following, running, paused, outcome
-            )
-    return saved
-
-
 def _read_checked(
     path: str,
     job_id: object,
@@ -337,7 +316,7 @@ def parse_v1(path: str, job_id: object, state: object) -> SavedJob:
 
 
 def migrate_v1(conn: sqlite3.Connection, path: str, now: str) -> dict[str, SavedJob]:
-    """Rewrite a version 1 file as this version, in the caller's transaction; its states.
+    """Rewrite a version 1 file as version 2, in the caller's transaction; its states.
 
     Every row is checked first: a malformed one refuses the file unchanged.
     """
@@ -350,7 +329,6 @@ def migrate_v1(conn: sqlite3.Connection, path: str, now: str) -> dict[str, Saved
         [row_of(job_id, state, now) for job_id, state in saved.items()],
     )
     conn.execute("DROP TABLE jobs_v1")
-    conn.execute(LOG_TABLE)
     conn.execute("UPDATE meta SET value = ? WHERE key = 'version'", (str(FORMAT_VERSION),))
     return saved
 

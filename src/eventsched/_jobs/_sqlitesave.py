@@ -29,9 +29,8 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
-from ._sqlitelog import ClaimLog, Item, update_items
 from ._sqliterows import row_of
 from ._store import SavedJob
 
@@ -45,6 +44,12 @@ UPSERT: Final = (
     " paused = excluded.paused, last_outcome = excluded.last_outcome,"
     " updated_at = excluded.updated_at"
 )
+#: What a claim or a run's end changes in a row this store wrote before: found by its
+#: rowid (the ``job_id`` index is not searched), the id checked all the same.
+_UPDATE: Final = (
+    "UPDATE jobs SET last_fire_time = ?, next_fire_time = ?, running = ?,"
+    " last_outcome = ?, updated_at = ? WHERE rowid = ? AND job_id = ?"
+)
 _ROWIDS: Final = "SELECT job_id, rowid FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))"
 
 #: What the store last committed for a job: fingerprint, paused, next fire time, its
@@ -53,30 +58,25 @@ _Written = tuple[str, bool | None, datetime | None, str | None, int | None]
 
 
 class RowWriter:
-    """Applies changes to the ``jobs`` table, remembering what it wrote per job; a save
-    of claims and ends only goes to the claim log (:mod:`._sqlitelog`), folded into the
-    rows by :meth:`fold`."""
+    """Applies changes to the ``jobs`` table, remembering what it wrote per job."""
 
-    __slots__ = ("_log", "_written")
+    __slots__ = ("_written",)
 
     def __init__(self) -> None:
         self._written: dict[str, _Written] = {}
-        self._log = ClaimLog()
 
     def forget(self) -> None:
         """Nothing is known to be written (the file was closed or opened again)."""
         self._written.clear()
-        self._log.forget()
 
     def save(
         self, conn: sqlite3.Connection, changes: Mapping[str, SavedJob | None], now: str
     ) -> None:
-        """Apply ``changes`` in one committed transaction; None deletes a job's state.
-        Nothing to change: the claim log is folded whole (at close)."""
+        """Apply ``changes`` in one committed transaction; None deletes a job's state."""
         known = self._written
         written: dict[str, _Written | None] = {}
         deleted: list[tuple[str]] = []
-        items: list[Item] = []
+        updates: list[tuple[object, ...]] = []
         upserts: list[tuple[object, ...]] = []
         for job_id, saved in changes.items():
             if saved is None:
@@ -108,92 +108,36 @@ class RowWriter:
                 running = "[" + ",".join(f'"{_text(at, last, last_text)}"' for at in claimed) + "]"
             written[job_id] = (fingerprint, paused, following, next_text, rowid)
             if rowid is not None and fingerprint == known_fingerprint and paused == known_paused:
-                items.append((job_id, last_text, next_text, running, saved.last_outcome, rowid))
+                updates.append(
+                    (last_text, next_text, running, saved.last_outcome, now, rowid, job_id)
+                )
             else:
                 paused_value = None if paused is None else int(paused)
                 row = (job_id, fingerprint, last_text, next_text, running, paused_value)
                 upserts.append((*row, saved.last_outcome, now))
-        log = self._log
-        rowids: dict[str, int] = {}
-        if items and not deleted and not upserts:  # claims and ends: one record
-            with conn:
-                seq = log.append(conn, items, now)
-            log.appended(seq, items, now)
-        else:
-            with conn:
-                # Every record first: a row written below must not be older than one.
-                looked_up = self._apply(conn, log.rows())
-                conn.execute("DELETE FROM claims")
-                if deleted:
-                    conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
-                looked_up += self._apply(conn, [(*item, now) for item in items])
-                if upserts:
-                    conn.executemany(UPSERT, upserts)
-                    looked_up += [str(row[0]) for row in upserts]
-                rowids = _rowids(conn, looked_up)
-            log.forget()
+        with conn:
+            if deleted:
+                conn.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
+            looked_up: list[object] = []
+            if updates and conn.executemany(_UPDATE, updates).rowcount != len(updates):
+                # A row gone or moved that this store wrote (not expected: the file is
+                # locked): write them whole, and look their rowids up again.
+                looked_up = [row[-1] for row in updates]
+                conn.executemany(UPSERT, [_full(changes, job_id, now) for job_id in looked_up])
+            if upserts:
+                conn.executemany(UPSERT, upserts)
+                looked_up += [row[0] for row in upserts]
+            if looked_up:
+                # Their rowids, for the updates that follow (once per job and file).
+                for job_id, rowid in conn.execute(_ROWIDS, (json.dumps(looked_up),)):
+                    state = written.get(job_id)
+                    if state is not None:
+                        written[job_id] = (*state[:4], rowid)
         for job_id, state in written.items():
             if state is None:
                 known.pop(job_id, None)
             else:
                 known[job_id] = state
-        self._set_rowids(rowids)
-
-    def fold(self, conn: sqlite3.Connection, limit: int) -> bool:
-        """Fold a chunk of the claim log (up to ``limit`` rows, one transaction) into
-        the rows; whether the round begun has more (see :meth:`ClaimLog.round`)."""
-        log = self._log
-        chunk = log.round(limit)
-        if chunk is None:
-            return False
-        entries, upto = chunk
-        try:
-            with conn:
-                looked_up = self._apply(conn, [(*item, at) for _, item, at, _ in entries])
-                if upto:
-                    conn.execute("DELETE FROM claims WHERE seq <= ?", (upto,))
-                rowids = _rowids(conn, looked_up)
-        except BaseException:
-            log.abandon()
-            raise
-        log.folded(entries)
-        self._set_rowids(rowids)
-        return not upto
-
-    def _apply(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[str]:
-        """Apply items (each with its ``updated_at``: see :func:`update_items`) in the caller's
-        transaction; the ids of the rows written whole instead (to look their rowids up).
-
-        A row gone or moved that this store wrote (not expected: the file is locked) is
-        written whole: its fingerprint and pausing are as this store last wrote them (a
-        change of either is an upsert, which folds the log first).
-        """
-        if not rows or update_items(conn, rows) == len(rows):
-            return []
-        known = self._written
-        whole = []
-        for job_id, last, following, running, outcome, _, at in rows:
-            state = known.get(job_id)
-            if state is not None:
-                paused = None if state[1] is None else int(state[1])
-                whole.append((job_id, state[0], last, following, running, paused, outcome, at))
-        conn.executemany(UPSERT, whole)
-        return [row[0] for row in whole]
-
-    def _set_rowids(self, rowids: Mapping[str, int]) -> None:
-        known = self._written
-        for job_id, rowid in rowids.items():
-            state = known.get(job_id)
-            if state is not None:
-                known[job_id] = (*state[:4], rowid)
-
-
-def _rowids(conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, int]:
-    """The rowids of rows just written whole, for the updates that follow (once per job
-    and file)."""
-    if not job_ids:
-        return {}
-    return dict(conn.execute(_ROWIDS, (json.dumps(job_ids),)).fetchall())
 
 
 #: The text of each whole UTC second written lately (see _iso), at most _SECONDS of them.
@@ -238,3 +182,9 @@ def _text(at: datetime | None, known: datetime | None, text: str | None) -> str 
     ):
         return text
     return _iso(at)
+
+
+def _full(changes: Mapping[str, SavedJob | None], job_id: object, now: str) -> tuple[object, ...]:
+    saved = changes[str(job_id)]
+    assert saved is not None
+    return row_of(str(job_id), saved, now)

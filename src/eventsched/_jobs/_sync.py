@@ -27,9 +27,6 @@ FLUSH_TIMEOUT: Final = 5.0
 SAVE_DELAY: Final = 5.0
 #: Changes the writer saves per transaction.
 WRITER_CHUNK: Final = 256
-#: Rows of the claim log folded per transaction (in order of rowid, so on few pages:
-#: ~1-3 ms each at 10,000 jobs, see docs/benchmarks.md).
-FOLD_CHUNK: Final = 128
 
 
 class Stateful(Protocol):
@@ -284,21 +281,3 @@ class StoreSync:
                     self._dirty.update((job_id, later.pop(job_id)) for job_id in chunk)
                     if chunk and not await self.flush_logged(urgent_only=True):
                         break
-                await self._fold()
-
-    async def _fold(self) -> None:
-        """Fold the store's claim log into its rows, if it keeps one (SQLite: see
-        :mod:`._sqlitelog`), a chunk at a time under the lock: a pass waiting to save
-        its claims waits for one chunk at most. An error is logged; the records stay
-        (the next round, the close or the next start folds them)."""
-        fold = getattr(self.store, "fold", None)
-        if not callable(fold) or self._lock is None:
-            return
-        more = True
-        while more:
-            try:
-                async with self._lock:
-                    more = bool(await fold(FOLD_CHUNK))
-            except Exception:
-                log.exception("Could not fold the claim log of {}", self.store.location)
-                return

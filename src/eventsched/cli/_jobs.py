@@ -5,8 +5,7 @@ creation), no lock is taken, nothing is written to its ``meta`` table (the sched
 store does write there when it opens the file, to fail early on a read-only file) and
 a version 1 file is not migrated. So it works while a scheduler holds the file's lock,
 and shows what the scheduler had committed at that moment: SQLite's read transaction
-sees either all of a save or none of it, and the claims a running scheduler has not
-folded into the rows yet (its claim log, version 3) are laid over them.
+sees either all of a save or none of it.
 
 What the file records per job is :class:`~eventsched.SavedJob`: the trigger's
 fingerprint, the last and next fire times, the fire times claimed for a run whose
@@ -123,10 +122,10 @@ def read_state_file(path: str | os.PathLike[str]) -> dict[str, SavedJob]:
 
 
 def read_state_file_version(path: str | os.PathLike[str]) -> tuple[dict[str, SavedJob], int]:
-    """The saved jobs in ``path`` and the file's version (1 to 3), read-only, never
+    """The saved jobs in ``path`` and the file's version (1 or 2), read-only, never
     migrated. :raises StateFileError:"""
     from .._exceptions import JobStateError
-    from .._jobs._sqliterows import FORMAT, FORMAT_VERSION, parse_v1, read_rows, read_rows_logged
+    from .._jobs._sqliterows import FORMAT, FORMAT_VERSION, parse_v1, read_rows
 
     shown = repr(os.fspath(path))
     try:
@@ -151,18 +150,16 @@ def read_state_file_version(path: str | os.PathLike[str]) -> tuple[dict[str, Sav
             if meta.get("format") != FORMAT:
                 raise StateFileError(f"{shown} is not an eventsched job state file")
             version = meta.get("version")
-            if version not in ("1", "2", str(FORMAT_VERSION)):
+            if version not in ("1", str(FORMAT_VERSION)):
                 raise StateFileError(
                     f"{shown} has job state version {version!r}; this eventsched reads "
-                    f"versions 1 to {FORMAT_VERSION}"
+                    f"versions 1 and {FORMAT_VERSION}"
                 )
             if version == "1":
                 rows = conn.execute("SELECT job_id, state FROM jobs ORDER BY job_id").fetchall()
                 saved = {str(j): parse_v1(shown, j, state) for j, state in rows}
-            elif version == "2":
+            else:
                 saved = read_rows(shown, conn, ordered=True)
-            else:  # the claims a running (or crashed) scheduler has not folded yet too
-                saved = read_rows_logged(shown, conn)
     except sqlite3.DatabaseError as exc:
         raise StateFileError(f"{shown} is not a usable job state file ({exc})") from None
     except JobStateError as exc:
