@@ -8,6 +8,7 @@ the SQLite tests open real files.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -258,3 +259,42 @@ async def test_the_writer_leaves_an_end_to_the_jobs_claim_when_that_comes_first(
         during = list(store.saves)
     assert not [save for save in during if _ended(save.get("fast"))]
     assert (await store.load())["fast"].running == ()  # the last end, saved at the stop
+
+
+async def test_a_starts_new_rows_are_written_in_order_of_fire_time(tmp_path: Path) -> None:
+    """A pass claims jobs in order of fire time, and a claim's commit writes every page
+    of the file its rows lie on: a start's new rows go in order of the jobs' first fire
+    times (SQLite numbers new rows in order), whatever order the jobs were added in,
+    so that a pass's claims lie together."""
+    path = tmp_path / "jobs.sqlite"
+    scheduler = new_scheduler()
+    scheduler.configure_jobs(state_file=path)
+
+    async def job() -> None:
+        pass
+
+    offsets = list(range(300))
+    random.Random(3).shuffle(offsets)
+    for k in offsets[:150]:
+        scheduler.add_job(
+            job,
+            "interval",
+            hours=1,
+            start_date=EPOCH + timedelta(minutes=10, seconds=k),
+            id=f"j{k}",
+        )
+    scheduler.add_job(job, "interval", hours=1, id="later")  # first fires in an hour
+    for k in offsets[150:]:
+        scheduler.add_job(
+            job,
+            "interval",
+            hours=1,
+            start_date=EPOCH + timedelta(minutes=10, seconds=k),
+            id=f"j{k}",
+        )
+    async with scheduler:
+        await scheduler.jobs.flush_state()
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        ids = [row[0] for row in conn.execute("SELECT job_id FROM jobs ORDER BY rowid")]
+    conn.close()
+    assert ids == [f"j{k}" for k in range(300)] + ["later"]

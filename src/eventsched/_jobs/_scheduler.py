@@ -202,6 +202,7 @@ class JobScheduler(JobTable, JobMethods):
             jobs = [job for job in self._entries.values() if job.next_fire is None]
             for job in jobs:
                 self._schedule_new(job, now, queue=False)
+            self._sync.order_later()  # new rows in order of fire time: see there
             self._sync.save_soon()  # their rows, by the writer (see _schedule_new)
             # On the timeline in one heapify: nothing sleeps on it yet to wake.
             self._timeline.push_all(job for job in jobs if not job.removed)

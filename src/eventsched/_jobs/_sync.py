@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Protocol
 
 import anyio
@@ -44,6 +44,15 @@ def _state(change: Change) -> SavedJob | None:
     if change is None or isinstance(change, SavedJob):
         return change
     return change.saved()
+
+
+_LAST: Final = (True, datetime.min.replace(tzinfo=UTC))
+
+
+def _fire_order(pair: tuple[str, Change]) -> tuple[bool, datetime]:
+    change = pair[1]
+    at = getattr(change, "fire_at", None) or getattr(change, "next_fire_time", None)
+    return _LAST if at is None else (False, at)
 
 
 class StoreSync:
@@ -161,6 +170,21 @@ class StoreSync:
         if self.durable and not self._signalled:
             self._signalled = True
             self._signal.set()
+
+    def order_later(self) -> None:
+        """Put the changes waiting for the writer in order of their jobs' next fire
+        times (a job's entry: ``fire_at``; a state: ``next_fire_time``; none last).
+
+        For a start's new rows: a store writes new rows at the end of its file (SQLite
+        numbers them in order), and a pass claims jobs in order of fire time. Rows
+        written in that order lie together, so a pass's claims touch a few pages of the
+        file rather than one page each; an ``UPDATE`` commit writes every page it
+        touches to the log (at 10,000 jobs added in an order unrelated to their fire
+        times: ~5 us a row of commit against ~0.5, docs/benchmarks.md). The order holds
+        as long as the jobs' fire times keep their order (one interval, cron times of
+        the day); jobs of several intervals drift apart.
+        """
+        self._later = dict(sorted(self._later.items(), key=_fire_order))
 
     def save_soon(self) -> None:
         """Have the writer save now what is marked: for changes made outside a pass
