@@ -275,26 +275,13 @@ async def test_a_starts_new_rows_are_written_in_order_of_fire_time(tmp_path: Pat
 
     offsets = list(range(300))
     random.Random(3).shuffle(offsets)
-    for k in offsets[:150]:
-        scheduler.add_job(
-            job,
-            "interval",
-            hours=1,
-            start_date=EPOCH + timedelta(minutes=10, seconds=k),
-            id=f"j{k}",
-        )
-    scheduler.add_job(job, "interval", hours=1, id="later")  # first fires in an hour
-    for k in offsets[150:]:
-        scheduler.add_job(
-            job,
-            "interval",
-            hours=1,
-            start_date=EPOCH + timedelta(minutes=10, seconds=k),
-            id=f"j{k}",
-        )
+    offsets.insert(150, -1)  # a job whose first fire time comes an hour later
+    for k in offsets:
+        start = EPOCH + timedelta(hours=1) if k < 0 else EPOCH + timedelta(minutes=10, seconds=k)
+        scheduler.add_job(job, "interval", hours=1, start_date=start, id=f"j{k}")
     async with scheduler:
         await scheduler.jobs.flush_state()
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         ids = [row[0] for row in conn.execute("SELECT job_id FROM jobs ORDER BY rowid")]
     conn.close()
-    assert ids == [f"j{k}" for k in range(300)] + ["later"]
+    assert ids == [f"j{k}" for k in range(300)] + ["j-1"]
