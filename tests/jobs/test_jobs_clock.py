@@ -18,6 +18,7 @@ from virtualloop import BOTH_VIRTUAL
 from eventsched import (
     EventType,
 )
+from eventsched._clock import loop_clock
 from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -46,3 +47,13 @@ def test_virtual_clock_needs_an_aware_epoch() -> None:
     """A naive epoch is refused: trigger times are always timezone-aware."""
     with pytest.raises(ValueError, match="timezone-aware"):
         VirtualClock(datetime(2030, 1, 1))
+
+
+async def test_the_loop_clock_reads_what_anyio_current_time_reads() -> None:
+    """Runs time their attempts with the loop's clock read directly (loop_clock), not
+    through anyio's lookup of the backend: the same clock, on both backends."""
+    read = loop_clock()
+    before = anyio.current_time()
+    mine = read()
+    after = anyio.current_time()
+    assert before <= mine <= after

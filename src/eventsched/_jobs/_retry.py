@@ -23,7 +23,7 @@ from loguru import logger
 from .._events import Event, EventType
 from .._validate import check_int, check_seconds
 
-__all__ = ["MAX_RETRIES", "Backoff", "retry_event", "retry_policy"]
+__all__ = ["MAX_RETRIES", "Backoff", "abort_retry", "retry_event", "retry_policy"]
 
 log = logger.bind(component="jobs")
 
@@ -142,3 +142,20 @@ def retry_event(
         "error": error,
     }
     return runs.event(EventType.JOB_RETRY, data, **lineage)
+
+
+class _Counting(Protocol):
+    aborted: int
+
+
+def abort_retry(runs: _Counting, job: Any, retry: Event) -> None:
+    """A retry that was waiting its delay when shutdown came: counted and logged as
+    aborted (its run was counted as started when the retry was announced)."""
+    runs.aborted += 1
+    job.last_outcome = "aborted"
+    log.warning(
+        "Job {} attempt {} (correlation {}) was waiting to retry at shutdown: aborted",
+        job.id,
+        retry.data["attempt"],
+        retry.correlation_id,
+    )

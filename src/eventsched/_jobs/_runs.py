@@ -27,7 +27,7 @@ import anyio
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from .._clock import Clock
+from .._clock import Clock, loop_clock
 from .._events import Event, EventType, _handling
 from .._exceptions import EventschedError
 from .._invoke import call_user
@@ -41,7 +41,7 @@ from ._missed import count_misses
 from ._planning import Miss
 from ._records import MissReason
 from ._results import format_duration, summarize_result
-from ._retry import retry_event
+from ._retry import abort_retry, retry_event
 from ._runslot import RunObserver, RunSlot
 from ._timings import DURATION_BUCKETS, LATENESS_BUCKETS, Buckets, JobTimings
 
@@ -87,6 +87,7 @@ class Runs:
         # The EventScheduler's intake for its own reports (see Runs.emit).
         self._offer: Callable[[Event], bool] | None = getattr(emitter, "_offer_job_event", None)
         self._lanes: Lanes | None = None
+        self._loop_time: Callable[[], float] | None = None  # set with the lanes
         self._alarms = Alarms(clock)
         #: Claimed runs not handed to a lane yet (released by the job scheduler).
         self.held = Held()
@@ -199,6 +200,7 @@ class Runs:
         lanes = self._lanes
         if lanes is None or lanes.group is not runs:
             lanes = self._lanes = Lanes(runs, self._run, self._never_started)
+            self._loop_time = loop_clock()
         lanes.submit(job, fire_time)
 
     def close(self) -> None:
@@ -208,7 +210,7 @@ class Runs:
             self._never_started(job, fire_time)
         if self._lanes is not None:
             self._lanes.close()
-            self._lanes = None
+            self._lanes = self._loop_time = None
 
     def hand_back(self, job: Entry, fire_time: datetime) -> None:
         """A claimed fire time's run never started: back to the schedule, or, when it
@@ -308,22 +310,12 @@ class Runs:
                 with anyio.move_on_after(retry.data["delay"]):
                     await self.stopping.wait()
         except BaseException:
-            self._abort_retry(job, retry)
+            abort_retry(self, job, retry)
             raise
         if self._accepting():
             return True
-        self._abort_retry(job, retry)
+        abort_retry(self, job, retry)
         return False
-
-    def _abort_retry(self, job: Entry, retry: Event) -> None:
-        self.aborted += 1
-        job.last_outcome = "aborted"
-        log.warning(
-            "Job {} attempt {} (correlation {}) was waiting to retry at shutdown: aborted",
-            job.id,
-            retry.data["attempt"],
-            retry.correlation_id,
-        )
 
     async def _call(
         self,
@@ -337,7 +329,8 @@ class Runs:
         """One attempt; returns None when it completed, else its error and lineage."""
         if attempt == 1 and not manual:
             self.lateness.observe(lateness)
-        loop_start = anyio.current_time()
+        loop_time = self._loop_time or anyio.current_time  # (a run now, before any lane)
+        loop_start = loop_time()
         wants = self._wants
         # This task's context: the events the job creates inherit its lineage.
         slot = RunSlot(self, job.id, fire_time, job.runs, attempt, manual, lineage)
@@ -373,14 +366,14 @@ class Runs:
                     timed_out = scope.cancelled_caught
             except Exception as exc:
                 finished = True
-                duration = anyio.current_time() - loop_start
+                duration = loop_time() - loop_start
                 self.duration.observe(duration)
                 outcome, error_type, error = count_failed(self, job, slot, duration, exc)
                 failure = (error, slot.lineage())
                 ending = ("failed", error_type, error)
             else:
                 finished = True
-                duration = anyio.current_time() - loop_start
+                duration = loop_time() - loop_start
                 self.duration.observe(duration)
                 if timed_out:
                     outcome, error = count_timed_out(self, job, slot, duration)
