@@ -23,7 +23,7 @@ from typing import Final
 import anyio
 
 from .._clock import Clock
-from ._parking import Parking
+from ._parking import Parking, on_trio
 
 __all__ = ["QUANTUM", "Alarms"]
 
@@ -44,11 +44,12 @@ class _Alarm:
 class Alarms:
     """The timers of the runs waiting for their fire times, one per slice of wall time."""
 
-    __slots__ = ("_alarms", "_clock", "timers")
+    __slots__ = ("_alarms", "_clock", "_trio", "timers")
 
     def __init__(self, clock: Callable[[], Clock]) -> None:
         self._clock = clock
         self._alarms: dict[int, _Alarm] = {}
+        self._trio: bool | None = None  # whether on trio: asked at the first wait
         #: Timers started so far (for tests: fewer than the runs that waited).
         self.timers = 0
 
@@ -70,7 +71,10 @@ class Alarms:
         key = -(-(fire_time - _POSIX_EPOCH) // _SLICE)
         alarm = self._alarms.get(key)
         if alarm is not None:
-            parking = Parking()
+            trio = self._trio
+            if trio is None:
+                trio = self._trio = on_trio()
+            parking = Parking(trio)
             alarm.waiters.append(parking)
             await parking.wait()
             return

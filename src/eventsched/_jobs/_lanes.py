@@ -24,7 +24,7 @@ from typing import Final
 from anyio.abc import TaskGroup
 
 from ._entry import Entry
-from ._parking import Parking
+from ._parking import Parking, on_trio
 
 __all__ = ["MAX_IDLE", "Lanes"]
 
@@ -57,7 +57,7 @@ class Lanes:
     for a run handed to a lane that was cancelled before it could begin it.
     """
 
-    __slots__ = ("_closed", "_group", "_idle", "_lost", "_run", "spawned")
+    __slots__ = ("_closed", "_group", "_idle", "_lost", "_run", "_trio", "spawned")
 
     def __init__(self, group: TaskGroup, run: Run, lost: Callable[[Entry, datetime], None]) -> None:
         self._group = group
@@ -65,6 +65,7 @@ class Lanes:
         self._lost = lost
         self._idle: list[_Lane] = []
         self._closed = False
+        self._trio = on_trio()  # made on the loop its lanes run on
         #: Lane tasks spawned so far (for tests: at most the most runs ever at once).
         self.spawned = 0
 
@@ -101,7 +102,7 @@ class Lanes:
             await run(job, fire_time)
             if self._closed or len(self._idle) >= MAX_IDLE:
                 return
-            lane = _Lane(Parking())
+            lane = _Lane(Parking(self._trio))
             self._idle.append(lane)
             try:
                 await lane.parking.wait()

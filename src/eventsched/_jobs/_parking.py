@@ -13,7 +13,7 @@ from typing import Any
 
 import sniffio
 
-__all__ = ["Parking"]
+__all__ = ["Parking", "on_trio"]
 
 
 def _trio_lowlevel() -> Any:
@@ -21,6 +21,11 @@ def _trio_lowlevel() -> Any:
     import trio.lowlevel
 
     return trio.lowlevel
+
+
+def on_trio() -> bool:
+    """Whether the current task runs on trio (else asyncio)."""
+    return sniffio.current_async_library() == "trio"
 
 
 class Parking:
@@ -34,8 +39,12 @@ class Parking:
 
     __slots__ = ("_future", "_lowlevel", "_task")
 
-    def __init__(self) -> None:
-        if sniffio.current_async_library() == "trio":
+    def __init__(self, trio: bool | None = None) -> None:
+        """``trio``: whether the loop is trio's, when the maker knows (:func:`on_trio`,
+        asked once per loop: ~0.4 us a parking, two parkings a run); None: asked now."""
+        if trio is None:
+            trio = on_trio()
+        if trio:
             self._lowlevel = _trio_lowlevel()
             self._task = self._lowlevel.current_task()
             self._future: asyncio.Future[None] | None = None
