@@ -7,13 +7,10 @@ can be tested in virtual time (see :mod:`eventsched.testing`).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol, runtime_checkable
 
 import anyio
-import sniffio
 
 __all__ = ["DEFAULT_EPOCH", "Clock", "SystemClock", "VirtualClock"]
 
@@ -81,14 +78,3 @@ class VirtualClock:
 
     def __repr__(self) -> str:
         return f"VirtualClock(epoch={self.epoch.isoformat()})"
-
-
-def loop_clock() -> Callable[[], float]:
-    """The running event loop's clock, the one ``anyio.current_time()`` reads, as a
-    function that reads it without finding the backend each time (~0.1 us a read
-    against ~0.5; a job run reads it twice). Valid while that loop runs."""
-    if sniffio.current_async_library() == "trio":
-        import trio  # on trio only: importing eventsched must not import trio
-
-        return trio.current_time
-    return asyncio.get_running_loop().time

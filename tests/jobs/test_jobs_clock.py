@@ -18,7 +18,7 @@ from virtualloop import BOTH_VIRTUAL
 from eventsched import (
     EventType,
 )
-from eventsched._clock import loop_clock
+from eventsched._jobs._parking import loop_clock, on_trio
 from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +52,7 @@ def test_virtual_clock_needs_an_aware_epoch() -> None:
 async def test_the_loop_clock_reads_what_anyio_current_time_reads() -> None:
     """Runs time their attempts with the loop's clock read directly (loop_clock), not
     through anyio's lookup of the backend: the same clock, on both backends."""
-    read = loop_clock()
+    read = loop_clock(on_trio())
     before = anyio.current_time()
     mine = read()
     after = anyio.current_time()

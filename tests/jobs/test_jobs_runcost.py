@@ -24,7 +24,15 @@ from jobtools import (
 )
 from virtualloop import BOTH_VIRTUAL
 
-from eventsched import Event, EventType, MemoryJobStore, SavedJob, SQLiteJobStore, current_event
+from eventsched import (
+    Event,
+    EventScheduler,
+    EventType,
+    MemoryJobStore,
+    SavedJob,
+    SQLiteJobStore,
+    current_event,
+)
 from eventsched._jobs import _alarms, _lanes, _parking
 from eventsched._jobs._alarms import QUANTUM, Alarms
 from eventsched._jobs._entry import Entry
@@ -51,10 +59,11 @@ class Counting:
             self.done.set()
 
 
-@virtual_time
-async def test_runs_reuse_lanes_instead_of_a_task_each(unit: float) -> None:
-    """20 jobs firing together, 5 times: at most 20 lane tasks for the 100 runs."""
-    scheduler = new_scheduler()
+async def _twenty_jobs_five_runs_each(
+    unit: float, scheduler: EventScheduler, inside: Callable[[], None] = lambda: None
+) -> None:
+    """Run 20 jobs firing together every ``unit``, until each has run 5 times; call
+    ``inside`` then, the scheduler still running."""
     jobs = [Counting(5) for _ in range(20)]
     for n, job in enumerate(jobs):
         scheduler.add_job(job, "interval", seconds=unit, id=f"j{n}")
@@ -62,11 +71,22 @@ async def test_runs_reuse_lanes_instead_of_a_task_each(unit: float) -> None:
         with anyio.fail_after(60 * unit):
             for job in jobs:
                 await job.done.wait()
+        inside()
+
+
+@virtual_time
+async def test_runs_reuse_lanes_instead_of_a_task_each(unit: float) -> None:
+    """20 jobs firing together, 5 times: at most 20 lane tasks for the 100 runs."""
+    scheduler = new_scheduler()
+
+    def check_lanes() -> None:
         lanes = scheduler.jobs._runs._lanes
         assert lanes is not None
         # A lane is spawned only when none is idle: never more than the most runs at
         # once (20), against 100 with a task per run.
         assert lanes.spawned <= 20
+
+    await _twenty_jobs_five_runs_each(unit, scheduler, check_lanes)
     stats = scheduler.job_statistics()
     assert stats.runs_started == stats.runs_completed >= 100
 
@@ -405,12 +425,6 @@ async def test_the_backend_is_looked_up_once_not_per_parking(
     for module in (_lanes, _alarms, _parking):
         monkeypatch.setattr(module, "on_trio", counting)
     scheduler = new_scheduler()
-    jobs = [Counting(5) for _ in range(20)]
-    for n, job in enumerate(jobs):
-        scheduler.add_job(job, "interval", seconds=unit, id=f"j{n}")
-    async with scheduler:
-        with anyio.fail_after(60 * unit):
-            for job in jobs:
-                await job.done.wait()
+    await _twenty_jobs_five_runs_each(unit, scheduler)
     assert scheduler.job_statistics().runs_completed >= 100
     assert 1 <= asked <= 2  # the lanes', the timers'

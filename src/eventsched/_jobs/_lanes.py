@@ -24,7 +24,7 @@ from typing import Final
 from anyio.abc import TaskGroup
 
 from ._entry import Entry
-from ._parking import Parking, on_trio
+from ._parking import Parking, loop_clock, on_trio
 
 __all__ = ["MAX_IDLE", "Lanes"]
 
@@ -57,7 +57,7 @@ class Lanes:
     for a run handed to a lane that was cancelled before it could begin it.
     """
 
-    __slots__ = ("_closed", "_group", "_idle", "_lost", "_run", "_trio", "spawned")
+    __slots__ = ("_closed", "_group", "_idle", "_lost", "_run", "_trio", "loop_time", "spawned")
 
     def __init__(self, group: TaskGroup, run: Run, lost: Callable[[Entry, datetime], None]) -> None:
         self._group = group
@@ -66,6 +66,8 @@ class Lanes:
         self._idle: list[_Lane] = []
         self._closed = False
         self._trio = on_trio()  # made on the loop its lanes run on
+        #: That loop's clock, for the runs' durations (see :func:`~._parking.loop_clock`).
+        self.loop_time = loop_clock(self._trio)
         #: Lane tasks spawned so far (for tests: at most the most runs ever at once).
         self.spawned = 0
 

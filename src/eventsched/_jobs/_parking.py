@@ -1,4 +1,5 @@
 """Parking: one task waits until another wakes it, at the backend's own lowest cost.
+Also the loop's clock, read the same way (:func:`loop_clock`).
 
 An :class:`anyio.Event` costs ~5 us per wait and wake in anyio's dispatch (the event
 object, the backend lookups), a fifth of a trivial job run; the job scheduler parks a
@@ -9,11 +10,12 @@ asyncio future, or on trio the task itself rescheduled.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import sniffio
 
-__all__ = ["Parking", "on_trio"]
+__all__ = ["Parking", "loop_clock", "on_trio"]
 
 
 def _trio_lowlevel() -> Any:
@@ -24,8 +26,21 @@ def _trio_lowlevel() -> Any:
 
 
 def on_trio() -> bool:
-    """Whether the current task runs on trio (else asyncio)."""
+    """Whether the current task runs on trio (else asyncio). Asked once per loop by
+    whoever makes parkings (~0.4 us a question, two parkings a run)."""
     return sniffio.current_async_library() == "trio"
+
+
+def loop_clock(trio: bool) -> Callable[[], float]:
+    """The running loop's clock, the one ``anyio.current_time()`` reads, as a function
+    that reads it without anyio finding the backend each time (76 / 154 ns a read on
+    asyncio / trio against 512 / 628; a job run reads it twice). Valid while that loop
+    runs."""
+    if trio:
+        import trio as trio_module  # on trio only: importing eventsched must not import trio
+
+        return trio_module.current_time
+    return asyncio.get_running_loop().time
 
 
 class Parking:
@@ -39,11 +54,8 @@ class Parking:
 
     __slots__ = ("_future", "_lowlevel", "_task")
 
-    def __init__(self, trio: bool | None = None) -> None:
-        """``trio``: whether the loop is trio's, when the maker knows (:func:`on_trio`,
-        asked once per loop: ~0.4 us a parking, two parkings a run); None: asked now."""
-        if trio is None:
-            trio = on_trio()
+    def __init__(self, trio: bool) -> None:
+        """``trio``: whether the loop is trio's (:func:`on_trio`, asked once per loop)."""
         if trio:
             self._lowlevel = _trio_lowlevel()
             self._task = self._lowlevel.current_task()

@@ -27,7 +27,7 @@ import anyio
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from .._clock import Clock, loop_clock
+from .._clock import Clock
 from .._events import Event, EventType, _handling
 from .._exceptions import EventschedError
 from .._invoke import call_user
@@ -87,7 +87,6 @@ class Runs:
         # The EventScheduler's intake for its own reports (see Runs.emit).
         self._offer: Callable[[Event], bool] | None = getattr(emitter, "_offer_job_event", None)
         self._lanes: Lanes | None = None
-        self._loop_time: Callable[[], float] | None = None  # set with the lanes
         self._alarms = Alarms(clock)
         #: Claimed runs not handed to a lane yet (released by the job scheduler).
         self.held = Held()
@@ -200,7 +199,6 @@ class Runs:
         lanes = self._lanes
         if lanes is None or lanes.group is not runs:
             lanes = self._lanes = Lanes(runs, self._run, self._never_started)
-            self._loop_time = loop_clock()
         lanes.submit(job, fire_time)
 
     def close(self) -> None:
@@ -210,7 +208,7 @@ class Runs:
             self._never_started(job, fire_time)
         if self._lanes is not None:
             self._lanes.close()
-            self._lanes = self._loop_time = None
+            self._lanes = None
 
     def hand_back(self, job: Entry, fire_time: datetime) -> None:
         """A claimed fire time's run never started: back to the schedule, or, when it
@@ -329,7 +327,8 @@ class Runs:
         """One attempt; returns None when it completed, else its error and lineage."""
         if attempt == 1 and not manual:
             self.lateness.observe(lateness)
-        loop_time = self._loop_time or anyio.current_time  # (a run now, before any lane)
+        lanes = self._lanes  # (none: a run now, before any lane)
+        loop_time = anyio.current_time if lanes is None else lanes.loop_time
         loop_start = loop_time()
         wants = self._wants
         # This task's context: the events the job creates inherit its lineage.

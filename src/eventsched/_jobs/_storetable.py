@@ -62,7 +62,7 @@ class StoreTable(SharedStoreTable):
                 self._sync.mark(target.id, state, ended=True)
                 self._sync.save_soon()
             return
-        if self._shared and self._ends_soon(target):
+        if self._ends_soon(target):
             # Until its end is saved, the run counts against max_instances in the other
             # processes' claims: saved now, not with this process's next claim of the
             # job (another process may make that claim first).
