@@ -74,7 +74,7 @@ class RecordingStore(MemoryJobStore):
     told to fail them or refuse some jobs, and calls ``after_save`` once one is saved.
 
     A subclass of the memory store is durable for the job scheduler: it is saved as
-    it changes, and claimed ahead (``_jobs/_scheduler.CLAIM_LEAD``).
+    it changes, and claimed ahead (``_jobs/_claims.CLAIM_LEAD``).
     """
 
     def __init__(self, saved: Mapping[str, SavedJob] | None = None) -> None:

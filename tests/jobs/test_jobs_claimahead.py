@@ -17,7 +17,7 @@ import pytest
 from jobtools import EPOCH, Recorder, RecordingStore, fire_times, is_virtual, virtual_time
 
 from eventsched import EventScheduler, EventType, MissReason, SavedJob
-from eventsched._jobs._scheduler import CLAIM_LEAD
+from eventsched._jobs._claims import CLAIM_LEAD
 from eventsched.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio

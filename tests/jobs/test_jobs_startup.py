@@ -309,7 +309,7 @@ async def test_a_version_1_file_is_migrated_by_a_start(tmp_path: Path) -> None:
     async with scheduler:
         assert scheduler.get_job("hourly").next_fire_time is not None
     listed, version = read_state_file_version(path)
-    assert version == 2
+    assert version == _sqliterows.FORMAT_VERSION
     assert set(listed) == {"hourly", "berlin", "claimed", "done"}
 
 

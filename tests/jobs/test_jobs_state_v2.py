@@ -17,6 +17,7 @@ import pytest
 from jobtools import EPOCH
 
 from eventsched import Event, EventScheduler, EventType, JobStateError, SavedJob, SQLiteJobStore
+from eventsched._jobs._sqliterows import FORMAT_VERSION
 from eventsched.cli._jobs import as_json, as_table, read_state_file_version
 from eventsched.cli._jobsdb import ListedJob
 from eventsched.testing import VirtualClock
@@ -101,7 +102,7 @@ def test_a_version_1_file_is_migrated_when_opened(tmp_path: Path) -> None:
     store, loaded = open_store(path)
     store.close_now()
     assert loaded == V1_STATES
-    assert meta(path)["version"] == "2"
+    assert meta(path)["version"] == str(FORMAT_VERSION)
     with sqlite3.connect(path) as conn:
         tables = sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master"))
         columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
@@ -111,7 +112,7 @@ def test_a_version_1_file_is_migrated_when_opened(tmp_path: Path) -> None:
     again, reloaded = open_store(path)
     again.close_now()
     assert reloaded == V1_STATES
-    assert read_state_file_version(path) == (V1_STATES, 2)
+    assert read_state_file_version(path) == (V1_STATES, FORMAT_VERSION)
 
 
 def test_a_version_1_file_with_a_bad_row_is_refused_unchanged(tmp_path: Path) -> None:
@@ -131,10 +132,10 @@ def test_a_newer_file_is_refused_and_left_alone(tmp_path: Path) -> None:
     store, _ = open_store(path)
     store.close_now()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '3' WHERE key = 'version'")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'version'")
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(JobStateError, match=r"version 3, newer than this eventsched reads \(2\)"):
+    with pytest.raises(JobStateError, match=r"version 4, newer than this eventsched reads \(3\)"):
         open_store(path)
     assert path.read_bytes() == before
 
@@ -221,7 +222,7 @@ async def test_outcomes_and_pausing_are_recorded_and_listed(tmp_path: Path) -> N
             await all_ended.wait()
         scheduler.pause_job("idle")
     listed, version = read_state_file_version(path)
-    assert version == 2
+    assert version == FORMAT_VERSION
     outcomes = {job_id: (s.last_outcome, s.paused) for job_id, s in listed.items()}
     assert outcomes == {
         "ok": ("completed", False),

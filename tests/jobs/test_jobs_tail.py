@@ -18,8 +18,8 @@ from jobtools import EPOCH, RecordingStore, lateness_of_runs, new_scheduler
 from virtualloop import BOTH_VIRTUAL
 
 from eventsched import SavedJob, SQLiteJobStore
+from eventsched._jobs._claims import claim_limit
 from eventsched._jobs._held import Held
-from eventsched._jobs._scheduler import claim_limit
 from eventsched._jobs._sync import WRITER_CHUNK, StoreSync
 
 pytestmark = pytest.mark.anyio

@@ -59,11 +59,14 @@ def resume_plain(
     now: float,
     timeline: Timeline,
     notes: StartNotes,
+    before: float | None = None,
 ) -> tuple[int, list[object]]:
     """Resume the jobs whose plain row ``columns`` holds and queue them on ``timeline``;
     ``known``: the fingerprints the store was asked about (a row's may be an index in
     them); ``now`` as a POSIX timestamp; ``notes``: where a fire time missed while the
-    scheduler was not running is noted.
+    scheduler was not running is noted; ``before``: the store's ``claimed_before`` as a
+    timestamp (a row whose next fire time is earlier goes the job-by-job way, which
+    works out what was claimed since: see _claims).
 
     Returns how many jobs were resumed and the ids of the rows left for the job-by-job
     take-up; ``columns``' lists are used up (emptied). A resumed job's row is written
@@ -81,7 +84,7 @@ def resume_plain(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _resume(entries, columns, known, now, timeline, notes)
+        return _resume(entries, columns, known, now, timeline, notes, before)
     finally:
         if enabled:
             gc.enable()
@@ -94,6 +97,7 @@ def _resume(
     now: float,
     timeline: Timeline,
     notes: StartNotes,
+    before: float | None,
 ) -> tuple[int, list[object]]:
     """:func:`resume_plain`, the garbage collector off."""
     ids, fingerprints = columns.ids, columns.fingerprints
@@ -115,6 +119,13 @@ def _resume(
             list(compress(column, usable)) for column in (ids, fingerprints, outcomes, nexts, lasts)
         )
     keys = list(map(_TIMESTAMP, nexts))
+    if before is not None and min(keys, default=before) < before:  # after a crash
+        kept = [key >= before for key in keys]
+        left += compress(ids, map(not_, kept))
+        ids, fingerprints, outcomes, nexts, lasts, keys = (
+            list(compress(column, kept))
+            for column in (ids, fingerprints, outcomes, nexts, lasts, keys)
+        )
     try:  # indexes in ``known`` (usually all of them): their text, in C
         fingerprints = list(map(known.__getitem__, fingerprints))
     except TypeError:  # some came as text

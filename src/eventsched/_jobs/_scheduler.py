@@ -39,6 +39,7 @@ from loguru import logger
 
 from .._events import Event, _handling
 from .._lifecycle import State
+from ._claims import claim_lead, claim_limit, covered
 from ._entry import Entry
 from ._facade import JobMethods
 from ._giveback import settle
@@ -48,6 +49,7 @@ from ._resume import resume_plain
 from ._shared import drop_lost_misses
 from ._sqliterows import SavedColumns
 from ._startnotes import StartNotes
+from ._sync import SAVE_DELAY
 from ._table import JobTable
 from ._triggers import due_fire_times
 
@@ -71,24 +73,7 @@ BATCH: Final = 0.002
 #: a hair early must not cost a second trip (or, in virtual time, endless ones).
 EARLY_TOLERANCE: Final = 0.0002
 _NEAR: Final = timedelta(seconds=RUN_LEAD + BATCH + EARLY_TOLERANCE)
-#: Seconds ahead of its fire time a pass claims it in a durable job store that names no
-#: ``claim_lead`` of its own (the PostgreSQL store does; SQLite takes this one): the claim's commit
-#: is then done before the fire time rather than on its path. The default memory store
-#: saves nothing while running and claims nothing ahead.
-CLAIM_LEAD: Final = 0.02
-
-
-def claim_lead(store: object) -> float:
-    """The claim lead of a durable store: its ``claim_lead``, or :data:`CLAIM_LEAD`."""
-    lead = getattr(store, "claim_lead", CLAIM_LEAD)
-    return float(lead) if isinstance(lead, int | float) and lead >= 0 else CLAIM_LEAD
-
-
-def claim_limit(store: object) -> int | None:
-    """The most jobs a pass claims in a durable store: its ``claim_limit`` (a positive
-    int), or None: every job due within the pass's horizon."""
-    limit = getattr(store, "claim_limit", None)
-    return limit if type(limit) is int and limit > 0 else None
+_SAVE_DELAY: Final = timedelta(seconds=SAVE_DELAY)
 
 
 class JobScheduler(JobTable, JobMethods):
@@ -189,8 +174,15 @@ class JobScheduler(JobTable, JobMethods):
         now = self._clock.now()
         resumed = 0
         if isinstance(loaded, SavedColumns):  # the SQLite store: see _resume
+            before = self._sync.claimed_before
             resumed, left = resume_plain(
-                self._entries, loaded, fingerprints, now.timestamp(), self._timeline, self._notes
+                self._entries,
+                loaded,
+                fingerprints,
+                now.timestamp(),
+                self._timeline,
+                self._notes,
+                None if before is None else before.timestamp(),
             )
             if left:  # read again, checked, for the job-by-job take-up
                 loaded.others.update(await self._store.load_some(left))  # type: ignore[attr-defined]
@@ -264,7 +256,11 @@ class JobScheduler(JobTable, JobMethods):
             for job in due:
                 timeline.push(job)
             if starts or (reports and self._shared):  # shared: claim misses first too
-                await self._claim_and_start(starts, now, reports, near)
+                # Every job's next fire time is now at or after the earliest: every fire
+                # time before it was planned (claims recorded by a time, see _claims).
+                earliest = timeline.earliest()
+                before = horizon if earliest is None or earliest > horizon else earliest
+                await self._claim_and_start(starts, now, reports, near, before)
             for report in reports:
                 await self._runs.emit(report)
             if not self._life.is_(State.RUNNING):
@@ -404,13 +400,18 @@ class JobScheduler(JobTable, JobMethods):
         now: datetime,
         reports: list[Event],
         near: datetime,
+        before: datetime,
     ) -> None:
         """Save the claims of this pass in one transaction, then start those runs (the
         ones beyond ``near`` held until shortly before their fire times, see
-        :meth:`_release_held`)."""
+        :meth:`_release_held`). ``before``: every fire time before it is planned (a
+        store that records claims by a time takes those claims so, see _claims)."""
         try:
             # The default in-memory store is saved at close only (see StoreSync).
             sync = self._sync
+            if sync.rows_written is not None:
+                soon = before + _SAVE_DELAY
+                sync.cover(before, covered(starts, before, soon, sync.rows_written))
             refused = await sync.flush(urgent_only=True) if sync.durable else frozenset()
         except Exception:
             log.exception("Could not save to the job store {}", self._store.location)

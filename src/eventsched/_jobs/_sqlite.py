@@ -42,6 +42,7 @@ from loguru import logger
 
 from .._exceptions import JobStateError
 from ._sqliterows import (
+    CLAIMED_BEFORE,
     FORMAT,
     FORMAT_VERSION,
     SCHEMA,
@@ -79,14 +80,14 @@ class SQLiteJobStore:
     """
 
     #: Seconds ahead of a fire time the job scheduler claims it here (see
-    #: ``eventsched._jobs._scheduler.claim_lead``). Not the 0.02 s default: at 5,000
+    #: ``eventsched._jobs._claims.claim_lead``). Not the 0.02 s default: at 5,000
     #: fires a second a pass's save (its rows built in the worker thread, which holds the
     #: GIL meanwhile) outlasted 20 ms, and runs waited for it (p99 115-214 ms against
     #: 18-69 with 0.1 s, docs/benchmarks.md). A process killed outright has its claims
     #: ahead reported ``interrupted`` at the next start, up to 0.2 s of fire times.
     claim_lead: ClassVar[float] = 0.1
     #: The most jobs a pass claims here, in one transaction (see
-    #: ``eventsched._jobs._scheduler.claim_limit``). A pass's claims are a stretch of
+    #: ``eventsched._jobs._claims.claim_limit``). A pass's claims are a stretch of
     #: the event loop's time (planning each job, building its state) and its rows are
     #: written by a worker thread that holds the GIL between them: without a limit, a
     #: pass at 10,000 fires a second claimed its lead's ~1,000 jobs at once, stalling
@@ -96,7 +97,7 @@ class SQLiteJobStore:
     #: (docs/benchmarks.md, "the tail with a state file").
     claim_limit: ClassVar[int] = 256
 
-    __slots__ = ("_conn", "_lock_fd", "_rows", "_warn", "path")
+    __slots__ = ("_before_written", "_conn", "_lock_fd", "_rows", "_warn", "claimed_before", "path")
 
     def __init__(self, path: str | os.PathLike[str], *, warn: bool = True) -> None:
         self.path = Path(path)
@@ -104,6 +105,11 @@ class SQLiteJobStore:
         self._conn: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._rows = RowWriter()
+        #: Every fire time before this one has been claimed, whatever the rows say
+        #: (None: the rows say it all). Read from the file when it is opened; the job
+        #: scheduler sets it before a save, which writes it (see :mod:`._claims`).
+        self.claimed_before: datetime | None = None
+        self._before_written: datetime | None = None
 
     @property
     def location(self) -> str | None:
@@ -132,6 +138,13 @@ class SQLiteJobStore:
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.close_now)
+
+    @property
+    def rows_written(self) -> Mapping[str, tuple[object, ...]]:
+        """Per job, what its committed row holds, fingerprint and pausing first (the
+        job scheduler records a claim by ``claimed_before`` only for a job whose row
+        is its definition's: see :mod:`._claims`)."""
+        return self._rows.written
 
     # -- the blocking work, in a worker thread ---------------------------------------
 
@@ -203,6 +216,7 @@ class SQLiteJobStore:
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         except sqlite3.Error as exc:
             raise JobStateError(f"cannot open the job state file {_show(path)}: {exc}") from None
+        self.claimed_before = self._before_written = None  # (a new file: none)
         try:
             saved = self._load(conn, read, empty, migrated)
         except BaseException:
@@ -257,10 +271,19 @@ class SQLiteJobStore:
                     log.info(
                         "Job state file {}: migrated from version 1 to {}", path, FORMAT_VERSION
                     )
-                elif version == str(FORMAT_VERSION):
+                elif version in ("2", str(FORMAT_VERSION)):
+                    if version == "2":  # the same rows; a reader of 2 must not take it
+                        conn.execute(
+                            "UPDATE meta SET value = ? WHERE key = 'version'",
+                            (str(FORMAT_VERSION),),
+                        )
+                        log.info("Job state file {}: version 2 is now {}", path, FORMAT_VERSION)
                     saved = read(path, conn)
                 else:
                     raise JobStateError(_version_refused(path, version))
+                self.claimed_before = self._before_written = _claimed_before(
+                    path, meta.get(CLAIMED_BEFORE)
+                )
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('opened_at', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -282,7 +305,23 @@ class SQLiteJobStore:
         conn = self._conn
         if conn is None:
             raise JobStateError(f"the job state file {_show(self.path)} is not open")
-        self._rows.save(conn, changes, datetime.now(UTC).isoformat())
+        before = self.claimed_before
+        if before == self._before_written:
+            self._rows.save(conn, changes, datetime.now(UTC).isoformat())
+            return
+
+        def write_before(conn: sqlite3.Connection) -> None:
+            if before is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (CLAIMED_BEFORE,))
+            else:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (CLAIMED_BEFORE, before.isoformat()),
+                )
+
+        self._rows.save(conn, changes, datetime.now(UTC).isoformat(), write_before)
+        self._before_written = before
 
     def close_now(self) -> None:
         if self._conn is not None:
@@ -308,8 +347,22 @@ def _version_refused(path: str, version: str | None) -> str:
         )
     return (
         f"{path} has job state version {version!r}; this eventsched reads versions 1 "
-        f"(migrated when opened) and {FORMAT_VERSION}"
+        f"and 2 (migrated when opened) and {FORMAT_VERSION}"
     )
+
+
+def _claimed_before(path: str, text: str | None) -> datetime | None:
+    """The file's ``claimed_before``, checked. :raises JobStateError:"""
+    if text is None:
+        return None
+    try:
+        before = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        before = None
+    if before is None or before.tzinfo is None:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise JobStateError(f"{path} has a malformed {CLAIMED_BEFORE} time {shown!r}")
+    return before
 
 
 def _tune(conn: sqlite3.Connection) -> None:

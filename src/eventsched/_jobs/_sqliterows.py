@@ -1,6 +1,13 @@
 """The rows of the SQLite job state file: its schema versions, reading, writing, migrating.
 
-**Version 2** (this one) keeps each field of :class:`~eventsched.SavedJob` in a column
+**Version 3** (this one) has version 2's rows, and in ``meta`` may hold
+``claimed_before``: a time before which every fire time of a job in the file has been
+claimed, whatever its row says (see :mod:`._claims`). A row is then not written at each
+claim; a version 2 reader would run those claims again after a crash, so the version
+changed. A version 2 file becomes version 3 when the scheduler opens it (nothing else
+changes).
+
+**Version 2** kept each field of :class:`~eventsched.SavedJob` in a column
 of its own: times as ISO 8601 text with their UTC offset (``datetime.fromisoformat``
 reads one in ~0.15 us, against ~0.37 us for ``fromtimestamp`` of a number, and the
 offset is kept as version 1 kept it), the claimed fire times as a JSON array (NULL
@@ -28,6 +35,7 @@ from .._exceptions import JobStateError
 from ._store import SavedJob
 
 __all__ = [
+    "CLAIMED_BEFORE",
     "FORMAT",
     "FORMAT_VERSION",
     "JOB_COLUMNS",
@@ -46,7 +54,9 @@ __all__ = [
 
 #: Marker stored in the ``meta`` table; a file without it is not ours.
 FORMAT: Final = "eventsched-job-state"
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
+#: The ``meta`` key of the time before which every fire time has been claimed.
+CLAIMED_BEFORE: Final = "claimed_before"
 
 SCHEMA: Final = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -316,7 +326,8 @@ def parse_v1(path: str, job_id: object, state: object) -> SavedJob:
 
 
 def migrate_v1(conn: sqlite3.Connection, path: str, now: str) -> dict[str, SavedJob]:
-    """Rewrite a version 1 file as version 2, in the caller's transaction; its states.
+    """Rewrite a version 1 file as version 2 rows (of this version), in the caller's
+    transaction; its states.
 
     Every row is checked first: a malformed one refuses the file unchanged.
     """

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Final
 
@@ -69,10 +69,22 @@ class RowWriter:
         """Nothing is known to be written (the file was closed or opened again)."""
         self._written.clear()
 
+    @property
+    def written(self) -> Mapping[str, tuple[object, ...]]:
+        """Per job, what the file's committed row holds: its fingerprint and pausing
+        first (read on the event loop's thread, see :mod:`._claims`; only this store's
+        saves change it, each job's entry at once)."""
+        return self._written
+
     def save(
-        self, conn: sqlite3.Connection, changes: Mapping[str, SavedJob | None], now: str
+        self,
+        conn: sqlite3.Connection,
+        changes: Mapping[str, SavedJob | None],
+        now: str,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
-        """Apply ``changes`` in one committed transaction; None deletes a job's state."""
+        """Apply ``changes`` in one committed transaction; None deletes a job's state.
+        ``also``: more to write in the same transaction (after the rows)."""
         known = self._written
         written: dict[str, _Written | None] = {}
         deleted: list[tuple[str]] = []
@@ -133,6 +145,8 @@ class RowWriter:
                     state = written.get(job_id)
                     if state is not None:
                         written[job_id] = (*state[:4], rowid)
+            if also is not None:
+                also(conn)
         for job_id, state in written.items():
             if state is None:
                 known.pop(job_id, None)

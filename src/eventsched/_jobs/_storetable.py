@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from loguru import logger
 
 from . import _sync
+from ._claims import claimed_since
 from ._entry import Entry
 from ._planning import Miss
 from ._records import MissReason
@@ -79,9 +80,14 @@ class StoreTable(SharedStoreTable):
         go with the writer, so that the first passes' saves carry claims only."""
         now = self._clock.now()
         until = now + timedelta(seconds=_sync.SAVE_DELAY)
+        # Claims recorded by a time (see _claims) write no row: only a job with jitter
+        # (never recorded so) has its end carried by its next claim.
+        by_time = self._sync.rows_written is not None
 
         def soon(change: Change) -> bool:
             if not isinstance(change, Entry) or change.last_fire is None or change.removed:
+                return False
+            if by_time and not change.jitter:
                 return False
             at = change.fire_at
             return at is not None and now < at <= until and not change.paused
@@ -118,14 +124,10 @@ class StoreTable(SharedStoreTable):
         and put it on the timeline; the scheduler's start queues all at once)."""
         saved = self._saved.pop(job.id, None)
         stored = self._stored.pop(job.id, None)
+        interrupted: tuple[datetime, ...] = ()
         if saved is not None:
             job.last_outcome = saved.last_outcome  # history, whatever the definition now
-            if saved.running:
-                job.last_outcome = "interrupted"
-                miss = Miss(MissReason.INTERRUPTED, saved.running)
-                if (event := self._runs.missed_event(job, miss, now)) is not None:
-                    self._reports.append(event)
-                    self._wake()  # the next pass emits it
+            interrupted = saved.running
         if saved is not None and saved.fingerprint != job.fingerprint:
             self._notes.changed(job.id, saved.fingerprint, job.fingerprint)
             job.replaces = saved.fingerprint
@@ -141,10 +143,22 @@ class StoreTable(SharedStoreTable):
             set_run_date(job.trigger, now)
         job.deferred = None
         if saved is not None:
-            job.last_fire = saved.last_fire_time
-            job.set_next(saved.next_fire_time)
-            if saved.next_fire_time is not None and saved.next_fire_time < now:
-                self._notes.due(job.id, saved.next_fire_time)
+            job.last_fire, following = saved.last_fire_time, saved.next_fire_time
+            before = self._sync.claimed_before
+            if (
+                before is not None
+                and following is not None
+                and following < before
+                and not saved.paused
+                and not job.jitter
+            ):
+                # Claimed since the row was written, by the store's time (see _claims).
+                claimed, following = claimed_since(job, following, before)
+                job.last_fire = claimed[-1]
+                interrupted += tuple(claimed)
+            job.set_next(following)
+            if following is not None and following < now:
+                self._notes.due(job.id, following)
         else:
             job.set_next(next_fire_time(job.trigger, None, now))
         # A job resuming its saved schedule unchanged costs the store no write: a start
@@ -152,6 +166,12 @@ class StoreTable(SharedStoreTable):
         # urgent: the writer saves them (the caller asks it to, save_soon) in chunks,
         # or the job's first claim does. Urgent, a start's 10,000 new jobs were all in
         # the first pass's save (0.15 s), which the first runs waited for.
+        if interrupted:
+            job.last_outcome = "interrupted"
+            miss = Miss(MissReason.INTERRUPTED, interrupted)
+            if (event := self._runs.missed_event(job, miss, now)) is not None:
+                self._reports.append(event)
+                self._wake()  # the next pass emits it
         if not (saved is not None and saved is stored and job.resumes(saved)):
             self._after_update(job, saved if saved is stored else None, urgent=False)
         if queue and not job.removed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -71,6 +71,8 @@ class StoreSync:
     """
 
     __slots__ = (
+        "_before",
+        "_before_saved",
         "_dirty",
         "_dropped",
         "_later",
@@ -84,6 +86,7 @@ class StoreSync:
         "adopt",
         "claimed_soon",
         "durable",
+        "rows_written",
     )
 
     def __init__(self, store: JobStore) -> None:
@@ -109,6 +112,10 @@ class StoreSync:
         # a change marked not urgent will be saved by its job's next claim within
         # SAVE_DELAY (the writer then leaves it to that claim).
         self.claimed_soon: Callable[[], Callable[[Change], bool]] | None = None
+        # A store that records claims by a time (the SQLite store, see _claims): every
+        # fire time before it is claimed. The one to save, and the one saved.
+        self._before: datetime | None = None
+        self._before_saved: datetime | None = None
 
     @property
     def store(self) -> JobStore:
@@ -120,6 +127,10 @@ class StoreSync:
         self.durable = type(store) is not MemoryJobStore
         owns = getattr(store, "owns", None)
         self._owns: Callable[[str, datetime], bool] | None = owns if callable(owns) else None
+        # Set for a store that takes claims by a time (see cover()): its rows' state.
+        self.rows_written: Mapping[str, tuple[object, ...]] | None = (
+            getattr(store, "rows_written", None) if hasattr(store, "claimed_before") else None
+        )
 
     async def open(self, fingerprints: Iterable[str] = ()) -> dict[str, SavedJob] | SavedColumns:
         """Lock and load the store (in bulk if it has ``load_columns``, as the SQLite
@@ -132,10 +143,35 @@ class StoreSync:
             load_columns(fingerprints) if callable(load_columns) else self.store.load()
         )
         self._loaded = True
+        if self.rows_written is not None:
+            self._before = self._before_saved = self.store.claimed_before  # type: ignore[attr-defined]
         return saved
 
+    @property
+    def claimed_before(self) -> datetime | None:
+        """Every fire time before this one is claimed (a store that records claims by a
+        time: see :mod:`._claims`), as loaded or as the passes have moved it."""
+        return self._before
+
+    def cover(self, before: datetime, job_ids: list[str]) -> None:
+        """Record this pass's claims of ``job_ids`` by the time ``before`` rather than
+        their rows: every fire time before it is claimed (see :mod:`._claims`). It only
+        grows (a pass's may be earlier: a job handed back a claim). Their changes wait for
+        the writer (SAVE_DELAY), which writes each such job's row once a round rather
+        than once a run.
+        """
+        if self._before is None or before > self._before:
+            self._before = before
+        dirty, later = self._dirty, self._later
+        for job_id in job_ids:
+            if job_id in dirty:
+                later[job_id] = dirty.pop(job_id)
+
     async def close(self) -> None:
-        """Save what is pending and release the store (shielded, bounded)."""
+        """Save what is pending and release the store (shielded, bounded). Every row is
+        then as it should be: the store's claimed_before goes (if that save fails, it
+        stays, and a start takes the rows as claimed up to it)."""
+        self._before = None
         with anyio.move_on_after(FLUSH_TIMEOUT, shield=True):
             await self.flush_logged()
             await self.store.close()
@@ -214,10 +250,13 @@ class StoreSync:
             # report the misses it planned from them: the process whose save won
             # planned them too.
             dropped, self._dropped = frozenset(self._dropped), set()
-            if not self._dirty:
+            before = self._before
+            if not self._dirty and before == self._before_saved:
                 return dropped
             marked, self._dirty = self._dirty, {}
             states = {job_id: _state(saved) for job_id, saved in marked.items()}
+            if self.rows_written is not None:
+                self.store.claimed_before = before  # type: ignore[attr-defined]
             try:
                 refused = await self.store.save(states)
             except BaseException:
@@ -225,6 +264,7 @@ class StoreSync:
                     if job_id not in self._later:
                         self._dirty.setdefault(job_id, saved)
                 raise
+            self._before_saved = before
             # A store shared by processes (PostgresJobStore) keeps the state another
             # process saved for each refused job: the scheduler takes it up.
             current = getattr(self.store, "current", None)

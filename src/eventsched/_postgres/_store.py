@@ -102,7 +102,7 @@ class PostgresJobStore:
     """
 
     #: Seconds ahead of a fire time the job scheduler claims it here (see
-    #: ``eventsched._jobs._scheduler.claim_lead``): a claim's transaction through a
+    #: ``eventsched._jobs._claims.claim_lead``): a claim's transaction through a
     #: worker thread takes tens of milliseconds, which must not land on the fire time.
     claim_lead: ClassVar[float] = 0.1
 

@@ -17,6 +17,11 @@ recorded`` in those columns rather than guess, as does a row the scheduler has n
 rewritten since it migrated the file. Pausing is recorded, not restored: a restarted
 scheduler takes ``paused=`` from the code (and records that).
 
+While a scheduler runs (or after it was killed), a job's row may lag its runs by up to
+the writer's round (``SAVE_DELAY``, 5 s): its claims are recorded by the time kept in
+``meta`` as ``claimed_before`` rather than in its row (see ``docs/jobs.md``). A
+scheduler that closed cleanly leaves every row up to date and no such time.
+
 ``--state-url URL`` (or ``STATE_URL``) reads a PostgreSQL schedule instead, read-only
 too (:mod:`._jobsdb`): there pausing is shared, so recorded, and the last outcome is
 the one ``fires`` holds for the job's latest claimed fire time.
@@ -122,7 +127,7 @@ def read_state_file(path: str | os.PathLike[str]) -> dict[str, SavedJob]:
 
 
 def read_state_file_version(path: str | os.PathLike[str]) -> tuple[dict[str, SavedJob], int]:
-    """The saved jobs in ``path`` and the file's version (1 or 2), read-only, never
+    """The saved jobs in ``path`` and the file's version (1 to 3), read-only, never
     migrated. :raises StateFileError:"""
     from .._exceptions import JobStateError
     from .._jobs._sqliterows import FORMAT, FORMAT_VERSION, parse_v1, read_rows
@@ -150,10 +155,10 @@ def read_state_file_version(path: str | os.PathLike[str]) -> tuple[dict[str, Sav
             if meta.get("format") != FORMAT:
                 raise StateFileError(f"{shown} is not an eventsched job state file")
             version = meta.get("version")
-            if version not in ("1", str(FORMAT_VERSION)):
+            if version not in ("1", "2", str(FORMAT_VERSION)):
                 raise StateFileError(
                     f"{shown} has job state version {version!r}; this eventsched reads "
-                    f"versions 1 and {FORMAT_VERSION}"
+                    f"versions 1 to {FORMAT_VERSION}"
                 )
             if version == "1":
                 rows = conn.execute("SELECT job_id, state FROM jobs ORDER BY job_id").fetchall()
