@@ -1,9 +1,14 @@
 """What a pass claims in a durable job store: how far ahead, how many, and how.
 
 A fire time is claimed in the store before its run starts, so that it runs at most once
-even across a crash (:mod:`._store` has the contract). A pass claims a **lead** ahead
-(:func:`claim_lead`) and at most a **limit** of jobs (:func:`claim_limit`); see
-:mod:`._scheduler`.
+even across a crash (:mod:`._store` has the contract). With a durable store (anything
+but the default memory store) a pass claims a **lead** ahead (:func:`claim_lead`): it
+wakes that long before the earliest fire time and claims every fire time up to twice
+the lead beyond it, so that the commit (a worker thread's round trip, tens of
+milliseconds on PostgreSQL) is done before the fire times rather than on their path,
+and there is one transaction per lead rather than one per few milliseconds. A store may
+bound the jobs a pass claims (:func:`claim_limit`: the state file's 256); the next pass
+then comes once the lead reaches the next fire time not claimed.
 
 **Claims recorded by a time.** In a store that offers it (the SQLite store:
 ``claimed_before`` and ``rows_written``), a pass does not write a row per claim. It writes

@@ -4,24 +4,16 @@ The :class:`JobScheduler` is a service of the :class:`~eventsched.EventScheduler
 task in its top-level task group. It keeps the jobs in a heap by fire time
 (:mod:`._timeline`), sleeps until the earliest (converted to the event loop's clock each
 time it sleeps) and wakes early only when a change brings an earlier fire time; it
-never polls. Each due fire time becomes a
-run in a task group this task owns, or a ``JOB_MISSED`` report, never nothing
-(:mod:`._planning` decides which).
+never polls. Each due fire time becomes a run in a task group this task owns, or a
+``JOB_MISSED`` report, never nothing (:mod:`._planning` decides which).
 
 Each pass claims the fire times it will run in the job store, in one transaction,
-before any of those runs starts (:mod:`._store` has the contract): a fire time runs
-at most once, even across a crash, and a run a crash cut short is reported
-(``interrupted``) at the next start.
-
-With a durable store (anything but the default memory store) a pass claims a **lead**
-ahead (:func:`claim_lead`): it wakes that long before the earliest fire time and claims
-every fire time up to twice the lead beyond it, so that the commit (a worker thread's
-round trip, tens of milliseconds on PostgreSQL) is done before the fire times rather
-than on their path, and there is one transaction per lead rather than one per few
-milliseconds. A store may bound the jobs a pass claims (:func:`claim_limit`: the
-state file's 256); the next pass then comes once the lead reaches the next fire time
-not claimed. Each claimed run is held (:mod:`._held`) until its fire time is as near
-as a pass without a lead would start it, then waits on the shared timers in its lane and
+before any of those runs starts (:mod:`._store` has the contract; :mod:`._claims` how
+far ahead, how many, and how): a fire time runs at most once, even across a crash, and
+a run a crash cut short is reported (``interrupted``) at the next start. With a durable
+store a pass claims a lead ahead, so that the commit is done before the fire times
+rather than on their path; each claimed run is held (:mod:`._held`) until its fire
+time is near (:data:`RELEASE_AHEAD`), then waits on the shared timers in its lane and
 decides whether it may still start (:func:`~._giveback.at_fire_time`: a job paused,
 removed or replaced meanwhile, or ``max_instances`` runs going).
 """
@@ -74,6 +66,12 @@ BATCH: Final = 0.002
 EARLY_TOLERANCE: Final = 0.0002
 _NEAR: Final = timedelta(seconds=RUN_LEAD + BATCH + EARLY_TOLERANCE)
 _SAVE_DELAY: Final = timedelta(seconds=SAVE_DELAY)
+#: Seconds beyond RUN_LEAD + BATCH the releaser hands held runs to their lanes (each
+#: then waits there on the shared timers). At RUN_LEAD + BATCH it woke every ~2 ms, an
+#: event, a cancel scope and a checkpoint each: 5-7% of the CPU with a state file at
+#: 10,000 runs a second (docs/benchmarks.md, "Claims recorded by a time").
+RELEASE_AHEAD: Final = 0.01
+_RELEASE: Final = _NEAR + timedelta(seconds=RELEASE_AHEAD)
 
 
 class JobScheduler(JobTable, JobMethods):
@@ -281,7 +279,7 @@ class JobScheduler(JobTable, JobMethods):
 
     async def _release_held(self, scope: anyio.CancelScope) -> None:
         """Hand the claimed runs held back (:mod:`._held`) to their lanes as their fire
-        times come as near as a pass would start them: a task of its own, since the
+        times come near (see RELEASE_AHEAD): a task of its own, since the
         scheduler task may then be waiting for the next claim's commit (tens of
         milliseconds on PostgreSQL), which the held runs must not wait for."""
         with scope:
@@ -294,7 +292,7 @@ class JobScheduler(JobTable, JobMethods):
                         await changed.wait()
                     continue
                 assert self._group is not None
-                self._runs.release(self._group, self._clock.now() + _NEAR)
+                self._runs.release(self._group, self._clock.now() + _RELEASE)
                 await anyio.lowlevel.checkpoint()
 
     def _seconds_until(self, moment: datetime) -> float:
