@@ -100,12 +100,12 @@ async def test_claims_write_no_row_each_and_a_crash_runs_nothing_twice(
         first, store, clock = await _process(path, VirtualClock(EPOCH), unit, 20)
     started = {i: _times(first.of(EventType.JOB_STARTED, f"tick{i}")) for i in range(JOBS)}
     runs = sum(map(len, started.values()))
-    # A row per pass that claimed the job was the old way (~runs / 4 here: a pass claims
+    # A row per pass that claimed the job was the old way (~runs / 3 here: a pass claims
     # a job's next 0.2 s). Now only a first claim made before the start's new row was in
-    # writes one, and the writer's round that the start asked for (its next rounds,
-    # SAVE_DELAY apart, come after this test's second).
+    # writes one, and the writer's round that the start asked for (one more round, on a
+    # machine so slow that this test's second outlasts SAVE_DELAY).
     assert runs >= JOBS * 20
-    assert store.claim_rows <= 2 * JOBS, (store.claim_rows, runs)
+    assert store.claim_rows <= 3 * JOBS, (store.claim_rows, runs)
     assert CLAIMED_BEFORE in _meta(path)  # the crash left it
 
     second, store, _ = await _process(path, VirtualClock(clock.now()), unit, 3)
@@ -239,14 +239,14 @@ async def test_a_start_takes_a_stale_row_as_claimed_up_to_the_time(
     ``claimed_before``. Those three are reported interrupted, none runs, and the schedule
     goes on from the time."""
     path = tmp_path / "jobs.sqlite"
-    step = timedelta(seconds=unit)
+    step = timedelta(seconds=4 * unit)  # (room for a start under load: 0.2 s)
 
     async def job() -> None:
         return None
 
     first = new_scheduler(VirtualClock(EPOCH))
     first.configure_jobs(state_file=str(path))
-    first.add_job(job, "interval", seconds=unit, id="tick", start_date=EPOCH + step)
+    first.add_job(job, "interval", seconds=4 * unit, id="tick", start_date=EPOCH + step)
     async with first:  # its row: next fire time EPOCH + step; closed before then
         await first.jobs.flush_state()
     assert _rows(path)["tick"] == ((EPOCH + step).isoformat(), None)
@@ -259,11 +259,17 @@ async def test_a_start_takes_a_stale_row_as_claimed_up_to_the_time(
     restarted = new_scheduler(VirtualClock(EPOCH + 3.6 * step))
     restarted.configure_jobs(state_file=str(path))
     recorder = Recorder(restarted)
-    restarted.add_job(job, "interval", seconds=unit, id="tick", start_date=EPOCH + step)
+    restarted.add_job(job, "interval", seconds=4 * unit, id="tick", start_date=EPOCH + step)
     async with restarted:
-        started = await recorder.wait_count(EventType.JOB_STARTED, 2, limit=20 * unit)
+        started = await recorder.wait_count(EventType.JOB_STARTED, 2, limit=80 * unit)
     missed = recorder.of(EventType.JOB_MISSED, "tick")
-    assert [(e.data["reason"], list(e.data["fire_times"])) for e in missed] == [
-        ("interrupted", [(EPOCH + k * step).isoformat() for k in (1, 2, 3)])
+    interrupted = [e for e in missed if e.data["reason"] == "interrupted"]
+    assert [list(e.data["fire_times"]) for e in interrupted] == [
+        [(EPOCH + k * step).isoformat() for k in (1, 2, 3)]
     ]
-    assert _times(started[:2]) == [EPOCH + 4 * step, EPOCH + 5 * step]
+    # The schedule goes on from the time: 4 steps on, each fire time run (or, on a
+    # machine slow enough to start late, reported: never lost).
+    ran = _times(started)
+    others = _times([e for e in missed if e not in interrupted], "fire_times")
+    assert min(ran + others) == EPOCH + 4 * step
+    assert sorted(ran + others) == [EPOCH + k * step for k in range(4, 4 + len(ran + others))]
