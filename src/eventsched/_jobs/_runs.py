@@ -19,6 +19,7 @@ it is built the moment something asks for it (an event the job emits, or
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -190,9 +191,13 @@ class Runs:
             return
         self._submit(runs, job, fire_time)
 
-    def release(self, runs: TaskGroup, until: datetime) -> None:
-        """Hand the held runs whose fire times are up to ``until`` to their lanes."""
+    def release(self, runs: TaskGroup, until: datetime, ahead: datetime, most: int) -> None:
+        """Hand the held runs whose fire times are up to ``until`` to their lanes, then
+        those up to ``ahead`` while fewer than ``most`` wait in lanes."""
         for job, fire_time in self.held.due(until):
+            self._submit(runs, job, fire_time)
+        room = most - (self.waiting - len(self.held))
+        for job, fire_time in itertools.islice(self.held.due(ahead), max(room, 0)):
             self._submit(runs, job, fire_time)
 
     def _submit(self, runs: TaskGroup, job: Entry, fire_time: datetime) -> None:

@@ -35,6 +35,7 @@ from ._claims import claim_lead, claim_limit, covered
 from ._entry import Entry
 from ._facade import JobMethods
 from ._giveback import settle
+from ._lanes import MAX_IDLE
 from ._planning import Miss, plan
 from ._records import MissReason
 from ._resume import resume_plain
@@ -67,10 +68,13 @@ EARLY_TOLERANCE: Final = 0.0002
 _NEAR: Final = timedelta(seconds=RUN_LEAD + BATCH + EARLY_TOLERANCE)
 _SAVE_DELAY: Final = timedelta(seconds=SAVE_DELAY)
 #: Seconds beyond RUN_LEAD + BATCH the releaser hands held runs to their lanes (each
-#: then waits there on the shared timers). At RUN_LEAD + BATCH it woke every ~2 ms, an
-#: event, a cancel scope and a checkpoint each: 5-7% of the CPU with a state file at
-#: 10,000 runs a second (docs/benchmarks.md, "Claims recorded by a time").
+#: then waits there on the shared timers), while fewer than RELEASE_MOST wait there.
+#: At RUN_LEAD + BATCH it woke every ~2 ms, an event, a cancel scope and a checkpoint
+#: each: 5-7% of the CPU with a state file at 10,000 runs a second. Unbounded, at 20,000
+#: a second more runs waited than lanes are kept idle (MAX_IDLE): lanes ended and were
+#: spawned again, start lateness p99 6-7x (docs/benchmarks.md, "Claims recorded by a time").
 RELEASE_AHEAD: Final = 0.01
+RELEASE_MOST: Final = MAX_IDLE // 2
 _RELEASE: Final = _NEAR + timedelta(seconds=RELEASE_AHEAD)
 
 
@@ -292,7 +296,8 @@ class JobScheduler(JobTable, JobMethods):
                         await changed.wait()
                     continue
                 assert self._group is not None
-                self._runs.release(self._group, self._clock.now() + _RELEASE)
+                now = self._clock.now()
+                self._runs.release(self._group, now + _NEAR, now + _RELEASE, RELEASE_MOST)
                 await anyio.lowlevel.checkpoint()
 
     def _seconds_until(self, moment: datetime) -> float:
