@@ -67,12 +67,11 @@ BATCH: Final = 0.002
 EARLY_TOLERANCE: Final = 0.0002
 _NEAR: Final = timedelta(seconds=RUN_LEAD + BATCH + EARLY_TOLERANCE)
 _SAVE_DELAY: Final = timedelta(seconds=SAVE_DELAY)
-#: Seconds beyond RUN_LEAD + BATCH the releaser hands held runs to their lanes (each
-#: then waits there on the shared timers), while fewer than RELEASE_MOST wait there.
-#: At RUN_LEAD + BATCH it woke every ~2 ms, an event, a cancel scope and a checkpoint
-#: each: 5-7% of the CPU with a state file at 10,000 runs a second. Unbounded, at 20,000
-#: a second more runs waited than lanes are kept idle (MAX_IDLE): lanes ended and were
-#: spawned again, start lateness p99 6-7x (docs/benchmarks.md, "Claims recorded by a time").
+#: Seconds beyond RUN_LEAD + BATCH the releaser hands held runs to their lanes (to wait
+#: on the shared timers) while fewer than RELEASE_MOST wait there. At RUN_LEAD + BATCH it
+#: woke every ~2 ms: 5-7% of the CPU with a state file at 10,000 runs a second. Unbounded,
+#: at 20,000 a second more waited than lanes are kept idle (MAX_IDLE), and lanes churned:
+#: p99 6-7x (docs/benchmarks.md, "Claims recorded by a time").
 RELEASE_AHEAD: Final = 0.01
 RELEASE_MOST: Final = MAX_IDLE // 2
 _RELEASE: Final = _NEAR + timedelta(seconds=RELEASE_AHEAD)
@@ -297,7 +296,9 @@ class JobScheduler(JobTable, JobMethods):
                     continue
                 assert self._group is not None
                 now = self._clock.now()
-                self._runs.release(self._group, now + _NEAR, now + _RELEASE, RELEASE_MOST)
+                # (Not ahead for a shared store: its stop's hand-backs race others.)
+                ahead = now + (_NEAR if self._shared else _RELEASE)
+                self._runs.release(self._group, now + _NEAR, ahead, RELEASE_MOST)
                 await anyio.lowlevel.checkpoint()
 
     def _seconds_until(self, moment: datetime) -> float:
