@@ -33,6 +33,7 @@ import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import ClassVar, TypeVar
 from urllib.parse import quote
@@ -306,21 +307,8 @@ class SQLiteJobStore:
         if conn is None:
             raise JobStateError(f"the job state file {_show(self.path)} is not open")
         before = self.claimed_before
-        if before == self._before_written:
-            self._rows.save(conn, changes, datetime.now(UTC).isoformat())
-            return
-
-        def write_before(conn: sqlite3.Connection) -> None:
-            if before is None:
-                conn.execute("DELETE FROM meta WHERE key = ?", (CLAIMED_BEFORE,))
-            else:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (CLAIMED_BEFORE, before.isoformat()),
-                )
-
-        self._rows.save(conn, changes, datetime.now(UTC).isoformat(), write_before)
+        also = None if before == self._before_written else partial(_write_before, before)
+        self._rows.save(conn, changes, datetime.now(UTC).isoformat(), also)
         self._before_written = before
 
     def close_now(self) -> None:
@@ -349,6 +337,18 @@ def _version_refused(path: str, version: str | None) -> str:
         f"{path} has job state version {version!r}; this eventsched reads versions 1 "
         f"and 2 (migrated when opened) and {FORMAT_VERSION}"
     )
+
+
+def _write_before(before: datetime | None, conn: sqlite3.Connection) -> None:
+    """Write (or, None, remove) the file's ``claimed_before``, in the save's transaction."""
+    if before is None:
+        conn.execute("DELETE FROM meta WHERE key = ?", (CLAIMED_BEFORE,))
+    else:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (CLAIMED_BEFORE, before.isoformat()),
+        )
 
 
 def _claimed_before(path: str, text: str | None) -> datetime | None:

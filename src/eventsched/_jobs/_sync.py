@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import anyio
 from loguru import logger
@@ -72,7 +72,6 @@ class StoreSync:
 
     __slots__ = (
         "_before",
-        "_before_saved",
         "_dirty",
         "_dropped",
         "_later",
@@ -113,9 +112,8 @@ class StoreSync:
         # SAVE_DELAY (the writer then leaves it to that claim).
         self.claimed_soon: Callable[[], Callable[[Change], bool]] | None = None
         # A store that records claims by a time (the SQLite store, see _claims): every
-        # fire time before it is claimed. The one to save, and the one saved.
+        # fire time before it is claimed. The store has the one last handed to it.
         self._before: datetime | None = None
-        self._before_saved: datetime | None = None
 
     @property
     def store(self) -> JobStore:
@@ -144,7 +142,7 @@ class StoreSync:
         )
         self._loaded = True
         if self.rows_written is not None:
-            self._before = self._before_saved = self.store.claimed_before  # type: ignore[attr-defined]
+            self._before = self.store.claimed_before  # type: ignore[attr-defined]
         return saved
 
     @property
@@ -250,13 +248,16 @@ class StoreSync:
             # report the misses it planned from them: the process whose save won
             # planned them too.
             dropped, self._dropped = frozenset(self._dropped), set()
-            before = self._before
-            if not self._dirty and before == self._before_saved:
+            # A new claimed_before is saved even with no row to save (a pass whose
+            # claims all go by it); the store writes it if it is not in the file yet.
+            store: Any = self.store
+            by_time = self.rows_written is not None
+            if not self._dirty and not (by_time and self._before != store.claimed_before):
                 return dropped
             marked, self._dirty = self._dirty, {}
             states = {job_id: _state(saved) for job_id, saved in marked.items()}
-            if self.rows_written is not None:
-                self.store.claimed_before = before  # type: ignore[attr-defined]
+            if by_time:
+                store.claimed_before = self._before
             try:
                 refused = await self.store.save(states)
             except BaseException:
@@ -264,7 +265,6 @@ class StoreSync:
                     if job_id not in self._later:
                         self._dirty.setdefault(job_id, saved)
                 raise
-            self._before_saved = before
             # A store shared by processes (PostgresJobStore) keeps the state another
             # process saved for each refused job: the scheduler takes it up.
             current = getattr(self.store, "current", None)
